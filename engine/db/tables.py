@@ -1,0 +1,155 @@
+"""Compile a :class:`metamodel.Model` into SQLAlchemy Core tables on one ``MetaData``.
+
+Every entity becomes table ``<module>_<entity>`` with the system columns ``id``,
+``created_at``, ``created_by``, ``updated_at``, ``updated_by`` and ``version`` (optimistic
+locking). A child entity's table also has ``parent_id`` (foreign key to the parent, ON DELETE
+CASCADE) and ``idx`` (row order). Constraint and index names come from a naming convention
+so Alembic can compare and drop them by name.
+
+Example::
+
+    from metamodel import load
+    md = build_metadata(load("."))
+    md.tables["showcase_asset"].c.depth_m.type    # NUMERIC(10, 2)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from metamodel import Model
+from metamodel.model import Entity
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: The key Campo stores in ``Table.info`` / ``Column.info`` to find its model objects.
+INFO_KEY = "campo"
+
+
+class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """A timezone-aware instant stored in UTC; naive values are taken as UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+ID_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def column_type(f: Any) -> sa.types.TypeEngine[Any]:
+    """The SQL type of a field."""
+    t = f.type
+    if t == "string":
+        return sa.String(f.max_length)
+    if t == "text":
+        return sa.Text()
+    if t == "int":
+        return sa.BigInteger()
+    if t == "decimal":
+        return sa.Numeric(f.precision, f.scale)
+    if t == "float":
+        return sa.Float()
+    if t == "bool":
+        return sa.Boolean()
+    if t == "date":
+        return sa.Date()
+    if t == "datetime":
+        return UTCDateTime()
+    if t == "enum":
+        return sa.String(max(32, f.max_code_length()))
+    if t == "json":
+        return sa.JSON()
+    if t == "link":
+        return ID_TYPE
+    raise ValueError(f"field type {t!r} has no column")
+
+
+def _system_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("created_by", sa.String(150), nullable=True),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_by", sa.String(150), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
+    ]
+
+
+def build_table(model: Model, ent: Entity, metadata: sa.MetaData) -> sa.Table:
+    """One entity's table, added to ``metadata``."""
+    cols: list[Any] = _system_columns()
+    if ent.parent is not None:
+        parent = model.entity(ent.parent[0])
+        cols.append(sa.Column("parent_id", ID_TYPE,
+                              sa.ForeignKey(f"{parent.table}.id", ondelete="CASCADE"),
+                              nullable=False, index=True))
+        cols.append(sa.Column("idx", sa.Integer(), nullable=False, server_default="0"))
+    for name, f in ent.stored_fields().items():
+        args: list[Any] = []
+        if f.type == "link":
+            target = model.entity(ent.targets[name])
+            ondelete = {"restrict": "RESTRICT", "cascade": "CASCADE", "set_null": "SET NULL"}
+            args.append(sa.ForeignKey(f"{target.table}.id", ondelete=ondelete[f.on_delete]))
+        cols.append(sa.Column(name, column_type(f), *args, nullable=not f.required,
+                              unique=f.unique or None, index=(f.index and not f.unique) or None,
+                              info={INFO_KEY: f}))
+    for group in ent.spec.unique_together:
+        cols.append(sa.UniqueConstraint(*group))
+    table = sa.Table(ent.table, metadata, *cols, info={INFO_KEY: ent})
+    for group in ent.spec.indexes:
+        sa.Index(None, *(table.c[c] for c in group))
+    return table
+
+
+def build_metadata(model: Model) -> sa.MetaData:
+    """All generated tables of ``model`` on a fresh ``MetaData`` with the naming convention."""
+    md = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    for ent in model.entities.values():
+        if ent.parent is None:
+            build_table(model, ent, md)
+    for ent in model.entities.values():
+        if ent.parent is not None:
+            build_table(model, ent, md)
+    return md
+
+
+def create_engine_for(url: str, **kwargs: Any) -> Engine:
+    """A SQLAlchemy engine; SQLite gets foreign keys on, WAL and a busy timeout."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        engine = sa.create_engine(url, **kwargs)
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)

@@ -1,0 +1,329 @@
+"""The YAML language of entities, fields and roles, as pydantic models.
+
+Import time builds the classes; nothing is read from disk here. :mod:`metamodel.loader`
+validates each YAML document against :class:`ModuleFile` and then resolves the documents
+into one immutable :class:`Model`. Every class is ``frozen`` and ``extra="forbid"`` so a
+typo such as ``requird:`` is an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from .errors import Location
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+NAME_HINT = ("names are snake_case: a lowercase letter, then lowercase letters, digits or '_', "
+             "at most 63 characters")
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
+#: An enum value: a short code stored in the database (``producing``, ``ESP``, ``14x14``).
+EnumValue = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+                                             max_length=64)]
+
+ACTIONS: tuple[str, ...] = ("read", "create", "update", "delete")
+Action = Literal["read", "create", "update", "delete"]
+BUILTIN_ROLES: tuple[str, ...] = ("admin", "supervisor", "operator", "viewer", "scada")
+#: Permissions an entity gets when its YAML has no ``permissions:`` block.
+DEFAULT_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "admin": ACTIONS,
+    "supervisor": ("read", "create", "update"),
+    "operator": ("read",),
+    "viewer": ("read",),
+}
+#: Columns every generated table has (like Frappe's ``default_fields``).
+SYSTEM_COLUMNS: tuple[str, ...] = (
+    "id", "created_at", "created_by", "updated_at", "updated_by", "version",
+)
+#: Extra columns of a child-table row.
+CHILD_COLUMNS: tuple[str, ...] = ("parent_id", "idx")
+
+
+class Spec(BaseModel):
+    """Base of every YAML node: immutable, strict types, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Labels(Spec):
+    """A text in Spanish and English."""
+
+    es: str | None = None
+    en: str | None = None
+
+    @model_validator(mode="after")
+    def _one_language(self) -> Labels:
+        if not (self.es or self.en):
+            raise ValueError("give at least one of 'es' or 'en'")
+        return self
+
+    def get(self, lang: str) -> str:
+        """The text in ``lang`` (``es`` or ``en``), falling back to the other language."""
+        return (self.es or self.en or "") if lang == "es" else (self.en or self.es or "")
+
+
+LabelText = Labels | str
+
+
+def labels_of(value: LabelText | None, fallback: str) -> Labels:
+    """Normalise a ``label:`` value; a plain string is used for both languages."""
+    if value is None:
+        text = fallback.replace("_", " ").capitalize()
+        return Labels(es=text, en=text)
+    if isinstance(value, str):
+        return Labels(es=value, en=value)
+    return value
+
+
+class FieldBase(Spec):
+    """Options every field type accepts."""
+
+    label: LabelText | None = None
+    help: LabelText | None = None
+    required: bool = False
+    unique: bool = False
+    index: bool = False
+    default: Any = None
+    unit: str | None = None
+    renamed_from: Name | None = None
+
+
+Number = int | float
+
+
+class StringField(FieldBase):
+    """Short text; stored as ``VARCHAR(max_length)``."""
+
+    type: Literal["string"]
+    max_length: Annotated[int, Field(ge=1, le=10_000)] = 255
+    min_length: Annotated[int, Field(ge=0)] | None = None
+    pattern: str | None = None
+
+
+class TextField(FieldBase):
+    """Long text without a length limit."""
+
+    type: Literal["text"]
+
+
+class IntField(FieldBase):
+    """A 64-bit integer."""
+
+    type: Literal["int"]
+    min: int | None = None
+    max: int | None = None
+
+
+class DecimalField(FieldBase):
+    """An exact decimal number (money, volumes); stored as ``NUMERIC(precision, scale)``."""
+
+    type: Literal["decimal"]
+    precision: Annotated[int, Field(ge=1, le=38)] = 18
+    scale: Annotated[int, Field(ge=0, le=38)] = 4
+    min: Number | None = None
+    max: Number | None = None
+
+
+class FloatField(FieldBase):
+    """A double-precision measurement."""
+
+    type: Literal["float"]
+    min: Number | None = None
+    max: Number | None = None
+
+
+class BoolField(FieldBase):
+    """True or false."""
+
+    type: Literal["bool"]
+
+
+class DateField(FieldBase):
+    """A calendar date."""
+
+    type: Literal["date"]
+    min: dt.date | None = None
+    max: dt.date | None = None
+
+
+class DateTimeField(FieldBase):
+    """An instant; stored in UTC, served with its offset."""
+
+    type: Literal["datetime"]
+
+
+class EnumField(FieldBase):
+    """One of a fixed list of codes, each with labels."""
+
+    type: Literal["enum"]
+    values: dict[EnumValue, LabelText | None] | list[EnumValue]
+
+    def codes(self) -> list[str]:
+        """The allowed codes in declaration order."""
+        return list(self.values)
+
+    def max_code_length(self) -> int:
+        return max((len(c) for c in self.values), default=1)
+
+
+class JsonField(FieldBase):
+    """Free-form JSON (objects, lists, numbers, strings)."""
+
+    type: Literal["json"]
+
+
+class LinkField(FieldBase):
+    """A reference to a record of another entity (``entity`` or ``module.entity``)."""
+
+    type: Literal["link"]
+    to: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")]
+    on_delete: Literal["restrict", "cascade", "set_null"] = "restrict"
+
+
+class TableField(FieldBase):
+    """Rows of a child entity owned by this record, read and written inline."""
+
+    type: Literal["table"]
+    of: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")]
+
+
+FieldSpec = Annotated[
+    StringField | TextField | IntField | DecimalField | FloatField | BoolField | DateField
+    | DateTimeField | EnumField | JsonField | LinkField | TableField,
+    Field(discriminator="type"),
+]
+FIELD_TYPES: tuple[str, ...] = (
+    "string", "text", "int", "decimal", "float", "bool", "date", "datetime", "enum", "json",
+    "link", "table",
+)
+
+
+class Naming(Spec):
+    """How a record is named: the field whose value identifies it to people."""
+
+    field: Name
+
+
+class EntitySpec(Spec):
+    """An entity: one table, one REST resource, one form."""
+
+    label: LabelText | None = None
+    title: str | None = None
+    child: bool = False
+    naming: Naming | None = None
+    fields: dict[Name, FieldSpec]
+    unique_together: list[list[Name]] = []
+    indexes: list[list[Name]] = []
+    permissions: dict[Name, list[Action]] | None = None
+    renamed_from: Name | None = None
+
+
+class RoleSpec(Spec):
+    """A custom role; ``inherits`` grants everything the named roles may do."""
+
+    label: LabelText | None = None
+    inherits: list[Name] = []
+
+
+class ModuleFile(Spec):
+    """One YAML file under ``modules/``: part or all of one module."""
+
+    module: Name
+    label: LabelText | None = None
+    entities: dict[Name, EntitySpec] = {}
+    roles: dict[Name, RoleSpec] = {}
+
+
+# --------------------------------------------------------------------------- resolved model
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A validated entity with its module, table name and resolved links."""
+
+    module: str
+    name: str
+    spec: EntitySpec
+    location: Location
+    #: link and table fields -> qualified name (``module.entity``) of the target entity
+    targets: dict[str, str]
+    #: for a child entity: (qualified parent entity, table field name)
+    parent: tuple[str, str] | None
+    #: role -> allowed actions, with defaults applied and role inheritance expanded
+    permissions: dict[str, frozenset[str]]
+    field_locations: dict[str, Location] = field(default_factory=dict)
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.name}"
+
+    @property
+    def table(self) -> str:
+        return f"{self.module}_{self.name}"
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self.spec.fields
+
+    @property
+    def labels(self) -> Labels:
+        return labels_of(self.spec.label, self.name)
+
+    def stored_fields(self) -> dict[str, Any]:
+        """Fields that are columns of this entity's own table (``table`` fields are not)."""
+        return {k: f for k, f in self.spec.fields.items() if f.type != "table"}
+
+    def allows(self, roles: frozenset[str] | set[str], action: str) -> bool:
+        """Whether any of ``roles`` may perform ``action`` on this entity."""
+        return any(action in self.permissions.get(r, ()) for r in roles)
+
+
+@dataclass(frozen=True)
+class Module:
+    """A module: a name, labels and its entities (by short name)."""
+
+    name: str
+    labels: Labels
+    entities: dict[str, Entity]
+    location: Location
+
+
+@dataclass(frozen=True)
+class Role:
+    """A built-in or custom role."""
+
+    name: str
+    labels: Labels
+    inherits: tuple[str, ...]
+    builtin: bool
+    location: Location | None
+
+
+@dataclass(frozen=True)
+class Model:
+    """Everything the engine compiles: modules, entities (by qualified name) and roles."""
+
+    modules: dict[str, Module]
+    entities: dict[str, Entity]
+    roles: dict[str, Role]
+    root: str = "."
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def entity(self, qualname: str) -> Entity:
+        """The entity named ``module.entity`` (KeyError if unknown)."""
+        return self.entities[qualname]
+
+    def role_closure(self, role: str) -> frozenset[str]:
+        """``role`` plus every role it inherits from, transitively."""
+        seen: set[str] = set()
+        stack = [role]
+        while stack:
+            r = stack.pop()
+            if r in seen or r not in self.roles:
+                continue
+            seen.add(r)
+            stack.extend(self.roles[r].inherits)
+        return frozenset(seen)

@@ -1,0 +1,135 @@
+"""YAML documents that remember where every key and value came from.
+
+:func:`read_yaml` composes a file with ``yaml.compose`` (safe-load semantics: only plain
+scalars, sequences and mappings, no Python tags), converts it into plain Python values
+and records a :class:`~metamodel.errors.Location` for every value node and every mapping
+key, addressed by its key path (a tuple of keys and list indexes). Duplicate keys, which
+PyYAML silently accepts, are reported as problems instead of letting the last one win.
+
+Example::
+
+    doc = read_yaml(Path("modules/x/a.yaml"), "modules/x/a.yaml", problems)
+    doc.value["entities"]           # plain dicts and lists
+    doc.where(("entities", "well")) # Location of that value
+    doc.where_key(("entities", "well"))  # Location of the key itself
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .errors import Location, Problems
+
+KeyPath = tuple[Any, ...]
+
+
+@dataclass
+class Document:
+    """A YAML file's value plus the locations of its nodes."""
+
+    file: str
+    value: Any
+    values: dict[KeyPath, Location] = field(default_factory=dict)
+    keys: dict[KeyPath, Location] = field(default_factory=dict)
+
+    def where(self, path: Sequence[Any]) -> Location:
+        """Location of the value at ``path``, or of its nearest known ancestor."""
+        p = tuple(path)
+        while p:
+            if p in self.values:
+                return self.values[p]
+            p = p[:-1]
+        return self.values.get((), Location(self.file, 1, 1))
+
+    def where_key(self, path: Sequence[Any]) -> Location:
+        """Location of the mapping key that ends ``path`` (falls back to :meth:`where`)."""
+        p = tuple(path)
+        return self.keys.get(p) or self.where(p)
+
+
+def _loc(file: str, node: Node) -> Location:
+    return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Converter(SafeConstructor):
+    """Builds plain values from nodes with safe-load scalar resolution."""
+
+
+def _convert(
+    node: Node, path: KeyPath, doc: Document, problems: Problems, conv: _Converter
+) -> Any:
+    doc.values[path] = _loc(doc.file, node)
+    if isinstance(node, MappingNode):
+        out: dict[Any, Any] = {}
+        conv.flatten_mapping(node)  # resolve YAML merge keys (<<) like safe_load does
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                problems.add(_loc(doc.file, key_node), _dotted(path),
+                             "mapping keys must be plain names, not lists or mappings")
+                continue
+            key = conv.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                key = key_node.value  # `on:`, `yes:` or `404:` keep the spelling the user wrote
+            if key in out:
+                first = doc.keys[path + (key,)]
+                problems.add(_loc(doc.file, key_node), _dotted(path + (key,)),
+                             f"duplicate key '{key}' (first defined at {first})",
+                             "each key may appear once in a mapping; merge the two entries")
+                continue
+            doc.keys[path + (key,)] = _loc(doc.file, key_node)
+            out[key] = _convert(value_node, path + (key,), doc, problems, conv)
+        return out
+    if isinstance(node, SequenceNode):
+        return [_convert(n, path + (i,), doc, problems, conv) for i, n in enumerate(node.value)]
+    return conv.construct_object(node, deep=True)
+
+
+def _dotted(path: Sequence[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+dotted = _dotted
+
+
+def read_yaml(path: Path, display: str, problems: Problems) -> Document | None:
+    """Read one YAML file; syntax errors become problems and return ``None``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add(Location(display, 1, 1), "", f"cannot read file: {exc}")
+        return None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display, 1, 1)
+        problems.add(loc, "", f"YAML syntax error: {exc.problem or exc.context}",
+                     "check indentation, quotes and the ':' after each key")
+        return None
+    except yaml.YAMLError as exc:
+        problems.add(Location(display, 1, 1), "", f"YAML error: {exc}")
+        return None
+    doc = Document(display, None)
+    if node is None:
+        doc.value = {}
+        doc.values[()] = Location(display, 1, 1)
+        return doc
+    try:
+        doc.value = _convert(node, (), doc, problems, _Converter())
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        loc = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display, 1, 1)
+        problems.add(loc, "", f"unsupported YAML: {exc.problem}",
+                     "only plain scalars, lists and mappings are allowed (no !!python tags)")
+        return None
+    return doc
