@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.db.commands",
     "engine.api.commands",
     "engine.scada.commands",
+    "engine.auth.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]
