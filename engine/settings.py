@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +29,29 @@ class Settings(BaseSettings):
     default_page_size: int = 50
     #: production mode refuses unsafe defaults
     production: bool = False
+
+    # -- authentication and gateway (engine.auth)
+    #: JWT signing secret (HS256); empty: read ``secret_file`` (development generates one)
+    jwt_secret: SecretStr = SecretStr("")
+    #: file holding the JWT secret; default ``<data_dir>/jwt_secret``
+    secret_file: Path | None = None
+    access_token_minutes: int = 15
+    refresh_token_days: int = 7
+    #: comma-separated origins allowed by CORS (``*`` for any); empty: no CORS headers
+    cors_origins: str = ""
+    #: flask-limiter limits: login per IP and per user name, whole API per user
+    login_rate_limit: str = "10 per minute"
+    api_rate_limit: str = "1200 per minute"
+    #: flask-limiter storage URI (``memory://`` is per process)
+    rate_limit_storage: str = "memory://"
+    #: failed logins in a row that lock an account, and for how long
+    lockout_attempts: int = 5
+    lockout_minutes: int = 15
+    #: largest request body accepted (413 above)
+    max_body_bytes: int = 10 * 1024 * 1024
+    #: first-start admin: created only when ``CAMPO_ADMIN_PASSWORD`` is set and no admin exists
+    admin_username: str = "admin"
+    admin_password: SecretStr = SecretStr("")
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<data_dir>/campo.db``."""
