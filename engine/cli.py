@@ -58,7 +58,7 @@ def load_model(settings: Settings) -> Model:
     try:
         return load(settings.project)
     except DefinitionError as err:
-        raise UserError(err.format() + f"\n{len(err.problems)} problem(s) found") from None
+        raise UserError(err.report()) from None
 
 
 def add_project_option(p: argparse.ArgumentParser) -> None:
@@ -76,8 +76,13 @@ def _validate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.path is not None:
         settings = settings.model_copy(update={"project": args.path})
+    if not settings.project.is_dir():
+        raise UserError(f"{settings.project}: no such folder")
+    if not (settings.project / "modules").is_dir():
+        raise UserError(f"{settings.project}: no modules/ folder here; give the project folder "
+                        "(the one that contains modules/)")
     model = load_model(settings)
-    print(f"ok: {len(model.modules)} module(s), {len(model.entities)} entities, "
+    print(f"ok: {len(model.modules)} modules, {len(model.entities)} entities, "
           f"{len(model.roles)} roles")
     return 0
 
