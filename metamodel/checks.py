@@ -1,294 +1,359 @@
-"""Cross-reference and consistency checks over resolved entities.
+"""Cross-reference and consistency checks over resolved entities (phase 4 of loading).
 
 Each check appends problems and never stops the others, so one run reports everything.
+Name checks run on every entity and field written with a valid name, even when the rest
+of its definition failed validation; the other checks run on what the shape phase could
+validate (:mod:`metamodel.shape`) and stay quiet about references to what it could not.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import string
 from typing import Any
 
 from .errors import Location, Problems, expected_one_of
-from .model import (
-    CHILD_COLUMNS,
-    SYSTEM_COLUMNS,
-    Entity,
-    EnumField,
-    ModuleFile,
-    Role,
-)
+from .fieldchecks import check_field
+from .model import CHILD_COLUMNS, SYSTEM_COLUMNS, Entity, Role
 from .reserved import SQL_RESERVED
-from .source import Document
+from .shape import EntityDef, Salvage
 
 MAX_IDENTIFIER = 63
-
-
-def check_entities(
-    files: list[tuple[Document, ModuleFile]],
-    entities: dict[str, Entity],
-    roles: dict[str, Role],
-    problems: Problems,
-) -> None:
-    """Run every entity-level check."""
-    doc_of: dict[str, Document] = {}
-    for doc, mf in files:
-        for name in mf.entities:
-            doc_of.setdefault(f"{mf.module}.{name}", doc)
-    tables: dict[str, Entity] = {}
-    for qual, ent in entities.items():
-        doc = doc_of[qual]
-        base = ("entities", ent.name)
-        _check_names(doc, ent, base, tables, problems)
-        for fname, f in ent.fields.items():
-            _check_field(doc, ent, fname, f, base + ("fields", fname), entities, problems)
-        _check_lists(doc, ent, base, problems)
-        _check_permissions(doc, ent, base, roles, problems)
-        if ent.spec.child and ent.parent is None and ent.qualname in entities:
-            problems.add(doc.where_key(base + ("child",)) if ("child" in _keys(doc, base))
-                         else ent.location, _dotted(base),
-                         f"child entity '{qual}' is not the table of any entity",
-                         "add a 'type: table' field with 'of: " + ent.name + "' to its parent, "
-                         "or remove 'child: true'")
-    _check_required_cycles(doc_of, entities, problems)
-
-
-def _keys(doc: Document, base: tuple[Any, ...]) -> set[str]:
-    node = doc.value
-    for part in base:
-        node = node.get(part, {}) if isinstance(node, dict) else {}
-    return set(node) if isinstance(node, dict) else set()
 
 
 def _dotted(path: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in path)
 
 
-def _check_names(doc: Document, ent: Entity, base: tuple[Any, ...],
-                 tables: dict[str, Entity], problems: Problems) -> None:
-    where = doc.where_key(base)
-    if ent.name in SQL_RESERVED:
-        problems.add(where, _dotted(base), f"entity name '{ent.name}' is an SQL reserved word",
+def check_entities(salvage: Salvage, entities: dict[str, Entity], roles: dict[str, Role],
+                   problems: Problems) -> None:
+    """Run every entity-level check."""
+    tables: dict[str, EntityDef] = {}
+    for qual, d in salvage.defs.items():
+        _check_entity_name(d, tables, problems)
+        _check_field_names(d, problems)
+        ent = entities.get(qual)
+        if ent is None:
+            continue
+        for fname, f in ent.fields.items():
+            check_field(d, ent, fname, f, entities, problems)
+        _check_field_renames(d, ent, problems)
+        _check_lists(d, ent, problems)
+        _check_generated_names(d, ent, problems)
+        _check_permissions(d, ent, roles, salvage, problems)
+        if ent.spec.child and ent.parent is None and not salvage.maybe_referenced(ent.name):
+            problems.add(d.doc.where_key(d.path + ("child",)), _dotted(d.path + ("child",)),
+                         f"child entity '{qual}' is not the table of any entity",
+                         f"add a field 'type: table, of: {ent.name}' to its parent entity, "
+                         "or remove 'child: true'")
+    _check_entity_renames(salvage, entities, problems)
+    _check_required_cycles(entities, problems)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def _check_entity_name(d: EntityDef, tables: dict[str, EntityDef], problems: Problems) -> None:
+    path = _dotted(d.path)
+    if d.name in SQL_RESERVED:
+        problems.add(d.location, path, f"entity name '{d.name}' is an SQL reserved word",
                      "choose a more specific name, e.g. 'work_order' instead of 'order'")
-    table = ent.table
+    table = f"{d.module}_{d.name}"
     if len(table) > MAX_IDENTIFIER:
-        problems.add(where, _dotted(base),
+        problems.add(d.location, path,
                      f"table name '{table}' is {len(table)} characters long (limit 63)",
-                     "shorten the module or entity name")
-    if table in tables:
-        other = tables[table]
-        problems.add(where, _dotted(base),
-                     f"'{ent.qualname}' and '{other.qualname}' both become table '{table}' "
-                     f"(first defined at {other.location})",
-                     "rename one of the entities or modules")
+                     "the table is named <module>_<entity>; shorten the module or entity name")
+    other = tables.get(table)
+    if other is not None:
+        problems.add(d.location, path,
+                     f"'{d.qualname}' and '{other.qualname}' would both be stored in table "
+                     f"'{table}' (first defined at {other.location})",
+                     "tables are named <module>_<entity>; rename one of the entities")
     else:
-        tables[table] = ent
-    reserved_cols = set(SYSTEM_COLUMNS) | (set(CHILD_COLUMNS) if ent.spec.child else set())
-    for fname in ent.fields:
-        fpath = base + ("fields", fname)
+        tables[table] = d
+
+
+def _is_child(d: EntityDef) -> bool:
+    if d.spec is not None:
+        return d.spec.child
+    raw = d.doc.value.get("entities", {}).get(d.name)
+    return isinstance(raw, dict) and raw.get("child") is True
+
+
+def _check_field_names(d: EntityDef, problems: Problems) -> None:
+    reserved_cols = set(SYSTEM_COLUMNS) | (set(CHILD_COLUMNS) if _is_child(d) else set())
+    for fname in d.field_names:
+        fpath = d.path + ("fields", fname)
         if fname in reserved_cols:
-            problems.add(doc.where_key(fpath), _dotted(fpath),
+            problems.add(d.doc.where_key(fpath), _dotted(fpath),
                          f"field name '{fname}' collides with a system column",
                          "system columns are " + ", ".join(sorted(reserved_cols))
                          + "; choose another name")
         elif fname in SQL_RESERVED:
-            problems.add(doc.where_key(fpath), _dotted(fpath),
+            problems.add(d.doc.where_key(fpath), _dotted(fpath),
                          f"field name '{fname}' is an SQL reserved word",
-                         f"choose a more specific name, e.g. '{ent.name}_{fname}'")
+                         f"choose a more specific name, e.g. '{d.name}_{fname}'")
+
+
+def _check_field_renames(d: EntityDef, ent: Entity, problems: Problems) -> None:
     renamed: dict[str, str] = {}
     for fname, f in ent.fields.items():
         old = f.renamed_from
         if old is None:
             continue
-        fpath = base + ("fields", fname, "renamed_from")
-        if old in ent.fields:
-            problems.add(doc.where(fpath), _dotted(fpath),
-                         f"'{old}' is still a field of '{ent.qualname}'",
+        fpath = d.path + ("fields", fname, "renamed_from")
+        where = d.doc.where(fpath)
+        if old == fname:
+            problems.add(where, _dotted(fpath), f"field '{fname}' is renamed from itself",
+                         "remove 'renamed_from:' or give the field's previous name")
+        elif old in ent.fields or old in d.broken_fields:
+            problems.add(where, _dotted(fpath), f"'{old}' is still a field of '{ent.qualname}'",
                          "a renamed field's old name must no longer be defined")
         elif old in renamed:
-            problems.add(doc.where(fpath), _dotted(fpath),
-                         f"fields '{renamed[old]}' and '{fname}' are both renamed from '{old}'")
-        renamed[old] = fname
+            problems.add(where, _dotted(fpath),
+                         f"fields '{renamed[old]}' and '{fname}' are both renamed from '{old}'",
+                         "a field can be renamed into one new field only")
+        renamed.setdefault(old, fname)
 
 
-def _type_ok(ftype: str, value: Any) -> bool:
-    if ftype in ("string", "text", "enum"):
-        return isinstance(value, str)
-    if ftype == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if ftype in ("decimal", "float"):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ftype == "bool":
-        return isinstance(value, bool)
-    if ftype == "date":
-        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
-    if ftype == "datetime":
-        return isinstance(value, (dt.datetime, dt.date)) or value == "now"
-    if ftype == "json":
-        return True
-    return False
+def _check_entity_renames(salvage: Salvage, entities: dict[str, Entity],
+                          problems: Problems) -> None:
+    renamed: dict[str, str] = {}
+    for qual, ent in entities.items():
+        old = ent.spec.renamed_from
+        if old is None:
+            continue
+        d = salvage.defs[qual]
+        path = d.path + ("renamed_from",)
+        where = d.doc.where(path)
+        old_qual = f"{ent.module}.{old}"
+        if old == ent.name:
+            problems.add(where, _dotted(path), f"entity '{qual}' is renamed from itself",
+                         "remove 'renamed_from:' or give the entity's previous name")
+        elif old_qual in salvage.defs:
+            problems.add(where, _dotted(path),
+                         f"'{old_qual}' is still defined at {salvage.defs[old_qual].location}",
+                         "a renamed entity's old name must no longer be defined")
+        elif old_qual in renamed:
+            problems.add(where, _dotted(path),
+                         f"entities '{renamed[old_qual]}' and '{qual}' are both renamed from "
+                         f"'{old_qual}'", "an entity can be renamed into one new entity only")
+        renamed.setdefault(old_qual, qual)
 
 
-_TYPE_WORDS = {
-    "string": "a string", "text": "a string", "enum": "one of the values", "int": "an integer",
-    "decimal": "a number", "float": "a number", "bool": "true or false",
-    "date": "a date (YYYY-MM-DD)", "datetime": "a date and time (ISO 8601) or 'now'",
-}
+# --------------------------------------------------------------------------- field lists
 
 
-def _check_field(doc: Document, ent: Entity, fname: str, f: Any, fpath: tuple[Any, ...],
-                 entities: dict[str, Entity], problems: Problems) -> None:
-    path = _dotted(fpath)
-    if f.type == "string" and f.pattern is not None:
-        try:
-            re.compile(f.pattern)
-        except re.error as exc:
-            problems.add(doc.where(fpath + ("pattern",)), path + ".pattern",
-                         f"invalid regular expression: {exc}",
-                         "patterns use Python 're' syntax; quote the YAML value with ''")
-    mn, mx = getattr(f, "min", None), getattr(f, "max", None)
-    if mn is not None and mx is not None and mn > mx:
-        problems.add(doc.where(fpath + ("min",)), path + ".min",
-                     f"min ({mn}) is greater than max ({mx})")
-    if f.type == "string" and f.min_length is not None and f.min_length > f.max_length:
-        problems.add(doc.where(fpath + ("min_length",)), path + ".min_length",
-                     f"min_length ({f.min_length}) is greater than max_length ({f.max_length})")
-    if f.type == "decimal" and f.scale > f.precision:
-        problems.add(doc.where(fpath + ("scale",)), path + ".scale",
-                     f"scale ({f.scale}) is greater than precision ({f.precision})",
-                     "precision counts all digits, scale those after the decimal point")
-    if f.type == "link" and f.on_delete == "set_null" and f.required:
-        problems.add(doc.where(fpath + ("on_delete",)), path + ".on_delete",
-                     "on_delete 'set_null' cannot apply to a required link",
-                     "use 'restrict' or 'cascade', or make the link optional")
-    if f.type == "link":
-        target = ent.targets.get(fname)
-        if target and entities[target].spec.child:
-            problems.add(doc.where(fpath + ("to",)), path + ".to",
-                         f"'{target}' is a child entity; its rows are reached through their parent",
-                         "link to the parent entity instead")
-    if f.type == "table":
-        if ent.spec.child:
-            problems.add(doc.where(fpath + ("type",)), path + ".type",
-                         "a child entity cannot have child tables of its own",
-                         "move the table to the parent entity")
-        for opt in ("unique", "index", "required"):
-            if getattr(f, opt):
-                problems.add(doc.where(fpath + (opt,)), f"{path}.{opt}",
-                             f"'{opt}' does not apply to a table field")
-        if f.default is not None:
-            problems.add(doc.where(fpath + ("default",)), path + ".default",
-                         "'default' does not apply to a table field")
-    if f.type == "enum" and isinstance(f, EnumField) and not f.values:
-        problems.add(doc.where(fpath + ("values",)), path + ".values", "an enum needs values")
-    if f.default is not None and f.type not in ("table", "link"):
-        _check_default(doc, f, fpath, problems)
-    elif f.type == "link" and f.default is not None and not (
-            isinstance(f.default, int) and not isinstance(f.default, bool)):
-        problems.add(doc.where(fpath + ("default",)), path + ".default",
-                     f"default {f.default!r} of a link must be a record id (an integer)")
+def _columns(ent: Entity) -> set[str]:
+    cols = set(SYSTEM_COLUMNS) | set(ent.stored_fields())
+    return cols | set(CHILD_COLUMNS) if ent.spec.child else cols
 
 
-def _check_default(doc: Document, f: Any, fpath: tuple[Any, ...], problems: Problems) -> None:
-    where = doc.where(fpath + ("default",))
-    path = _dotted(fpath) + ".default"
-    value = f.default
-    if f.type == "date" and value == "today":
-        return
-    if not _type_ok(f.type, value):
-        problems.add(where, path, f"default {value!r} is not {_TYPE_WORDS.get(f.type, f.type)}")
-        return
-    if f.type == "enum":
-        codes = f.codes()
-        if value not in codes:
-            problems.add(where, path, f"default '{value}' is not one of the enum's values",
-                         expected_one_of(value, codes))
-    if f.type == "string":
-        if len(value) > f.max_length:
-            problems.add(where, path, f"default is {len(value)} characters; max_length is "
-                         f"{f.max_length}")
-        if f.pattern:
-            try:
-                if not re.fullmatch(f.pattern, value):
-                    problems.add(where, path,
-                                 f"default '{value}' does not match pattern '{f.pattern}'")
-            except re.error:
-                pass  # reported by the pattern check
-    mn, mx = getattr(f, "min", None), getattr(f, "max", None)
-    if mn is not None and value < mn:
-        problems.add(where, path, f"default {value!r} is below min {mn!r}")
-    if mx is not None and value > mx:
-        problems.add(where, path, f"default {value!r} is above max {mx!r}")
+def _field_ref(d: EntityDef, ent: Entity, fname: str, indexed: bool
+               ) -> tuple[str, str | None] | None:
+    """A problem (message, hint) when ``fname`` cannot be used as a column, else ``None``."""
+    if fname in d.broken_fields:
+        return None
+    f = ent.fields.get(fname)
+    if f is not None and f.type == "table":
+        return (f"'{fname}' is a table field; only columns of this entity's table can be used",
+                None)
+    if f is not None and f.type == "json" and indexed:
+        return (f"'{fname}' is a json field and cannot be part of a unique constraint or index",
+                None)
+    if fname not in _columns(ent):
+        return f"unknown field '{fname}'", expected_one_of(fname, ent.stored_fields())
+    return None
 
 
-def _check_lists(doc: Document, ent: Entity, base: tuple[Any, ...], problems: Problems) -> None:
-    stored = ent.stored_fields()
+def _check_lists(d: EntityDef, ent: Entity, problems: Problems) -> None:
+    base = d.path
     for key in ("unique_together", "indexes"):
         for i, group in enumerate(getattr(ent.spec, key)):
+            gpath = base + (key, i)
             if len(group) == 0:
-                problems.add(doc.where(base + (key, i)), f"{_dotted(base)}.{key}[{i}]",
-                             "an empty list of fields")
+                problems.add(d.doc.where(gpath), f"{_dotted(base)}.{key}[{i}]",
+                             "an empty list of fields", "list one or more field names")
+            seen: set[str] = set()
             for j, fname in enumerate(group):
-                if fname not in stored and fname not in SYSTEM_COLUMNS:
-                    problems.add(doc.where(base + (key, i, j)),
-                                 f"{_dotted(base)}.{key}[{i}][{j}]",
-                                 f"unknown field '{fname}'", expected_one_of(fname, stored))
+                where, path = d.doc.where(gpath + (j,)), f"{_dotted(base)}.{key}[{i}][{j}]"
+                if fname in seen:
+                    problems.add(where, path, f"field '{fname}' is listed twice")
+                seen.add(fname)
+                bad = _field_ref(d, ent, fname, indexed=True)
+                if bad:
+                    problems.add(where, path, *bad)
     if ent.spec.naming is not None:
         fname = ent.spec.naming.field
-        if fname not in stored:
-            problems.add(doc.where(base + ("naming", "field")), f"{_dotted(base)}.naming.field",
-                         f"unknown field '{fname}'", expected_one_of(fname, stored))
+        bad = _field_ref(d, ent, fname, indexed=False)
+        if bad:
+            problems.add(d.doc.where(base + ("naming", "field")), f"{_dotted(base)}.naming.field",
+                         *bad)
     if ent.spec.title is not None:
-        try:
-            names = [n for _, n, _, _ in string.Formatter().parse(ent.spec.title) if n]
-        except ValueError as exc:
-            problems.add(doc.where(base + ("title",)), f"{_dotted(base)}.title",
-                         f"invalid title template: {exc}", "use {field} to insert a field")
-            return
-        for n in names:
-            if n not in stored and n not in SYSTEM_COLUMNS:
-                problems.add(doc.where(base + ("title",)), f"{_dotted(base)}.title",
-                             f"title names unknown field '{n}'", expected_one_of(n, stored))
+        _check_title(d, ent, ent.spec.title, problems)
 
 
-def _check_permissions(doc: Document, ent: Entity, base: tuple[Any, ...],
-                       roles: dict[str, Role], problems: Problems) -> None:
-    if ent.spec.permissions is None:
+def _check_title(d: EntityDef, ent: Entity, title: str, problems: Problems) -> None:
+    where, path = d.doc.where(d.path + ("title",)), _dotted(d.path + ("title",))
+    hint = "write {field} to insert a field's value, e.g. '{code} {name}'"
+    try:
+        names = [n for _, n, _, _ in string.Formatter().parse(title) if n is not None]
+    except ValueError as exc:
+        problems.add(where, path, f"invalid title template: {exc}", hint)
         return
-    for role in ent.spec.permissions:
-        if role not in roles:
-            p = base + ("permissions", role)
-            problems.add(doc.where_key(p), _dotted(p), f"unknown role '{role}'",
+    for n in names:
+        if n == "" or n.isdigit():
+            problems.add(where, path, "a title placeholder must name a field", hint)
+            continue
+        bad = _field_ref(d, ent, n, indexed=False)
+        if bad:
+            msg, fhint = bad
+            problems.add(where, path, msg, fhint)
+
+
+def _check_generated_names(d: EntityDef, ent: Entity, problems: Problems) -> None:
+    """Two constraints or indexes the database would give the same generated name."""
+    declared: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
+
+    def claim(kind: str, cols: tuple[str, ...], origin: str, where: Location, path: str) -> None:
+        key = (kind, "_".join(cols))
+        first = declared.get(key)
+        if first is None:
+            declared[key] = (cols, origin)
+            return
+        what = "unique constraint" if kind == "uq" else "index"
+        if first[0] == cols:
+            problems.add(where, path, f"this {what} on [{', '.join(cols)}] repeats {first[1]}",
+                         "remove one of them")
+        else:
+            problems.add(where, path,
+                         f"this {what} on [{', '.join(cols)}] would get the same generated "
+                         f"name as {first[1]} on [{', '.join(first[0])}]",
+                         "generated names join the column names with '_'; reorder the columns")
+
+    if ent.spec.child:
+        declared[("ix", "parent_id")] = (("parent_id",), "the index on parent_id")
+    for fname, f in ent.stored_fields().items():
+        fpath = d.path + ("fields", fname)
+        if f.unique:
+            claim("uq", (fname,), f"'unique: true' of field '{fname}'",
+                  d.doc.where(fpath + ("unique",)), _dotted(fpath + ("unique",)))
+        elif f.index:
+            claim("ix", (fname,), f"'index: true' of field '{fname}'",
+                  d.doc.where(fpath + ("index",)), _dotted(fpath + ("index",)))
+    for key, kind in (("unique_together", "uq"), ("indexes", "ix")):
+        for i, group in enumerate(getattr(ent.spec, key)):
+            if group:
+                claim(kind, tuple(group), f"{key}[{i}]", d.doc.where(d.path + (key, i)),
+                      f"{_dotted(d.path)}.{key}[{i}]")
+
+
+# --------------------------------------------------------------------------- permissions
+
+
+def _check_permissions(d: EntityDef, ent: Entity, roles: dict[str, Role], salvage: Salvage,
+                       problems: Problems) -> None:
+    perms = ent.spec.permissions
+    if perms is None:
+        return
+    base = d.path + ("permissions",)
+    if ent.spec.child:
+        problems.add(d.doc.where_key(base), _dotted(base),
+                     "a child entity has no permissions of its own; its rows are read and "
+                     "written with its parent's", "move 'permissions:' to the parent entity")
+        return
+    for role, actions in perms.items():
+        p = base + (role,)
+        if role not in roles and role not in salvage.broken_roles:
+            problems.add(d.doc.where_key(p), _dotted(p), f"unknown role '{role}'",
                          expected_one_of(role, roles))
+        seen: set[str] = set()
+        for i, action in enumerate(actions):
+            if action in seen:
+                problems.add(d.doc.where(p + (i,)), f"{_dotted(p)}[{i}]",
+                             f"action '{action}' is listed twice")
+            seen.add(action)
 
 
-def _check_required_cycles(doc_of: dict[str, Document], entities: dict[str, Entity],
-                           problems: Problems) -> None:
-    """Required links that form a cycle make every entity on it impossible to create."""
-    graph: dict[str, list[tuple[str, str]]] = {}
+# --------------------------------------------------------------------------- cycles
+
+
+def _sccs(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Strongly connected components (Tarjan, iterative), each sorted, in sorted order."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            succ = graph.get(node, [])
+            if i < len(succ):
+                work.append((node, i + 1))
+                nxt = succ[i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                comp: list[str] = []
+                while True:
+                    n = stack.pop()
+                    on_stack.discard(n)
+                    comp.append(n)
+                    if n == node:
+                        break
+                out.append(sorted(comp))
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return sorted(out)
+
+
+def _check_required_cycles(entities: dict[str, Entity], problems: Problems) -> None:
+    """Required links that form a cycle make every entity on it impossible to create first."""
+    edges: dict[str, list[tuple[str, str]]] = {}
     for qual, ent in entities.items():
-        graph[qual] = [(fname, ent.targets[fname]) for fname, f in ent.fields.items()
-                       if f.type == "link" and f.required and fname in ent.targets]
-    reported: set[frozenset[str]] = set()
-    for start in sorted(graph):
-        stack: list[tuple[str, list[tuple[str, str]]]] = [(start, [])]
-        while stack:
-            node, trail = stack.pop()
-            for fname, target in graph.get(node, []):
-                step = trail + [(node, fname)]
+        edges[qual] = sorted((fname, ent.targets[fname]) for fname, f in ent.fields.items()
+                             if f.type == "link" and f.required and fname in ent.targets)
+    graph = {q: [t for _, t in es] for q, es in edges.items()}
+    for comp in _sccs(graph):
+        start = comp[0]
+        if len(comp) == 1 and start not in graph[start]:
+            continue
+        members = set(comp)
+        # breadth-first search inside the component for the shortest way back to start
+        prev: dict[str, tuple[str, str]] = {}
+        queue = [start]
+        found: tuple[str, str] | None = None
+        while queue and found is None:
+            node = queue.pop(0)
+            for fname, target in edges[node]:
                 if target == start:
-                    members = frozenset(n for n, _ in step)
-                    if members in reported:
-                        continue
-                    reported.add(members)
-                    first_ent, first_field = step[0]
-                    ent = entities[first_ent]
-                    loc: Location = ent.field_locations.get(first_field, ent.location)
-                    cycle = " -> ".join(f"{n}.{f}" for n, f in step) + f" -> {start}"
-                    problems.add(loc, f"entities.{ent.name}.fields.{first_field}",
-                                 f"required links form a cycle: {cycle}",
-                                 "no record on the cycle could ever be created first; make one "
-                                 "of these links optional (required: false)")
-                elif target not in {n for n, _ in step} and len(step) < 50:
-                    stack.append((target, step))
+                    found = (node, fname)
+                    break
+                if target in members and target not in prev and target != start:
+                    prev[target] = (node, fname)
+                    queue.append(target)
+        assert found is not None
+        steps = [found]
+        while steps[0][0] != start:
+            steps.insert(0, prev[steps[0][0]])
+        first_ent, first_field = steps[0]
+        ent = entities[first_ent]
+        loc = ent.field_locations.get(first_field, ent.location)
+        cycle = " -> ".join(f"{n}.{f}" for n, f in steps) + f" -> {start}"
+        problems.add(loc, f"entities.{ent.name}.fields.{first_field}",
+                     f"required links form a cycle: {cycle}",
+                     "no record on the cycle could ever be created first; make one of these "
+                     "links optional (required: false)")

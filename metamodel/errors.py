@@ -58,6 +58,19 @@ class DefinitionError(Exception):
         """All problems, one per line (hints indented below), in file order."""
         return "\n".join(p.format() for p in self.problems)
 
+    def summary(self) -> str:
+        """``3 problems in 2 files``."""
+        n, files = len(self.problems), len({p.location.file for p in self.problems})
+        return f"{_count(n, 'problem')} in {_count(files, 'file')}"
+
+    def report(self) -> str:
+        """What ``campo validate`` prints: :meth:`format` then :meth:`summary`."""
+        return f"{self.format()}\n{self.summary()}"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
 
 @dataclass
 class Problems:

@@ -24,28 +24,27 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from .checks import check_entities
-from .errors import Location, Problems, expected_one_of
+from .errors import Location, Problems, did_you_mean, expected_one_of
 from .model import (
     BUILTIN_ROLES,
     DEFAULT_PERMISSIONS,
     Entity,
     EntitySpec,
+    LabelText,
     Model,
     Module,
-    ModuleFile,
     Role,
     labels_of,
 )
+from .shape import EntityDef, ParsedFile, Salvage, parse_file
 from .source import Document, read_yaml
-from .validation import problems_from
 
 log = logging.getLogger(__name__)
 
@@ -91,60 +90,73 @@ def load(root: Path | str = ".", overlays: Sequence[Path | str] = ()) -> Model:
 
 def build_model(docs: Iterable[Document], problems: Problems, root: str = ".") -> Model:
     """Validate documents and resolve them into a Model (problems collected, not raised)."""
-    files: list[tuple[Document, ModuleFile]] = []
-    for doc in docs:
-        if not isinstance(doc.value, dict):
-            problems.add(doc.where(()), "", "a module file must be a mapping with a 'module:' key",
-                         "start the file with 'module: <name>'")
-            continue
-        try:
-            files.append((doc, ModuleFile.model_validate(doc.value)))
-        except ValidationError as exc:
-            problems.extend(problems_from(exc, ModuleFile, doc))
-    roles = _resolve_roles(files, problems)
-    modules, entities = _resolve_entities(files, roles, problems)
-    check_entities(files, entities, roles, problems)
+    files = [pf for doc in docs if (pf := parse_file(doc, problems)) is not None]
+    salvage = Salvage(unknown_module=any(pf.module is None for pf in files))
+    for pf in files:
+        salvage.loose_refs |= pf.loose_refs
+    roles = _resolve_roles(files, salvage, problems)
+    modules, entities = _resolve_entities(files, roles, salvage, problems)
+    check_entities(salvage, entities, roles, problems)
     return Model(modules=modules, entities=entities, roles=roles, root=root)
 
 
-def _resolve_roles(files: list[tuple[Document, ModuleFile]], problems: Problems) -> dict[str, Role]:
+def _resolve_roles(files: list[ParsedFile], salvage: Salvage, problems: Problems
+                   ) -> dict[str, Role]:
     roles: dict[str, Role] = {
         name: Role(name, labels_of(None, name), (), True, None) for name in BUILTIN_ROLES
     }
-    for doc, mf in files:
-        for name, spec in mf.roles.items():
-            where = doc.where_key(("roles", name))
+    for pf in files:
+        for name, spec in pf.roles.items():
+            where = pf.doc.where_key(("roles", name))
             if name in roles:
                 first = roles[name].location
-                why = "is a built-in role" if roles[name].builtin else f"is already defined at {first}"
+                why = ("is a built-in role" if roles[name].builtin
+                       else f"is already defined at {first}")
                 problems.add(where, f"roles.{name}", f"role '{name}' {why}",
                              "choose another name, or use 'inherits:' to extend a role")
                 continue
-            roles[name] = Role(name, labels_of(spec.label, name), tuple(spec.inherits), False, where)
-    for doc, mf in files:
-        for name, spec in mf.roles.items():
+            if spec is None:
+                salvage.broken_roles.add(name)
+                continue
+            roles[name] = Role(name, labels_of(spec.label, name), tuple(spec.inherits), False,
+                               where)
+    for pf in files:
+        for name, spec in pf.roles.items():
+            if spec is None or roles.get(name) is None or roles[name].location != \
+                    pf.doc.where_key(("roles", name)):
+                continue
             for i, parent in enumerate(spec.inherits):
-                if parent not in roles:
-                    problems.add(doc.where(("roles", name, "inherits", i)),
+                if parent not in roles and parent not in salvage.broken_roles:
+                    problems.add(pf.doc.where(("roles", name, "inherits", i)),
                                  f"roles.{name}.inherits[{i}]", f"unknown role '{parent}'",
                                  expected_one_of(parent, roles))
-    # inheritance cycles
-    for name, role in roles.items():
-        seen: list[str] = []
-        stack = list(role.inherits)
+    _check_role_cycles(roles, problems)
+    return roles
+
+
+def _check_role_cycles(roles: dict[str, Role], problems: Problems) -> None:
+    reported: set[frozenset[str]] = set()
+    for name in sorted(roles):
+        role = roles[name]
+        # depth-first search for a path from one of name's parents back to name
+        stack: list[tuple[str, list[str]]] = [(p, [name]) for p in reversed(role.inherits)]
+        seen: set[str] = set()
         while stack:
-            r = stack.pop()
+            r, trail = stack.pop()
             if r == name:
-                assert role.location is not None
-                problems.add(role.location, f"roles.{name}.inherits",
-                             f"role '{name}' inherits from itself through {' -> '.join(seen + [r])}",
-                             "remove one of the 'inherits:' entries")
+                members = frozenset(trail)
+                if members not in reported:
+                    reported.add(members)
+                    assert role.location is not None
+                    problems.add(role.location, f"roles.{name}.inherits",
+                                 "roles inherit from each other in a cycle: "
+                                 + " -> ".join(trail + [name]),
+                                 "remove one of the 'inherits:' entries")
                 break
             if r in seen or r not in roles:
                 continue
-            seen.append(r)
-            stack.extend(roles[r].inherits)
-    return roles
+            seen.add(r)
+            stack.extend((p, trail + [r]) for p in reversed(roles[r].inherits))
 
 
 def _closure(roles: dict[str, Role], role: str) -> set[str]:
@@ -158,96 +170,157 @@ def _closure(roles: dict[str, Role], role: str) -> set[str]:
     return out
 
 
-def _permissions(spec: EntitySpec, roles: dict[str, Role]) -> dict[str, frozenset[str]]:
-    declared: dict[str, Any] = dict(DEFAULT_PERMISSIONS)
-    if spec.permissions is not None:
-        declared = {"admin": DEFAULT_PERMISSIONS["admin"], **spec.permissions}
-    out: dict[str, frozenset[str]] = {}
-    for role in roles:
-        actions: set[str] = set()
-        for r in _closure(roles, role):
-            actions.update(declared.get(r, ()))
-        out[role] = frozenset(actions)
-    return out
+def resolve_permissions(spec: EntitySpec, roles: dict[str, Role]) -> dict[str, frozenset[str]]:
+    """Role -> allowed actions for an entity: defaults applied, inheritance expanded.
+
+    Without a ``permissions:`` block an entity gets :data:`DEFAULT_PERMISSIONS`. With one,
+    exactly the roles it lists get the listed actions, plus ``admin`` keeps every action
+    unless the block lists ``admin`` itself. A role also gets every action of the roles it
+    inherits from.
+    """
+    return _permissions(spec, roles, {role: _closure(roles, role) for role in roles})
 
 
 def _resolve_entities(
-    files: list[tuple[Document, ModuleFile]], roles: dict[str, Role], problems: Problems
+    files: list[ParsedFile], roles: dict[str, Role], salvage: Salvage, problems: Problems
 ) -> tuple[dict[str, Module], dict[str, Entity]]:
-    module_specs: dict[str, tuple[Location, Any]] = {}
-    by_module: dict[str, dict[str, tuple[Document, EntitySpec]]] = {}
-    for doc, mf in files:
-        if mf.module not in module_specs:
-            module_specs[mf.module] = (doc.where(("module",)), mf.label)
-        elif mf.label is not None and module_specs[mf.module][1] is None:
-            module_specs[mf.module] = (module_specs[mf.module][0], mf.label)
-        ents = by_module.setdefault(mf.module, {})
-        for name, spec in mf.entities.items():
+    module_specs: dict[str, tuple[Location, LabelText | None, Location | None]] = {}
+    by_module: dict[str, dict[str, EntityDef]] = {}
+    for pf in files:
+        if pf.module is None:
+            continue
+        _merge_module_label(pf, module_specs, problems)
+        ents = by_module.setdefault(pf.module, {})
+        for name, d in pf.entities.items():
             if name in ents:
-                first = ents[name][0].where_key(("entities", name))
-                problems.add(doc.where_key(("entities", name)), f"entities.{name}",
-                             f"entity '{mf.module}.{name}' is already defined at {first}",
-                             "an entity is defined in one file; rename one of them")
+                problems.add(d.location, f"entities.{name}",
+                             f"entity '{pf.module}.{name}' is already defined at "
+                             f"{ents[name].location}",
+                             "an entity is defined in one file; rename or remove one of them")
                 continue
-            ents[name] = (doc, spec)
-    # resolve link/table targets
-    all_names = {f"{m}.{e}" for m, es in by_module.items() for e in es}
-    targets: dict[str, dict[str, str]] = {}
-    for module, ents in by_module.items():
-        for name, (doc, spec) in ents.items():
-            t: dict[str, str] = {}
-            for fname, f in spec.fields.items():
-                if f.type not in ("link", "table"):
-                    continue
-                ref = f.to if f.type == "link" else f.of
-                qual = ref if "." in ref else f"{module}.{ref}"
-                key = "to" if f.type == "link" else "of"
-                if qual not in all_names:
-                    choices = [e for e in ents] + sorted(all_names)
-                    problems.add(doc.where(("entities", name, "fields", fname, key)),
-                                 f"entities.{name}.fields.{fname}.{key}",
-                                 f"names unknown entity '{ref}'", expected_one_of(ref, choices))
-                    continue
-                t[fname] = qual
-            targets[f"{module}.{name}"] = t
-    # parents of child entities
-    parents: dict[str, tuple[str, str]] = {}
-    for module, ents in by_module.items():
-        for name, (doc, spec) in ents.items():
-            for fname, f in spec.fields.items():
-                qual = targets[f"{module}.{name}"].get(fname)
-                if f.type != "table" or qual is None:
-                    continue
-                cmod, cname = qual.split(".")
-                cdoc, cspec = by_module[cmod][cname]
-                where = doc.where(("entities", name, "fields", fname, "of"))
-                path = f"entities.{name}.fields.{fname}.of"
-                if not cspec.child:
-                    problems.add(where, path, f"entity '{qual}' is not a child entity",
-                                 f"add 'child: true' to '{qual}' so its rows belong to a parent")
-                elif qual in parents:
-                    other = parents[qual]
-                    problems.add(where, path,
-                                 f"child entity '{qual}' is already the table of "
-                                 f"'{other[0]}.{other[1]}'",
-                                 "a child entity belongs to one table field; define another child")
-                else:
-                    parents[qual] = (f"{module}.{name}", fname)
+            ents[name] = d
+            salvage.defs[d.qualname] = d
+    targets = {q: _targets(d, salvage, problems) for q, d in salvage.defs.items()
+               if d.spec is not None}
+    parents = _parents(salvage, targets, problems)
+    closures = {role: _closure(roles, role) for role in roles}
     modules: dict[str, Module] = {}
     entities: dict[str, Entity] = {}
     for module, ents in by_module.items():
         mod_ents: dict[str, Entity] = {}
-        for name, (doc, spec) in ents.items():
-            qual = f"{module}.{name}"
+        for name, d in ents.items():
+            if d.spec is None:
+                continue
             ent = Entity(
-                module=module, name=name, spec=spec,
-                location=doc.where_key(("entities", name)), targets=targets.get(qual, {}),
-                parent=parents.get(qual), permissions=_permissions(spec, roles),
-                field_locations={f: doc.where_key(("entities", name, "fields", f))
-                                 for f in spec.fields},
+                module=module, name=name, spec=d.spec, location=d.location,
+                targets=targets.get(d.qualname, {}), parent=parents.get(d.qualname),
+                permissions=_permissions(d.spec, roles, closures),
+                field_locations={f: d.doc.where_key(d.path + ("fields", f))
+                                 for f in d.spec.fields},
             )
             mod_ents[name] = ent
-            entities[qual] = ent
-        loc, label = module_specs[module]
+            entities[d.qualname] = ent
+        loc, label, _ = module_specs[module]
         modules[module] = Module(module, labels_of(label, module), mod_ents, loc)
     return modules, entities
+
+
+def _permissions(spec: EntitySpec, roles: dict[str, Role], closures: dict[str, set[str]]
+                 ) -> dict[str, frozenset[str]]:
+    declared: dict[str, Any] = dict(DEFAULT_PERMISSIONS)
+    if spec.permissions is not None:
+        declared = {"admin": DEFAULT_PERMISSIONS["admin"], **spec.permissions}
+    return {role: frozenset(a for r in closures[role] for a in declared.get(r, ()))
+            for role in roles}
+
+
+def _merge_module_label(
+    pf: ParsedFile,
+    module_specs: dict[str, tuple[Location, LabelText | None, Location | None]],
+    problems: Problems,
+) -> None:
+    assert pf.module is not None
+    label_at = pf.doc.where_key(("label",)) if pf.label is not None else None
+    if pf.module not in module_specs:
+        module_specs[pf.module] = (pf.doc.where(("module",)), pf.label, label_at)
+        return
+    loc, label, first_at = module_specs[pf.module]
+    if pf.label is None:
+        return
+    if label is None:
+        module_specs[pf.module] = (loc, pf.label, label_at)
+    elif labels_of(label, pf.module) != labels_of(pf.label, pf.module):
+        assert label_at is not None
+        problems.add(label_at, "label",
+                     f"module '{pf.module}' already has a different label at {first_at}",
+                     "give a module's label in one of its files only")
+
+
+def _targets(d: EntityDef, salvage: Salvage, problems: Problems) -> dict[str, str]:
+    """Link and table fields of one entity -> qualified names of the entities they name."""
+    assert d.spec is not None
+    out: dict[str, str] = {}
+    for fname, f in d.spec.fields.items():
+        if f.type not in ("link", "table"):
+            continue
+        ref = f.to if f.type == "link" else f.of
+        qual = ref if "." in ref else f"{d.module}.{ref}"
+        key = "to" if f.type == "link" else "of"
+        target = salvage.defs.get(qual)
+        if target is None:
+            if not salvage.maybe_defined(qual):
+                problems.add(d.doc.where(d.path + ("fields", fname, key)),
+                             f"entities.{d.name}.fields.{fname}.{key}",
+                             f"names unknown entity '{ref}'",
+                             _entity_hint(ref, d.module, salvage))
+            continue
+        if target.spec is not None:
+            out[fname] = qual
+    return out
+
+
+def _entity_hint(ref: str, module: str, salvage: Salvage) -> str | None:
+    """Suggest entities, written the way the field would name them."""
+    written = {q: (q.split(".")[1] if q.startswith(module + ".") else q) for q in salvage.defs}
+    names = sorted(written.values())
+    if not names:
+        return "no entity is defined yet"
+    guess = did_you_mean(ref, names)
+    if guess is None and "." in ref:  # right entity, wrong module?
+        short = {q.split(".")[1]: w for q, w in written.items()}
+        close = difflib.get_close_matches(ref.split(".")[1], list(short), n=1, cutoff=0.6)
+        guess = f"did you mean '{short[close[0]]}'?" if close else None
+    if len(names) <= 15:
+        return "expected one of " + ", ".join(names) + (f"; {guess}" if guess else "")
+    return guess
+
+
+def _parents(salvage: Salvage, targets: dict[str, dict[str, str]], problems: Problems
+             ) -> dict[str, tuple[str, str]]:
+    """Child entity -> (parent entity, table field), reporting misuse of table fields."""
+    parents: dict[str, tuple[str, str]] = {}
+    for qual, d in salvage.defs.items():
+        if d.spec is None:
+            continue
+        for fname, f in d.spec.fields.items():
+            child = targets[qual].get(fname)
+            if f.type != "table" or child is None:
+                continue
+            cdef = salvage.defs[child]
+            assert cdef.spec is not None
+            where = d.doc.where(d.path + ("fields", fname, "of"))
+            path = f"entities.{d.name}.fields.{fname}.of"
+            if not cdef.spec.child:
+                if "child" not in cdef.dropped_keys:
+                    problems.add(where, path, f"entity '{child}' is not a child entity",
+                                 f"add 'child: true' to '{child}' so its rows belong to a "
+                                 "parent, or use 'type: link' to refer to its records")
+            elif child in parents:
+                other = parents[child]
+                problems.add(where, path,
+                             f"child entity '{child}' is already the table of "
+                             f"'{other[0]}.{other[1]}'",
+                             "a child entity belongs to one table field; define another child")
+            else:
+                parents[child] = (qual, fname)
+    return parents

@@ -21,8 +21,11 @@ NAME_HINT = ("names are snake_case: a lowercase letter, then lowercase letters, 
              "at most 63 characters")
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
 #: An enum value: a short code stored in the database (``producing``, ``ESP``, ``14x14``).
-EnumValue = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-                                             max_length=64)]
+ENUM_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+EnumValue = Annotated[str, StringConstraints(pattern=ENUM_CODE_PATTERN, max_length=64)]
+#: A reference to an entity: ``entity`` (same module) or ``module.entity``.
+ENTITY_REF_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"
+EntityRef = Annotated[str, StringConstraints(pattern=ENTITY_REF_PATTERN)]
 
 ACTIONS: tuple[str, ...] = ("read", "create", "update", "delete")
 Action = Literal["read", "create", "update", "delete"]
@@ -57,7 +60,7 @@ class Labels(Spec):
     @model_validator(mode="after")
     def _one_language(self) -> Labels:
         if not (self.es or self.en):
-            raise ValueError("give at least one of 'es' or 'en'")
+            raise ValueError("a label needs a text in 'es' or 'en' (or both)")
         return self
 
     def get(self, lang: str) -> str:
@@ -179,7 +182,7 @@ class LinkField(FieldBase):
     """A reference to a record of another entity (``entity`` or ``module.entity``)."""
 
     type: Literal["link"]
-    to: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")]
+    to: EntityRef
     on_delete: Literal["restrict", "cascade", "set_null"] = "restrict"
 
 
@@ -187,7 +190,7 @@ class TableField(FieldBase):
     """Rows of a child entity owned by this record, read and written inline."""
 
     type: Literal["table"]
-    of: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")]
+    of: EntityRef
 
 
 FieldSpec = Annotated[

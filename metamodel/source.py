@@ -101,6 +101,20 @@ def _dotted(path: Sequence[Any]) -> str:
 dotted = _dotted
 
 
+#: libyaml's composer when PyYAML was built with it (same nodes and marks, ~8x faster)
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _compose(text: str) -> Node | None:
+    """Compose with libyaml; on an error, compose again in Python for its (stable) message."""
+    try:
+        return yaml.compose(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        if _FAST_LOADER is yaml.SafeLoader:
+            raise
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
 def read_yaml(path: Path, display: str, problems: Problems) -> Document | None:
     """Read one YAML file; syntax errors become problems and return ``None``."""
     try:
@@ -109,7 +123,7 @@ def read_yaml(path: Path, display: str, problems: Problems) -> Document | None:
         problems.add(Location(display, 1, 1), "", f"cannot read file: {exc}")
         return None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display, 1, 1)

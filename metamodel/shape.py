@@ -1,0 +1,204 @@
+"""Phase 2 of loading: check each module file's shape and keep every part that is sound.
+
+A file is validated whole against :class:`~metamodel.model.ModuleFile` first; that reports
+every shape problem of the file in one go and is the fast path when there are none. When
+it fails, the file is taken apart and each piece (module name, label, each role, each
+entity, each field of an entity) is validated on its own, silently, so that one bad field
+does not hide the cross-reference checks of the rest of its entity, nor one bad entity
+those of its neighbours. What could not be salvaged is remembered by name, so later
+phases neither report a reference to it as unknown nor check it twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from .errors import Location, Problems
+from .model import NAME_PATTERN, EntitySpec, FieldSpec, LabelText, ModuleFile, RoleSpec
+from .source import Document
+from .validation import problems_from
+
+_NAME = re.compile(NAME_PATTERN)
+_FIELD: TypeAdapter[Any] = TypeAdapter(FieldSpec)
+_LABEL: TypeAdapter[Any] = TypeAdapter(LabelText | None)
+
+
+def is_name(value: Any) -> bool:
+    """Whether ``value`` is a valid snake_case name (at most 63 characters)."""
+    return isinstance(value, str) and len(value) <= 63 and bool(_NAME.match(value))
+
+
+@dataclass
+class EntityDef:
+    """One entity as written in one file, with what failed validation."""
+
+    module: str
+    name: str
+    doc: Document
+    #: the validated spec; ``None`` when the entity is too broken to check further
+    spec: EntitySpec | None
+    #: every field name written under ``fields:`` that is a valid name (even broken ones)
+    field_names: tuple[str, ...] = ()
+    #: fields that failed validation (left out of ``spec``)
+    broken_fields: frozenset[str] = frozenset()
+    #: entity-level keys that failed validation (left out of ``spec``)
+    dropped_keys: frozenset[str] = frozenset()
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.name}"
+
+    @property
+    def path(self) -> tuple[str, str]:
+        return ("entities", self.name)
+
+    @property
+    def location(self) -> Location:
+        return self.doc.where_key(self.path)
+
+
+@dataclass
+class ParsedFile:
+    """A module file after the shape phase."""
+
+    doc: Document
+    #: the module name, or ``None`` when it is missing or invalid
+    module: str | None
+    label: LabelText | None
+    entities: dict[str, EntityDef] = field(default_factory=dict)
+    #: role name -> spec, or ``None`` for a role that failed validation
+    roles: dict[str, RoleSpec | None] = field(default_factory=dict)
+    #: ``to:``/``of:`` values written in fields that failed validation
+    loose_refs: set[str] = field(default_factory=set)
+    complete: bool = True
+
+
+def parse_file(doc: Document, problems: Problems) -> ParsedFile | None:
+    """Validate one document as a module file; report problems and salvage what is sound."""
+    if not isinstance(doc.value, dict):
+        problems.add(doc.where(()), "", "a module file must be a mapping with a 'module:' key",
+                     "start the file with 'module: <name>'")
+        return None
+    try:
+        mf = ModuleFile.model_validate(doc.value)
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, ModuleFile, doc))
+        return _salvage(doc)
+    raw_entities = doc.value.get("entities") or {}
+    pf = ParsedFile(doc, mf.module, mf.label, roles=dict(mf.roles))
+    for name, spec in mf.entities.items():
+        pf.entities[name] = EntityDef(mf.module, name, doc, spec,
+                                      field_names=tuple(raw_entities[name]["fields"]))
+    return pf
+
+
+def _salvage(doc: Document) -> ParsedFile:
+    raw: dict[str, Any] = doc.value
+    module = raw.get("module")
+    try:
+        label = _LABEL.validate_python(raw.get("label"))
+    except ValidationError:
+        label = None
+    pf = ParsedFile(doc, module if is_name(module) else None, label, complete=False)
+    roles = raw.get("roles")
+    if isinstance(roles, dict):
+        for name, value in roles.items():
+            if not is_name(name):
+                continue
+            try:
+                pf.roles[name] = RoleSpec.model_validate(value)
+            except ValidationError:
+                pf.roles[name] = None
+    entities = raw.get("entities")
+    if isinstance(entities, dict):
+        for name, value in entities.items():
+            if is_name(name):
+                pf.entities[name] = _salvage_entity(pf, doc, str(name), value)
+    return pf
+
+
+def _salvage_entity(pf: ParsedFile, doc: Document, name: str, raw: Any) -> EntityDef:
+    module = pf.module or ""
+    try:
+        spec = EntitySpec.model_validate(raw)
+        return EntityDef(module, name, doc, spec, field_names=tuple(raw["fields"]))
+    except ValidationError:
+        pass
+    if not isinstance(raw, dict):
+        return EntityDef(module, name, doc, None)
+    fields_raw = raw.get("fields")
+    good: dict[str, Any] = {}
+    broken: set[str] = set()
+    names: list[str] = []
+    if isinstance(fields_raw, dict):
+        for fname, value in fields_raw.items():
+            if not is_name(fname):
+                broken.add(str(fname))
+                _collect_refs(pf, value)
+                continue
+            names.append(fname)
+            try:
+                good[fname] = _FIELD.validate_python(value)
+            except ValidationError:
+                broken.add(fname)
+                _collect_refs(pf, value)
+    else:
+        return EntityDef(module, name, doc, None)
+    rest = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items() if k != "fields"}
+    dropped: set[str] = set()
+    for _ in range(3):
+        try:
+            spec = EntitySpec.model_validate({**rest, "fields": good})
+        except ValidationError as exc:
+            progress = False
+            for e in exc.errors():
+                loc = e["loc"]
+                if not loc or loc[0] not in rest:
+                    continue
+                key, value = str(loc[0]), rest[loc[0]]
+                if len(loc) > 1 and isinstance(value, dict) and len(value) > 1:
+                    progress |= value.pop(loc[1], None) is not None  # one bad entry of a mapping
+                    dropped.add(f"{key}.{loc[1]}")
+                else:
+                    progress |= rest.pop(key, None) is not None
+                    dropped.add(key)
+            if not progress:
+                break
+            continue
+        return EntityDef(module, name, doc, spec, tuple(names), frozenset(broken),
+                         frozenset(dropped))
+    return EntityDef(module, name, doc, None, tuple(names), frozenset(broken), frozenset(dropped))
+
+
+def _collect_refs(pf: ParsedFile, value: Any) -> None:
+    if isinstance(value, dict):
+        for key in ("to", "of"):
+            ref = value.get(key)
+            if isinstance(ref, str):
+                pf.loose_refs.add(ref)
+
+
+@dataclass
+class Salvage:
+    """What the shape phase could not validate, so later phases stay quiet about it."""
+
+    #: every entity written with a valid name, by qualified name (first definition wins)
+    defs: dict[str, EntityDef] = field(default_factory=dict)
+    #: roles whose definition failed validation
+    broken_roles: set[str] = field(default_factory=set)
+    #: ``to:``/``of:`` values of fields that failed validation
+    loose_refs: set[str] = field(default_factory=set)
+    #: some file's module name is missing or invalid (its entities are unknown)
+    unknown_module: bool = False
+
+    def maybe_defined(self, ref: str) -> bool:
+        """Whether an unresolvable reference may name an entity we could not read."""
+        return self.unknown_module
+
+    def maybe_referenced(self, name: str) -> bool:
+        """Whether a field that failed validation may point at entity ``name``."""
+        return self.unknown_module or any(r.split(".")[-1] == name for r in self.loose_refs)
