@@ -30,6 +30,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.auth.commands",
 )
 
+#: What ``campo serve`` runs next to the API, as ``"module:function"``. The function is
+#: called with ``(model, engine, settings)`` and returns None or an object with optional
+#: ``blueprints`` (Flask blueprints to add), ``start()`` and ``stop()``. The SCADA runtime
+#: plugs in here, so ``engine.api`` and ``engine.scada`` never import each other.
+SERVE_PLUGINS: tuple[str, ...] = ()
+
 Handler = Callable[[argparse.Namespace], int]
 
 
