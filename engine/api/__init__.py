@@ -1,0 +1,12 @@
+"""REST API generated from the model: flask-smorest blueprints, OpenAPI, meta and health.
+
+See ``engine/api/README.md`` for the package's rules and ``docs/api.md`` for the URLs.
+"""
+
+from __future__ import annotations
+
+from .access import Authorize, CurrentUser, allow_all, no_user
+from .app import InitHook, StartHook, api_context, create_app, shutdown
+
+__all__ = ["Authorize", "CurrentUser", "InitHook", "StartHook", "allow_all", "api_context",
+           "create_app", "no_user", "shutdown"]

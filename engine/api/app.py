@@ -1,0 +1,133 @@
+"""Build the Flask app serving a model: generated CRUD, meta, health, OpenAPI and docs.
+
+Build time (``create_app``) compiles everything per entity: tables, codecs, statements,
+dumpers, input schemas and OpenAPI docs. Request time only runs the compiled pieces with a
+connection from the engine's pool (one per request).
+
+Example::
+
+    from metamodel import load
+    from engine.db import build_metadata, create_engine_for
+    from engine.api import create_app
+    from engine.settings import Settings
+
+    model = load(".")
+    engine = create_engine_for("sqlite:///campo.db")
+    build_metadata(model).create_all(engine)
+    app = create_app(model, engine, Settings())
+    app.test_client().get("/api/showcase/asset?sort=-code&limit=10").json
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import flask
+from flask import Flask
+from flask_smorest import Api
+from flask_smorest import Blueprint as ApiBlueprint
+from sqlalchemy.engine import Engine
+
+from engine.db import build_metadata
+from engine.settings import Settings
+from metamodel import Model
+
+from .access import Authorize, CurrentUser, allow_all, no_user
+from .errors import register_error_handlers
+from .health import Health, campo_version, health_blueprint
+from .meta import meta_blueprint
+from .resource import build_resources
+from .views import ApiContext, delete_referrers, module_blueprints
+
+log = logging.getLogger(__name__)
+
+#: ``on_start(app)`` runs at the end of :func:`create_app`; it may return a stop function.
+StartHook = Callable[[Flask], Callable[[], None] | None]
+#: ``on_init(app, api)`` runs right after the smorest ``Api`` exists, before any generated
+#: blueprint is registered (authentication installs its guard and blueprints here).
+InitHook = Callable[[Flask, Api], None]
+#: First URL segments under /api that modules may not use.
+RESERVED_SEGMENTS = frozenset({"meta", "health", "docs", "openapi.json", "auth", "audit", "ws"})
+STATIC = Path(__file__).parent / "static" / "swagger-ui"
+#: Largest request body accepted (bytes); larger bodies get 413.
+MAX_BODY = 16 * 1024 * 1024
+
+
+def _docs_static() -> flask.Blueprint:
+    return flask.Blueprint("swagger_ui", __name__, static_folder=str(STATIC),
+                           static_url_path="/static", url_prefix="/api/docs")
+
+
+def create_app(model: Model, engine: Engine, settings: Settings | None = None, *,
+               authorize: Authorize = allow_all, current_user: CurrentUser = no_user,
+               on_init: Iterable[InitHook] = (),
+               extra_blueprints: Iterable[flask.Blueprint] = (),
+               on_start: Iterable[StartHook] = ()) -> Flask:
+    """The WSGI app for ``model`` on ``engine``.
+
+    :param authorize: ``(entity, action) -> bool`` called by every generated view.
+    :param current_user: ``() -> str | None`` recorded in created_by/updated_by.
+    :param on_init: hooks called with ``(app, api)`` before the generated blueprints.
+    :param extra_blueprints: more routes (flask-smorest Blueprints are also documented).
+    :param on_start: hooks called with the app once it is built; a hook may return a
+        function that :func:`shutdown` calls.
+    """
+    settings = settings or Settings()
+    clashes = sorted(set(model.modules) & RESERVED_SEGMENTS)
+    if clashes:
+        raise ValueError(f"module name(s) {', '.join(clashes)} collide with built-in URLs "
+                         f"/api/<name>; rename the module(s)")
+    app = Flask("engine.api")
+    app.config.update(
+        API_TITLE="Campo", API_VERSION=campo_version(), OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api", OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL="/api/docs/static/",
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None, "deepLinking": True},
+        MAX_CONTENT_LENGTH=MAX_BODY,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    api = Api(app, spec_kwargs={"info": {"description": "Generated from the Campo model: "
+                                         "CRUD per entity, /api/meta, /api/health."}})
+    register_error_handlers(app)
+    for init in on_init:
+        init(app, api)
+    metadata = build_metadata(model)
+    ctx = ApiContext(model, engine, settings, build_resources(model, metadata), authorize,
+                     current_user, delete_referrers(model, metadata))
+    for blp in module_blueprints(ctx):
+        api.register_blueprint(blp)
+    api.register_blueprint(meta_blueprint(ctx))
+    api.register_blueprint(health_blueprint(Health(engine, settings.mqtt_url)))
+    app.register_blueprint(_docs_static())
+    for extra in extra_blueprints:
+        if isinstance(extra, ApiBlueprint):
+            api.register_blueprint(extra)
+        else:
+            app.register_blueprint(extra)
+    stoppers: list[Callable[[], None]] = []
+    app.extensions["campo"] = {"context": ctx, "api": api, "stoppers": stoppers}
+    for hook in on_start:
+        stop = hook(app)
+        if stop is not None:
+            stoppers.append(stop)
+    log.info("API ready: %d entities in %d modules", len(ctx.resources), len(model.modules))
+    return app
+
+
+def shutdown(app: Flask) -> None:
+    """Run the stop functions returned by ``on_start`` hooks, last started first."""
+    stoppers: list[Callable[[], None]] = app.extensions["campo"]["stoppers"]
+    while stoppers:
+        stop = stoppers.pop()
+        try:
+            stop()
+        except Exception:  # one failing stop must not keep the others from running
+            log.exception("stop hook %r failed", stop)
+
+
+def api_context(app: Flask) -> Any:
+    """The :class:`~engine.api.views.ApiContext` of an app built by :func:`create_app`."""
+    return app.extensions["campo"]["context"]

@@ -1,0 +1,389 @@
+"""Per-field-type conversions: JSON output, query-string values and marshmallow input fields.
+
+Everything here is computed once per field when the app is built; the request path only
+calls the returned closures. Output conventions: dates and datetimes are ISO 8601 strings
+(datetimes tz-aware, UTC), decimals are strings with exactly the field's scale (exact, no
+float rounding), everything else is the plain JSON type.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import decimal
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields as mf
+from marshmallow import validate as mv
+
+from metamodel.model import labels_of
+
+#: A context wide enough for NUMERIC(38, 38): quantize never raises for valid values.
+DECIMAL_CONTEXT = decimal.Context(prec=80)
+
+EQUALITY = frozenset({"eq", "ne", "in", "isnull"})
+ORDERED = EQUALITY | {"gt", "gte", "lt", "lte"}
+TEXTUAL = ORDERED | {"contains", "icontains"}
+#: Every filter operator, in the order they are documented.
+OPERATORS: tuple[str, ...] = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains",
+                              "icontains", "isnull")
+_OPS_BY_TYPE: dict[str, frozenset[str]] = {
+    "string": TEXTUAL, "text": TEXTUAL, "enum": TEXTUAL,
+    "int": ORDERED, "decimal": ORDERED, "float": ORDERED, "date": ORDERED,
+    "datetime": ORDERED, "link": ORDERED, "bool": EQUALITY, "json": frozenset({"isnull"}),
+}
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How one column is read from the query string and written to JSON."""
+
+    name: str
+    type: str
+    #: converts a non-null database value to its JSON form; None: the value is already JSON
+    dump: Callable[[Any], Any] | None
+    #: parses one query-string value; raises ValueError with a message for the client
+    parse: Callable[[str], Any]
+    ops: frozenset[str]
+    nullable: bool
+
+    @property
+    def sortable(self) -> bool:
+        return self.type != "json"
+
+
+# --------------------------------------------------------------------------- output
+
+
+def dump_decimal(scale: int) -> Callable[[Any], str]:
+    """A function formatting a decimal with exactly ``scale`` digits after the point."""
+    quantum = decimal.Decimal(1).scaleb(-scale)
+
+    def dump(value: Any) -> str:
+        if not isinstance(value, decimal.Decimal):
+            value = decimal.Decimal(str(value))
+        return format(value.quantize(quantum, context=DECIMAL_CONTEXT), "f")
+
+    return dump
+
+
+def _isoformat(value: Any) -> str:
+    return str(value.isoformat())
+
+
+# --------------------------------------------------------------------------- query values
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not an integer") from None
+
+
+def parse_decimal(text: str) -> decimal.Decimal:
+    try:
+        value = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise ValueError(f"'{text}' is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"'{text}' is not a finite number")
+    return value
+
+
+def parse_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"'{text}' is not a finite number")
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("true", "1", "yes"):
+        return True
+    if low in ("false", "0", "no"):
+        return False
+    raise ValueError(f"'{text}' is not a boolean (use true or false)")
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"'{text}' is not a date (YYYY-MM-DD)") from None
+
+
+def parse_datetime(text: str) -> dt.datetime:
+    """An ISO 8601 instant; naive means UTC. A '+' decoded to ' ' by the URL is restored."""
+    candidate = text.strip()
+    try:
+        value = dt.datetime.fromisoformat(candidate)
+    except ValueError:
+        fixed = re.sub(r" (\d\d:?\d\d)$", r"+\1", candidate)
+        try:
+            value = dt.datetime.fromisoformat(fixed)
+        except ValueError:
+            raise ValueError(f"'{text}' is not an ISO 8601 date and time "
+                             "(e.g. 2024-05-01T08:00:00Z)") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _parse_enum(codes: list[str]) -> Callable[[str], str]:
+    allowed = set(codes)
+
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"'{text}' is not one of {', '.join(codes)}")
+        return text
+
+    return parse
+
+
+def _parse_text(text: str) -> str:
+    return text
+
+
+def _parse_json(text: str) -> Any:
+    raise ValueError("json fields can only be filtered with __isnull")
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "string": _parse_text, "text": _parse_text, "int": parse_int, "decimal": parse_decimal,
+    "float": parse_float, "bool": parse_bool, "date": parse_date, "datetime": parse_datetime,
+    "link": parse_int, "json": _parse_json,
+}
+
+
+def field_codec(name: str, f: Any) -> Codec:
+    """The codec of a model field (not a ``table`` field)."""
+    dump: Callable[[Any], Any] | None = None
+    if f.type == "decimal":
+        dump = dump_decimal(f.scale)
+    elif f.type in ("date", "datetime"):
+        dump = _isoformat
+    parse = _parse_enum(f.codes()) if f.type == "enum" else _PARSERS[f.type]
+    return Codec(name, f.type, dump, parse, _OPS_BY_TYPE[f.type], nullable=not f.required)
+
+
+def system_codecs(child: bool) -> list[Codec]:
+    """Codecs of the system columns (and, for a child table, ``parent_id`` and ``idx``)."""
+    codecs = [
+        Codec("id", "int", None, parse_int, ORDERED - {"isnull"}, nullable=False),
+        Codec("created_at", "datetime", _isoformat, parse_datetime, ORDERED - {"isnull"}, False),
+        Codec("created_by", "string", None, _parse_text, TEXTUAL, nullable=True),
+        Codec("updated_at", "datetime", _isoformat, parse_datetime, ORDERED - {"isnull"}, False),
+        Codec("updated_by", "string", None, _parse_text, TEXTUAL, nullable=True),
+        Codec("version", "int", None, parse_int, ORDERED - {"isnull"}, nullable=False),
+    ]
+    if child:
+        codecs += [Codec("parent_id", "int", None, parse_int, ORDERED, False),
+                   Codec("idx", "int", None, parse_int, ORDERED, False)]
+    return codecs
+
+
+# --------------------------------------------------------------------------- input fields
+
+
+class _NotBool:
+    """Reject JSON true/false where a number is expected (Python's bool is an int)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")  # type: ignore[attr-defined]
+        return super()._deserialize(value, attr, data, **kwargs)  # type: ignore[misc]
+
+
+class StrictInteger(_NotBool, mf.Integer):
+    """An integer given as a JSON integer (not a string, float or boolean)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+
+class StrictFloat(_NotBool, mf.Float):
+    """A finite number given as a JSON number."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class ExactDecimal(_NotBool, mf.Decimal):
+    """A decimal given as a JSON number or a numeric string."""
+
+
+class StrictBoolean(mf.Boolean):
+    """``true`` or ``false`` only."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class FullMatch(mv.Validator):
+    """The whole string must match the pattern (as the model's ``pattern:`` means)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.regex = re.compile(pattern)
+
+    def _repr_args(self) -> str:
+        return f"pattern={self.pattern!r}"
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(f"Does not match pattern '{self.pattern}'.")
+        return value
+
+
+class DecimalDigits(mv.Validator):
+    """At most ``scale`` digits after the point and ``precision - scale`` before it."""
+
+    def __init__(self, precision: int, scale: int) -> None:
+        self.precision = precision
+        self.scale = scale
+
+    def _repr_args(self) -> str:
+        return f"precision={self.precision}, scale={self.scale}"
+
+    def __call__(self, value: decimal.Decimal) -> decimal.Decimal:
+        sign, digits, exponent = value.normalize(DECIMAL_CONTEXT).as_tuple()
+        assert isinstance(exponent, int)  # finite: NaN and infinity are rejected earlier
+        frac = max(0, -exponent)
+        whole = max(0, len(digits) + exponent) if digits != (0,) else 0
+        if frac > self.scale:
+            raise ma.ValidationError(f"At most {self.scale} digits after the decimal point.")
+        if whole > self.precision - self.scale:
+            raise ma.ValidationError(
+                f"At most {self.precision - self.scale} digits before the decimal point.")
+        return value
+
+
+class DateBounds(mv.Validator):
+    """A date range (not an ``mv.Range``, which apispec would document as numbers)."""
+
+    def __init__(self, low: dt.date | None, high: dt.date | None) -> None:
+        self.range = mv.Range(min=low, max=high)
+
+    def _repr_args(self) -> str:
+        return self.range._repr_args()
+
+    def __call__(self, value: dt.date) -> dt.date:
+        return self.range(value)  # type: ignore[no-any-return]
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def input_field(name: str, f: Any, *, required: bool, nested: type[ma.Schema] | None = None
+                ) -> mf.Field:
+    """The marshmallow field validating input for model field ``f``."""
+    meta: dict[str, Any] = {"title": labels_of(f.label, name).get("en")}
+    if f.help is not None:
+        meta["description"] = labels_of(f.help, name).get("en")
+    if getattr(f, "unit", None):
+        meta["x-unit"] = f.unit
+    if f.default is not None and f.type != "table":
+        meta["default"] = (f.default.isoformat() if isinstance(f.default, dt.date)
+                           else f.default)
+    opts: dict[str, Any] = {"required": required, "allow_none": not f.required,
+                            "metadata": meta}
+    validators: list[Any] = []
+    t = f.type
+    if t == "string":
+        low = f.min_length if f.min_length is not None else (1 if f.required else None)
+        validators.append(mv.Length(min=low, max=f.max_length))
+        if f.pattern:
+            validators.append(FullMatch(f.pattern))
+        return mf.String(validate=validators, **opts)
+    if t == "text":
+        return mf.String(validate=[mv.Length(min=1)] if f.required else [], **opts)
+    if t == "enum":
+        return mf.String(validate=[mv.OneOf(f.codes())], **opts)
+    if t in ("int", "link"):
+        lo, hi = INT64
+        if t == "link":
+            lo = 1
+        lo = lo if getattr(f, "min", None) is None else max(lo, f.min)
+        hi = hi if getattr(f, "max", None) is None else min(hi, f.max)
+        return StrictInteger(validate=[mv.Range(min=lo, max=hi)], **opts)
+    if t == "decimal":
+        validators.append(DecimalDigits(f.precision, f.scale))
+        if f.min is not None or f.max is not None:
+            validators.append(mv.Range(min=f.min, max=f.max))
+        # apispec would write Decimal bounds as strings; document them as numbers
+        meta.update({k: v for k, v in (("minimum", f.min), ("maximum", f.max)) if v is not None})
+        meta.update({"x-precision": f.precision, "x-scale": f.scale})
+        return ExactDecimal(allow_nan=False, validate=validators, **opts)
+    if t == "float":
+        if f.min is not None or f.max is not None:
+            validators.append(mv.Range(min=f.min, max=f.max))
+        return StrictFloat(allow_nan=False, validate=validators, **opts)
+    if t == "bool":
+        return StrictBoolean(**opts)
+    if t == "date":
+        if f.min is not None or f.max is not None:
+            validators.append(DateBounds(f.min, f.max))
+            meta["description"] = " ".join(filter(None, [
+                meta.get("description"), f"from {f.min}" if f.min else None,
+                f"until {f.max}" if f.max else None]))
+        return mf.Date(validate=validators, **opts)
+    if t == "datetime":
+        return mf.AwareDateTime(default_timezone=dt.UTC, **opts)
+    if t == "json":
+        return mf.Raw(**opts)
+    if t == "table":
+        assert nested is not None
+        opts["allow_none"] = False
+        return mf.List(mf.Nested(nested), **opts)
+    raise ValueError(f"field type {t!r} has no input field")
+
+
+def output_field(name: str, f: Any) -> mf.Field:
+    """A marshmallow field describing the JSON output of ``f`` (OpenAPI documentation only)."""
+    meta: dict[str, Any] = {"title": labels_of(f.label, name).get("en")}
+    if getattr(f, "unit", None):
+        meta["x-unit"] = f.unit
+    t = f.type
+    kinds: dict[str, Callable[..., mf.Field]] = {
+        "string": mf.String, "text": mf.String, "enum": mf.String, "int": mf.Integer,
+        "link": mf.Integer, "float": mf.Float, "bool": mf.Boolean, "date": mf.Date,
+        "datetime": mf.AwareDateTime, "json": mf.Raw,
+    }
+    if t == "decimal":
+        meta["format"] = "decimal"
+        return mf.String(allow_none=True, metadata=meta)
+    if t == "enum":
+        return mf.String(allow_none=True, validate=[mv.OneOf(f.codes())], metadata=meta)
+    return kinds[t](allow_none=True, metadata=meta)
+
+
+def default_value(f: Any) -> Any:
+    """The value a record gets for ``f`` when the input leaves it out (may be None)."""
+    value = f.default
+    if value is None:
+        return None
+    if f.type == "date" and value == "today":
+        return dt.datetime.now(dt.UTC).date()
+    if f.type == "datetime":
+        if value == "now":
+            return dt.datetime.now(dt.UTC)
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    if f.type == "decimal":
+        return decimal.Decimal(str(value))
+    if f.type == "json":
+        return copy.deepcopy(value)
+    return value

@@ -1,0 +1,267 @@
+"""Generated views: one flask-smorest Blueprint per module, two MethodViews per entity.
+
+``/api/<module>/<entity>`` (GET list, POST create), ``/api/<module>/<entity>/<id>`` (GET,
+PUT, PATCH, DELETE) and ``/api/<module>/<entity>/bulk`` (POST a list). The classes are built
+with ``type()`` when the app is built; their methods close over a compiled
+:class:`~engine.api.resource.Resource`, so a request does no model lookups.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask import Response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy.engine import Engine
+
+from engine.settings import Settings
+from metamodel import Model
+
+from . import openapi
+from .access import Authorize, CurrentUser
+from .errors import ApiError, json_response
+from .query import QueryError, parse_list_query
+from .reads import get_record, list_page
+from .resource import Resource
+from .writes import (
+    Referrer,
+    delete_record,
+    explain_integrity,
+    insert_records,
+    restricting_references,
+    update_record,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiContext:
+    """What every generated view needs, built once by :func:`engine.api.create_app`."""
+
+    model: Model
+    engine: Engine
+    settings: Settings
+    resources: dict[str, Resource]
+    authorize: Authorize
+    current_user: CurrentUser
+    #: qualified entity -> links that restrict deleting its records
+    referrers: dict[str, list[Referrer]] = field(default_factory=dict)
+
+    def check(self, res: Resource, action: str) -> None:
+        """403 unless the current user may ``action`` on the entity."""
+        if not self.authorize(res.entity, action):
+            raise ApiError(403, f"not allowed to {action} {res.qualname}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json() -> Any:
+    """The request body as JSON; 415 for another content type, 400 when malformed."""
+    mimetype = request.mimetype
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise ApiError(415, f"send a JSON body with Content-Type: application/json, "
+                       f"not {mimetype}")
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise ApiError(400, "the request needs a JSON body")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, f"malformed JSON body: {exc}") from None
+
+
+def validate(res: Resource, data: Any, *, partial: bool = False) -> dict[str, Any]:
+    """Validated input for one record; 422 with per-field messages."""
+    try:
+        loaded: dict[str, Any] = res.schema.load(
+            data, partial=tuple(res.entity.fields) if partial else False)
+    except ma.ValidationError as err:
+        messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
+        raise ApiError(422, "invalid input: " + ", ".join(str(k) for k in messages),
+                       {"json": messages}) from None
+    return loaded
+
+
+def _query_error(err: QueryError) -> ApiError:
+    return ApiError(400, err.message, {"query": {err.param: [err.message]}})
+
+
+def _version_arg() -> int | None:
+    text = request.args.get("version")
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ApiError(400, f"version must be an integer, not '{text}'",
+                       {"query": {"version": ["not an integer"]}}) from None
+
+
+def make_views(ctx: ApiContext, res: Resource) -> tuple[type[MethodView], type[MethodView],
+                                                       type[MethodView]]:
+    """The collection, item and bulk MethodViews of one resource."""
+    engine = ctx.engine
+    settings = ctx.settings
+    dialect = engine.dialect.name
+
+    def list_records(self: MethodView) -> Response:
+        ctx.check(res, "read")
+        try:
+            q = parse_list_query(res, request.args, default_limit=settings.default_page_size,
+                                 max_limit=settings.max_page_size, dialect=dialect)
+        except QueryError as err:
+            raise _query_error(err) from None
+        for name in q.expand:
+            ctx.check(ctx.resources[res.links[name]], "read")
+        with engine.connect() as conn:
+            page = list_page(conn, res, q, ctx.resources)
+        return json_response(page)
+
+    def create_record(self: MethodView) -> Response:
+        ctx.check(res, "create")
+        data = validate(res, read_json())
+        items = _insert(ctx, res, [data], bulk=False)
+        resp = json_response(items[0], 201)
+        resp.headers["Location"] = f"{res.url}/{items[0]['id']}"
+        return resp
+
+    def bulk_create(self: MethodView) -> Response:
+        ctx.check(res, "create")
+        body = read_json()
+        if not isinstance(body, list):
+            raise ApiError(422, "a bulk create takes a JSON list of records",
+                           {"json": {"_schema": ["Not a list."]}})
+        if len(body) > settings.max_page_size:
+            raise ApiError(400, f"at most {settings.max_page_size} records per bulk request "
+                           f"(got {len(body)})")
+        rows, errors = [], {}
+        for i, item in enumerate(body):
+            try:
+                rows.append(validate(res, item))
+            except ApiError as err:
+                errors[i] = (err.errors or {}).get("json")
+        if errors:
+            raise ApiError(422, f"{len(errors)} of {len(body)} records are invalid; "
+                           "nothing was created", {"json": errors})
+        items = _insert(ctx, res, rows, bulk=True) if rows else []
+        return json_response({"items": items}, 201)
+
+    def get_one(self: MethodView, record_id: int) -> Response:
+        ctx.check(res, "read")
+        with engine.connect() as conn:
+            item = get_record(conn, res, record_id)
+        if item is None:
+            raise ApiError(404, f"{res.qualname} {record_id} not found")
+        return json_response(item)
+
+    def replace(self: MethodView, record_id: int) -> Response:
+        return _update(ctx, res, record_id, partial=False)
+
+    def patch(self: MethodView, record_id: int) -> Response:
+        return _update(ctx, res, record_id, partial=True)
+
+    def delete(self: MethodView, record_id: int) -> Response:
+        ctx.check(res, "delete")
+        expected = _version_arg()
+        try:
+            with engine.begin() as conn:
+                delete_record(conn, res, record_id, expected)
+        except sa.exc.IntegrityError:
+            with engine.connect() as conn:
+                refs = restricting_references(conn, record_id, ctx.referrers.get(res.qualname,
+                                                                                 []))
+            named = "; ".join(f"{q} {', '.join(map(str, ids))}" for q, ids in refs.items())
+            raise ApiError(409, f"{res.qualname} {record_id} is still referenced"
+                           + (f" by {named}" if named else " by other records")
+                           + "; delete or change those first",
+                           {"references": refs}) from None
+        return Response(status=204)
+
+    docs = openapi.resource_docs(res)
+    base = _class_name(res)
+    collection = type(f"{base}Collection", (MethodView,), {
+        "get": Blueprint.doc(**docs["list"])(list_records),
+        "post": Blueprint.doc(**docs["create"])(create_record),
+    })
+    item = type(f"{base}Item", (MethodView,), {
+        "get": Blueprint.doc(**docs["get"])(get_one),
+        "put": Blueprint.doc(**docs["put"])(replace),
+        "patch": Blueprint.doc(**docs["patch"])(patch),
+        "delete": Blueprint.doc(**docs["delete"])(delete),
+    })
+    bulk = type(f"{base}Bulk", (MethodView,), {
+        "post": Blueprint.doc(**docs["bulk"])(bulk_create),
+    })
+    return collection, item, bulk
+
+
+def _class_name(res: Resource) -> str:
+    return "".join(p.capitalize() for p in res.entity.name.split("_"))
+
+
+def _insert(ctx: ApiContext, res: Resource, rows: list[Mapping[str, Any]], *, bulk: bool
+            ) -> list[dict[str, Any]]:
+    user = ctx.current_user()
+    try:
+        with ctx.engine.begin() as conn:
+            return insert_records(conn, res, rows, user)
+    except sa.exc.IntegrityError as err:
+        raise explain_integrity(ctx.engine, res, err, rows, bulk=bulk) from None
+
+
+def _update(ctx: ApiContext, res: Resource, record_id: int, *, partial: bool) -> Response:
+    ctx.check(res, "update")
+    data = validate(res, read_json(), partial=partial)
+    user = ctx.current_user()
+    try:
+        with ctx.engine.begin() as conn:
+            item = update_record(conn, res, record_id, data, partial=partial, user=user)
+    except sa.exc.IntegrityError as err:
+        raise explain_integrity(ctx.engine, res, err, [data], bulk=False) from None
+    return json_response(item)
+
+
+def module_blueprints(ctx: ApiContext) -> list[Blueprint]:
+    """One Blueprint per module that has top-level entities."""
+    blueprints = []
+    for module in ctx.model.modules.values():
+        resources = [r for r in ctx.resources.values() if r.entity.module == module.name]
+        if not resources:
+            continue
+        blp = Blueprint(module.name, __name__, url_prefix=f"/api/{module.name}",
+                        description=module.labels.get("en"))
+        for res in resources:
+            collection, item, bulk = make_views(ctx, res)
+            name = res.entity.name
+            blp.route(f"/{name}", endpoint=f"{name}_collection")(collection)
+            blp.route(f"/{name}/<int:record_id>", endpoint=f"{name}_item",
+                      parameters=[openapi.ID_PARAMETER])(item)
+            blp.route(f"/{name}/bulk", endpoint=f"{name}_bulk")(bulk)
+        blueprints.append(blp)
+    return blueprints
+
+
+def delete_referrers(model: Model, metadata: sa.MetaData) -> dict[str, list[Referrer]]:
+    """For each entity, the ``on_delete: restrict`` links that point at it."""
+    out: dict[str, list[Referrer]] = {}
+    for ent in model.entities.values():
+        for name, f in ent.stored_fields().items():
+            if f.type != "link" or f.on_delete != "restrict":
+                continue
+            table = metadata.tables[ent.table]
+            if ent.parent is not None:
+                ref: Referrer = (table, name, ent.parent[0], "parent_id")
+            else:
+                ref = (table, name, ent.qualname, "id")
+            out.setdefault(ent.targets[name], []).append(ref)
+    return out
