@@ -1,0 +1,262 @@
+"""The resolved tag model: every template instance expanded into plain, located tags.
+
+:func:`metamodel.tags.load_tags` builds one :class:`TagModel`. Nothing here refers to the
+YAML shapes of :mod:`metamodel.tags.spec` except :attr:`Device.spec` (the validated device
+options, already free of ``${parameters}``); the engine reads only these dataclasses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import Location
+from ..model import Labels
+from .addressing import ModbusAddress, MqttAddress, OpcUaAddress
+from .spec import ModbusRtuSpec, ModbusTcpSpec, MqttSpec, OpcUaSpec, seconds
+
+Address = ModbusAddress | OpcUaAddress | MqttAddress
+DeviceSpecs = ModbusTcpSpec | ModbusRtuSpec | OpcUaSpec | MqttSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Scaling:
+    """``eng = raw * factor + offset``; ``eng_range`` from raw/eng ranges, kept if ``clamp``."""
+
+    factor: float
+    offset: float
+    #: the engineering range (lo, hi) when the scale was given as raw and eng ranges
+    eng_range: tuple[float, float] | None = None
+    clamp: bool = False
+
+    def to_eng(self, raw: float) -> float:
+        """Engineering value of ``raw`` (unclamped)."""
+        return raw * self.factor + self.offset
+
+    def to_raw(self, eng: float) -> float:
+        """Raw value that scales to ``eng``."""
+        return (eng - self.offset) / self.factor
+
+    @property
+    def span(self) -> float | None:
+        return self.eng_range[1] - self.eng_range[0] if self.eng_range else None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanClass:
+    """A named scan rate."""
+
+    name: str
+    period: float
+    location: Location
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A device of a site: its validated options and where it was declared."""
+
+    site: str
+    name: str
+    spec: DeviceSpecs
+    location: Location
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.site}.{self.name}"
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+    @property
+    def enabled(self) -> bool:
+        return self.spec.enabled
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one request may take."""
+        return seconds(self.spec.timeout)
+
+    @property
+    def reconnect_delays(self) -> tuple[float, float]:
+        """First and largest wait between reconnection attempts, in seconds."""
+        return seconds(self.spec.reconnect_delay), seconds(self.spec.reconnect_delay_max)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """The ERP record an instance stands for (``showcase.asset`` whose ``code`` is ``W1``)."""
+
+    entity: str
+    key: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.entity}[{self.key}={self.value}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A template's name, parameters and the place it was defined."""
+
+    name: str
+    parameters: tuple[str, ...]
+    tags: tuple[str, ...]
+    location: Location
+    #: the file, for ``<template>.dumps/`` beside it
+    file: str
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One asset: a template bound to a device, unit id, base address and parameters."""
+
+    path: str
+    site: str
+    template: str
+    device: str
+    unit_id: int | None
+    base: int
+    params: tuple[tuple[str, str], ...]
+    binding: Binding | None
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """One tag, fully resolved: device, address, data type, scaling, deadband, write rules."""
+
+    path: str
+    site: str
+    #: qualified device name (``site.device``)
+    device: str
+    device_type: str
+    address: Address
+    #: None: as the source gives it (OPC-UA and MQTT values arrive typed)
+    data_type: str | None
+    length: int | None
+    byte_order: str
+    word_order: str
+    scaling: Scaling | None
+    unit: str | None
+    label: Labels | None
+    description: str | None
+    range: tuple[float, float] | None
+    #: absolute engineering-unit deadband; 0 publishes every change
+    deadband: float
+    scan_class: str
+    period: float
+    writable: bool
+    write_roles: frozenset[str]
+    write_min: float | None
+    write_max: float | None
+    location: Location
+    instance: str | None = None
+    template: str | None = None
+    binding: Binding | None = None
+
+    @property
+    def modbus(self) -> ModbusAddress:
+        """The Modbus address (TypeError for other devices)."""
+        if not isinstance(self.address, ModbusAddress):
+            raise TypeError(f"tag '{self.path}' is not a Modbus tag")
+        return self.address
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly summary (``campo tags expand --json``)."""
+        out: dict[str, Any] = {
+            "path": self.path, "device": self.device, "address": str(self.address),
+            "type": self.data_type, "scan_class": self.scan_class,
+        }
+        if self.length:
+            out["length"] = self.length
+        if self.data_type not in (None, "bool", "string") and self.data_type in (
+                "int32", "uint32", "float32", "int64", "uint64", "float64"):
+            out["order"] = f"{self.byte_order}/{self.word_order}"
+        if self.scaling:
+            out["scale"] = {"factor": self.scaling.factor, "offset": self.scaling.offset}
+            if self.scaling.clamp and self.scaling.eng_range:
+                out["scale"]["clamp"] = list(self.scaling.eng_range)
+        if self.unit:
+            out["unit"] = self.unit
+        if self.deadband:
+            out["deadband"] = self.deadband
+        if self.writable:
+            out["writable"] = sorted(self.write_roles)
+            if self.write_min is not None or self.write_max is not None:
+                out["limits"] = [self.write_min, self.write_max]
+        if self.instance:
+            out["instance"] = self.instance
+            out["template"] = self.template
+        if self.binding:
+            out["bind"] = str(self.binding)
+        return out
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """A tag path pattern: ``*`` matches within one dotted segment, ``**`` across segments."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^.]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^.]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(f"^{out}$")
+
+
+@dataclass(frozen=True)
+class TagModel:
+    """Every scan class, template, device, instance and tag of a project's ``tags/``."""
+
+    scan_classes: dict[str, ScanClass]
+    templates: dict[str, Template]
+    sites: dict[str, Location]
+    devices: dict[str, Device]
+    instances: dict[str, Instance]
+    #: tags by path, sorted
+    tags: dict[str, Tag]
+    #: site parameter values after overrides: site -> name -> value
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    root: str = "."
+
+    def tags_of(self, device: str) -> list[Tag]:
+        """Tags of the device named ``site.device``, by path."""
+        return [t for t in self.tags.values() if t.device == device]
+
+    def tags_for(self, entity: str, value: str) -> list[Tag]:
+        """Tags of the instances bound to the ERP record of ``entity`` identified by ``value``."""
+        return [t for t in self.tags.values()
+                if t.binding is not None and t.binding.entity == entity
+                and t.binding.value == str(value)]
+
+    def select(self, pattern: str) -> list[Tag]:
+        """Tags whose path matches ``pattern`` (``pad7.*.pip``, ``pad7.**``)."""
+        rx = compile_pattern(pattern)
+        return [t for t in self.tags.values() if rx.match(t.path)]
+
+    def only_site(self, site: str) -> TagModel:
+        """The same model restricted to one site (KeyError when unknown)."""
+        if site not in self.sites:
+            raise KeyError(site)
+        return TagModel(
+            scan_classes=self.scan_classes, templates=self.templates,
+            sites={site: self.sites[site]},
+            devices={k: d for k, d in self.devices.items() if d.site == site},
+            instances={k: i for k, i in self.instances.items() if i.site == site},
+            tags={k: t for k, t in self.tags.items() if t.site == site},
+            parameters={site: self.parameters.get(site, {})}, root=self.root)
+
+
+__all__ = ["Address", "Binding", "Device", "Instance", "ScanClass", "Scaling", "Tag",
+           "TagModel", "Template", "compile_pattern"]
