@@ -1,0 +1,142 @@
+"""Render plan items into the Python body of a revision's ``upgrade()``.
+
+Alembic operations are rendered by Alembic's own renderer (``render_python_code``) in batch
+style, so the same revision runs on SQLite (table copy) and PostgreSQL (``ALTER TABLE``).
+Consecutive operations on one table in one phase share a ``batch_alter_table`` block; code
+items (data fills, registry rows) are copied as they are. Dialect-specific types reflected
+from the database are rendered as their generic SQLAlchemy types and Campo's ``UTCDateTime``
+as ``sa.DateTime(timezone=True)``, so revisions import nothing from Campo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from alembic.autogenerate import render_python_code
+from alembic.operations import ops
+
+from .steps import Item
+from .tables import UTCDateTime
+
+
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def _render_ops(op: Any) -> list[str]:
+    text = render_python_code(ops.UpgradeOps([op]), render_as_batch=True,
+                              render_item=_render_item)
+    lines = text.split("\n")
+    out = [lines[0]] + [ln[4:] if ln.startswith("    ") else ln for ln in lines[1:]]
+    return [ln.rstrip() for ln in out if ln.strip() and not ln.strip().startswith("# ###")]
+
+
+def render_items(items: Sequence[Item]) -> tuple[str, set[str]]:
+    """Python source (unindented) of the items in phase order, and the imports it needs."""
+    ordered = sorted(enumerate(items), key=lambda p: (p[1].phase, _table_rank(items, p[1]),
+                                                       p[0]))
+    lines: list[str] = []
+    imports: set[str] = set()
+    batch: list[Any] = []
+    batch_key: tuple[int, str] | None = None
+
+    def flush() -> None:
+        nonlocal batch, batch_key
+        if batch and batch_key is not None:
+            lines.extend(_render_ops(ops.ModifyTableOps(batch_key[1], batch)))
+        batch, batch_key = [], None
+
+    for _, item in ordered:
+        imports |= item.imports
+        if item.op is not None and item.table is not None:
+            key = (int(item.phase), item.table)
+            if key != batch_key:
+                flush()
+                batch_key = key
+            batch.append(item.op)
+            continue
+        flush()
+        if item.op is not None:
+            lines.extend(_render_ops(item.op))
+        elif item.code:
+            lines.extend(item.code.rstrip().split("\n"))
+    flush()
+    body = "\n".join(lines)
+    if "postgresql." in body:
+        imports.add("from sqlalchemy.dialects import postgresql")
+    return body, imports
+
+
+def _table_rank(items: Sequence[Item], item: Item) -> int:
+    """Keep a table's items together within a phase, tables in order of first appearance."""
+    if item.table is None:
+        return -1
+    for i, other in enumerate(items):
+        if other.table == item.table:
+            return i
+    return len(items)
+
+
+def execute_code(sql: str) -> str:
+    """Code that runs one SQL statement."""
+    return f"op.execute({sql!r})"
+
+
+_TYPE_SOURCE = {
+    "text": "sa.Text()", "int": "sa.BigInteger()", "float": "sa.Float()",
+    "bool": "sa.Boolean()", "date": "sa.Date()", "datetime": "sa.DateTime(timezone=True)",
+    "enum": "sa.String()", "json": "sa.JSON()", "link": "sa.BigInteger()",
+}
+
+
+def type_source(f: Any) -> str:
+    """Source of the SQLAlchemy type binding a field's values."""
+    if f.type == "string":
+        return f"sa.String({f.max_length})"
+    if f.type == "decimal":
+        return f"sa.Numeric({f.precision}, {f.scale})"
+    return _TYPE_SOURCE.get(f.type, "sa.String()")
+
+
+def value_source(f: Any) -> tuple[str, set[str]]:
+    """Source of a field's default value (``today``/``now`` become SQL functions)."""
+    v = f.default
+    if f.type == "date" and v == "today":
+        return "sa.func.current_date()", set()
+    if f.type == "datetime" and v == "now":
+        return "sa.func.now()", set()
+    if f.type == "datetime" and isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        v = dt.datetime(v.year, v.month, v.day, tzinfo=dt.UTC)
+    if f.type == "datetime" and isinstance(v, dt.datetime) and v.tzinfo is None:
+        v = v.replace(tzinfo=dt.UTC)
+    src = repr(v)
+    return src, ({"import datetime"} if "datetime." in src else set())
+
+
+def fill_code(table: str, column: str, f: Any) -> tuple[str, set[str]]:
+    """Code that gives every row whose ``column`` is NULL the field's default."""
+    value, imports = value_source(f)
+    code = (f"_t = sa.table({table!r}, sa.column({column!r}, {type_source(f)}))\n"
+            f"op.execute(_t.update().where(_t.c[{column!r}].is_(None))"
+            f".values({{{column!r}: {value}}}))")
+    return code, imports
+
+
+def truncate_code(table: str, column: str, length: int) -> str:
+    """Code that cuts values of ``column`` to ``length`` characters (before a narrowing)."""
+    return execute_code(f'UPDATE "{table}" SET "{column}" = substr("{column}", 1, {length}) '
+                        f'WHERE length("{column}") > {length}')
+
+
+def pg_rename_code(new: str, old_pk: str | None, new_pk: str, old: str) -> str:
+    """PostgreSQL bookkeeping after a table rename: primary key and id sequence names."""
+    stmts = []
+    if old_pk and old_pk != new_pk:
+        stmts.append(f'ALTER TABLE "{new}" RENAME CONSTRAINT "{old_pk}" TO "{new_pk}"')
+    stmts.append(f'ALTER SEQUENCE IF EXISTS "{old}_id_seq" RENAME TO "{new}_id_seq"')
+    body = "\n".join("    " + execute_code(s) for s in stmts)
+    return f'if op.get_bind().dialect.name == "postgresql":\n{body}'
