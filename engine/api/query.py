@@ -270,8 +270,9 @@ def keyset_clause(res: Resource, order: list[tuple[str, bool]], after: list[Any]
             eq = col.is_(None)
             beyond = None
         else:
-            eq = col == value
-            beyond = col < value if desc else col > value
+            bound = sa.bindparam(None, value, type_=col.type)  # also for True/False
+            eq = col == bound
+            beyond = col < bound if desc else col > bound
             if nullable:
                 beyond = sa.or_(beyond, col.is_(None))
         if clause is None:

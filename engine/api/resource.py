@@ -55,6 +55,8 @@ class TableApi:
     codecs: dict[str, Codec]
     select_all: sa.Select[Any]
     dump_all: Dumper
+    #: fields of type json (None must be written as SQL NULL)
+    json_fields: tuple[str, ...] = ()
     _dumpers: dict[tuple[str, ...], Dumper] = field(default_factory=dict)
 
     def dumper(self, names: tuple[str, ...]) -> Dumper:
@@ -77,7 +79,8 @@ def build_table_api(ent: Entity, table: sa.Table, child: bool) -> TableApi:
         codecs[name] = field_codec(name, f)
     names = list(codecs)
     return TableApi(ent, table, names, codecs, sa.select(*(table.c[n] for n in names)),
-                    make_dumper(names, codecs))
+                    make_dumper(names, codecs),
+                    tuple(n for n, f in ent.stored_fields().items() if f.type == "json"))
 
 
 @dataclass

@@ -36,24 +36,33 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _sql_nulls(values: dict[str, Any], json_fields: tuple[str, ...]) -> dict[str, Any]:
+    # SQLAlchemy's JSON type stores None as the JSON text 'null'; __isnull filters need SQL NULL
+    for name in json_fields:
+        if name in values and values[name] is None:
+            values[name] = sa.null()
+    return values
+
+
 def record_values(res: Resource, data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
     """Column values of one record from validated input (left-out fields take defaults)."""
     if partial:
-        return {n: data[n] for n in res.stored if n in data}
-    values = {}
-    for name in res.stored:
-        if name in data:
-            values[name] = data[name]
-        else:
-            values[name] = default_value(res.entity.fields[name])
-    return values
+        values = {n: data[n] for n in res.stored if n in data}
+    else:
+        values = {}
+        for name in res.stored:
+            if name in data:
+                values[name] = data[name]
+            else:
+                values[name] = default_value(res.entity.fields[name])
+    return _sql_nulls(values, res.api.json_fields) if res.api.json_fields else values
 
 
 def _row_values(child: ChildTable, row: Mapping[str, Any], idx: int) -> dict[str, Any]:
     values: dict[str, Any] = {"idx": idx}
     for name, f in child.api.entity.stored_fields().items():
         values[name] = row[name] if name in row else default_value(f)
-    return values
+    return _sql_nulls(values, child.api.json_fields) if child.api.json_fields else values
 
 
 def insert_records(conn: Connection, res: Resource, items: Sequence[Mapping[str, Any]],
