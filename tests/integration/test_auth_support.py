@@ -118,6 +118,7 @@ def build_app(engine: sa.Engine, settings: Settings, model: Model,
     app = Flask("campo-test")
     app.config.update(API_TITLE="Campo test", API_VERSION="1", OPENAPI_VERSION="3.0.3",
                       OPENAPI_URL_PREFIX="/api", OPENAPI_JSON_PATH="openapi.json",
+                      OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL="/static/swagger/",
                       TESTING=True)
     api = Api(app)
     state = init_app(app, engine, settings, model, api=api, hasher=hasher, clock=clock)
