@@ -65,3 +65,16 @@ class Driver(Protocol):
     async def write(self, point: PointRef, value: Value) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class DeviceUnavailable(Exception):
+    """Raised by a driver's ``connect``/``read``/``write`` when the device cannot be reached.
+
+    The runtime then marks every tag of the device BAD with this message as the reason,
+    closes the driver and reconnects with exponential backoff. A driver that can still
+    talk to the device returns per-point BAD readings instead of raising.
+    """
+
+
+class WriteFailed(Exception):
+    """Raised by a driver's ``write`` when the device refused or did not confirm a write."""
