@@ -72,7 +72,7 @@ def build_audit_blueprint() -> Blueprint:
 
     @blp.route("")
     class AuditList(MethodView):
-        @blp.arguments(AuditQuerySchema, location="query")
+        @blp.arguments(AuditQuerySchema, location="query", unknown=ma.RAISE)
         @blp.response(200, AuditPageSchema)
         def get(self, args: dict[str, Any]) -> dict[str, Any]:
             """Audit rows, newest first, filtered by user, entity, record, action and time."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, NoReturn
 
+import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -156,7 +157,7 @@ def build_admin_blueprint() -> Blueprint:
         clear_throttle(state, user["username"])
 
     @blp.route("/sessions", methods=["GET"])
-    @blp.arguments(SessionQuerySchema, location="query")
+    @blp.arguments(SessionQuerySchema, location="query", unknown=ma.RAISE)
     @blp.response(200, SessionPageSchema)
     def sessions(args: dict[str, Any]) -> dict[str, Any]:
         """Sessions, newest first; filter by ``user_id`` and ``active``."""
