@@ -22,8 +22,6 @@ from .migrate import (
     DestructiveChange,
     MigrationBlocked,
     MigrationError,
-    PlanError,
-    RevisionError,
     migrate,
     plan,
 )
@@ -63,7 +61,7 @@ def _engine(args: argparse.Namespace) -> Iterator[tuple[Engine, Any]]:
     except sa.exc.OperationalError as err:
         raise UserError(f"cannot use the database {engine.url.render_as_string()}: "
                         f"{str(err.orig).strip()}") from None
-    except (PlanError, RevisionError) as err:
+    except MigrationError as err:
         raise UserError(f"error: {err}") from None
     finally:
         engine.dispose()
@@ -88,8 +86,6 @@ def _migrate(args: argparse.Namespace) -> int:
             print(str(err))
             raise UserError("refused: the rows in the database do not allow the steps "
                             "marked 'x'") from None
-        except MigrationError as err:
-            raise UserError(f"error: {err}") from None
     for line in result.applied:
         if line.startswith("revision "):
             print(f"applied {line}")

@@ -40,9 +40,9 @@ from sqlalchemy.engine import Connection, Engine
 from metamodel import Model
 
 from . import registry, revisions
-from .planner import PlanError, compute_plan
+from .errors import DestructiveChange, MigrationBlocked, MigrationError, PlanError, RevisionError
+from .planner import compute_plan
 from .render import render_items
-from .revisions import RevisionError
 from .steps import Plan, Step
 
 log = logging.getLogger(__name__)
@@ -52,22 +52,6 @@ __all__ = ["DestructiveChange", "MigrationBlocked", "MigrationError", "Migration
 
 #: Key of the PostgreSQL advisory lock held while migrating ("campo" in ASCII).
 PG_LOCK_KEY = 0x63616D706F
-
-
-class MigrationError(Exception):
-    """A migration that cannot run; the message says why and what to do."""
-
-
-class DestructiveChange(MigrationError):
-    """The plan loses data and ``allow_data_loss`` was not given; carries the plan text."""
-
-    def __init__(self, plan_text: str) -> None:
-        super().__init__(plan_text)
-        self.plan_text = plan_text
-
-
-class MigrationBlocked(MigrationError):
-    """The rows in the database do not allow a step (duplicates, empty required values)."""
 
 
 @dataclass

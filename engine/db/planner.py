@@ -29,16 +29,13 @@ from sqlalchemy.engine import Connection
 from metamodel import Model
 
 from . import blast, registry
+from .errors import PlanError
 from .render import execute_code, fill_code, pg_rename_code, truncate_code
 from .steps import Item, Phase, Plan, Step
 from .tables import INFO_KEY, NAMING_CONVENTION, build_metadata
 from .typechange import classify, max_abs, max_length, shape_of
 
 log = logging.getLogger(__name__)
-
-
-class PlanError(Exception):
-    """The model cannot be planned at all (e.g. it claims a name Campo reserves)."""
 
 
 def _context(conn: Connection, tables: Callable[[str], bool],

@@ -24,6 +24,7 @@ from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError, rev_id
 from sqlalchemy.engine import Connection
 
+from .errors import RevisionError
 from .render import render_items
 from .steps import Plan
 
@@ -67,10 +68,6 @@ else:
         run(conn)
         conn.commit()
 '''
-
-
-class RevisionError(Exception):
-    """The migrations folder and the database disagree (unknown revision, several heads)."""
 
 
 def migrations_dir(project_dir: Path) -> Path:
