@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import EvalError
 from .functions import function
-from .nodes import LOOSE, ORDERED, Call, Node, a_type, unify
+from .nodes import LOOSE, ORDERED, Call, Node, a_type, plural, unify
 from .runtime import Context, Fault, _guard, is_number, type_name
 from .scope import Type
 
@@ -37,7 +37,7 @@ def _list_arg(call: Call, what: str) -> Node:
 def _numeric_list(call: Call) -> Node:
     a = _list_arg(call, "a list of numbers (a column of a child table, or [a, b])")
     if a.type is Type.LIST and a.elem not in LOOSE | {Type.NUMBER}:
-        raise call.error(f"{call.name}() adds numbers; {a.text} holds {a_type(a.elem)}s", a)
+        raise call.error(f"{call.name}() adds numbers; {a.text} holds {plural(a.elem)}", a)
     return a
 
 
@@ -130,7 +130,7 @@ def _extreme(call: Call, better: Callable[[Any, Any], bool]) -> Node:
         result = a.elem if a.type is Type.LIST else Type.ANY
         if result not in ORDERED | LOOSE:
             raise call.error(f"{name}() compares numbers, texts or dates; {a.text} holds "
-                             f"{a_type(result)}s", a)
+                             f"{plural(result)}", a)
         f0 = a.fn
 
         def fn(c: Context) -> Any:
@@ -150,7 +150,7 @@ def _extreme(call: Call, better: Callable[[Any, Any], bool]) -> Node:
             joined = unify(result, a.type)
             if joined is None:
                 raise call.error(f"{name}() needs values of one type; {a.text} is "
-                                 f"{a_type(a.type)}, the others are {result}s", a)
+                                 f"{a_type(a.type)}, the others are {plural(result)}", a)
             result = joined
         fns = tuple(a.fn for a in call.args)
 
@@ -179,7 +179,7 @@ def _coalesce(call: Call) -> Node:
         joined = unify(result, a.type)
         if joined is None:
             raise call.error(f"coalesce() needs values of one type; {a.text} is "
-                             f"{a_type(a.type)}, the others are {result}s", a)
+                             f"{a_type(a.type)}, the others are {plural(result)}", a)
         result = joined
     fns = tuple(a.fn for a in call.args)
 

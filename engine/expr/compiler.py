@@ -19,7 +19,7 @@ from typing import Any
 from . import aggregates as _aggregates  # noqa: F401  (registers sum, min, ...)
 from .errors import EvalError, ExprError, did_you_mean
 from .functions import FUNCTIONS
-from .nodes import Call, Node, a_type, constant, unify
+from .nodes import Call, Node, a_type, constant, plural, unify
 from .parser import Source
 from .runtime import Context
 from .scope import FieldType, Limits, ObjectType, Scope, Type
@@ -246,7 +246,7 @@ class Compiler:
             joined = unify(elem, it.type)
             if joined is None:
                 raise ExprError(f"list items must have one type; {it.text} is "
-                                f"{a_type(it.type)}, the others are {elem}s", it.start)
+                                f"{a_type(it.type)}, the others are {plural(elem)}", it.start)
             elem = joined
         elem = Type.ANY if elem is Type.NULL else elem
         if all(it.const for it in items):

@@ -32,6 +32,15 @@ def a_type(t: Type) -> str:
     return _ARTICLE[t]
 
 
+_PLURAL = {Type.ANY: "values", Type.NULL: "nulls", Type.ROWS: "child tables",
+           Type.BOOL: "booleans"}
+
+
+def plural(t: Type) -> str:
+    """``"numbers"``, ``"dates"``… for messages."""
+    return _PLURAL.get(t, f"{t.value}s")
+
+
 @dataclass(slots=True)
 class Node:
     """One compiled sub-expression."""

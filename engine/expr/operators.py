@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import EvalError, ExprError, did_you_mean
-from .nodes import LOOSE, NUMERIC, ORDERED, TEMPORAL, Node, a_type, unify
+from .nodes import LOOSE, NUMERIC, ORDERED, TEMPORAL, Node, a_type, plural, unify
 from .runtime import ORDER_OPS, Context, Fault, arithmetic, contains, negate, order_slow, plus
 from .scope import Type
 
@@ -272,7 +272,7 @@ def _ordering(a: Node, b: Node, sym: str, at: int) -> Fn:
                         "test for a missing value with x == null")
     for x in (a, b):
         if x.type not in ORDERED | {Type.ANY}:
-            raise ExprError(f"cannot order {a_type(x.type)}s with '{sym}'", at)
+            raise ExprError(f"cannot order {plural(x.type)} with '{sym}'", at)
     if unify(a.type, b.type) is None:
         raise ExprError(f"cannot compare {a.text} ({a.type}) with {b.text} ({b.type})", at,
                         _compare_hint(a.type, b.type))
@@ -321,7 +321,7 @@ def _membership(a: Node, b: Node, sym: str, at: int) -> Fn:
     if b.type is Type.LIST:
         if unify(a.type, b.elem) is None:
             raise ExprError(f"{a.text} is {a_type(a.type)} but {b.text} holds "
-                            f"{a_type(b.elem)}s", at, _compare_hint(a.type, b.elem))
+                            f"{plural(b.elem)}", at, _compare_hint(a.type, b.elem))
     elif b.type is Type.STRING:
         if a.type not in {Type.STRING} | LOOSE:
             raise ExprError(f"'{sym}' a text looks for a text; {a.text} is {a_type(a.type)}",

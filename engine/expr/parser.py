@@ -54,6 +54,11 @@ _REFUSED: dict[type[ast.AST], tuple[str, str | None]] = {
     ast.MatMult: ("operator '@' is not supported", None),
 }
 
+_SYMBOLS: dict[type[ast.AST], str] = {
+    ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
+    ast.MatMult: "@",
+}
+
 _SYNTAX_HINTS = (
     ("&&", "use 'and'"), ("||", "use 'or'"), ("!", "use 'not' (and != for 'not equal')"),
     ("=", "compare with =="),
@@ -112,6 +117,8 @@ def parse(text: str, limits: Limits) -> tuple[ast.expr, Source]:
                         "split it, or move the logic into a computed field")
     if not text.strip():
         raise ExprError("expression is empty", 0)
+    if "\0" in text:
+        raise ExprError("invalid character (NUL) in expression", text.index("\0"))
     src = Source(text)
     _check_brackets(src)
     try:
@@ -121,18 +128,13 @@ def parse(text: str, limits: Limits) -> tuple[ast.expr, Source]:
     except (RecursionError, MemoryError):
         raise ExprError("expression is too deeply nested", 0,
                         f"at most {limits.max_depth} levels") from None
-    except ValueError as exc:  # null bytes (Python 3.11 raises ValueError)
-        raise ExprError(f"invalid character in expression: {exc}", _nul(text)) from None
+    except ValueError as exc:  # defensive: some versions raise ValueError for bad source
+        raise ExprError(f"invalid expression: {exc}", 0) from None
     body = tree.body
     if body.lineno == 1 and body.col_offset == 0:  # a ')' closed our wrapper: "a) or (b"
         raise ExprError("unmatched ')'", 0)
     _check_tree(body, src, limits)
     return body, src
-
-
-def _nul(text: str) -> int:
-    at = text.find("\0")
-    return at if at >= 0 else 0
 
 
 def _check_brackets(src: Source) -> None:
@@ -173,14 +175,14 @@ def _syntax_error(exc: SyntaxError, src: Source) -> ExprError:
 def _check_tree(root: ast.expr, src: Source, limits: Limits) -> None:
     """Whitelist node types, refuse '_' names, bound size and depth (iteratively)."""
     count = 0
-    stack: list[tuple[ast.AST, int]] = [(root, 1)]
+    stack: list[tuple[ast.AST, int, int]] = [(root, 1, 0)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, near = stack.pop()
         kind = type(node)
         if kind is ast.Load:
             continue
         count += 1
-        where = src.start(node) if hasattr(node, "lineno") else 0
+        where = src.start(node) if hasattr(node, "lineno") else near
         if count > limits.max_nodes:
             raise ExprError(f"expression is too large (more than {limits.max_nodes} parts)",
                             where, "split it, or move the logic into a computed field")
@@ -205,8 +207,12 @@ def _check_tree(root: ast.expr, src: Source, limits: Limits) -> None:
                 raise ExprError("keyword arguments are not allowed",
                                 src.start(kw) if hasattr(kw, "lineno") else where,
                                 "pass arguments by position: round(x, 2)")
+        op_at = where
+        if isinstance(node, ast.BinOp):  # operators carry no position: find the symbol
+            symbol = _SYMBOLS.get(type(node.op), "")
+            op_at = src.find(symbol, src.end(node.left), src.start(node.right))
         for child in ast.iter_child_nodes(node):
-            stack.append((child, depth + 1))
+            stack.append((child, depth + 1, op_at))
 
 
 def _describe(node: ast.AST) -> str:
