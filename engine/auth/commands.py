@@ -13,6 +13,8 @@ import getpass
 import json
 import logging
 import sys
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,9 +51,27 @@ def _actor() -> str:
 
 
 def _engine(args: argparse.Namespace) -> sa.Engine:
-    engine = create_engine_for(settings_from(args).resolved_database_url())
-    ensure_platform_tables(engine)
+    engine: sa.Engine | None = getattr(args, "_engine", None)
+    if engine is None:
+        engine = create_engine_for(settings_from(args).resolved_database_url())
+        ensure_platform_tables(engine)
+        args._engine = engine
     return engine
+
+
+def _disposing(handler: Callable[[argparse.Namespace], int]
+               ) -> Callable[[argparse.Namespace], int]:
+    """Run a command and close its database connections, whatever happens."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        finally:
+            engine = getattr(args, "_engine", None)
+            if engine is not None:
+                engine.dispose()
+
+    return run
 
 
 def _read_password(args: argparse.Namespace, username: str) -> str:
@@ -243,32 +263,32 @@ def register(subparsers: Any) -> None:
                    help="service account for devices: no password, signs in with API keys")
     _password_option(p)
     _common(p)
-    p.set_defaults(handler=_user_create)
+    p.set_defaults(handler=_disposing(_user_create))
     p = us.add_parser("passwd", help="set a user's password (revokes their sessions)")
     p.add_argument("username")
     _password_option(p)
     _common(p)
-    p.set_defaults(handler=_user_passwd)
+    p.set_defaults(handler=_disposing(_user_passwd))
     for name, disabled, text in (("disable", True, "disable a user and revoke their sessions"),
                                  ("enable", False, "enable a disabled user")):
         p = us.add_parser(name, help=text)
         p.add_argument("username")
         _common(p)
-        p.set_defaults(handler=lambda a, d=disabled: _user_set_disabled(a, d))
+        p.set_defaults(handler=_disposing(partial(_user_set_disabled, disabled=disabled)))
     p = us.add_parser("unlock", help="lift a login lockout")
     p.add_argument("username")
     _common(p)
-    p.set_defaults(handler=_user_unlock)
+    p.set_defaults(handler=_disposing(_user_unlock))
     p = us.add_parser("list", help="list users with roles and sites")
     p.add_argument("--json", action="store_true")
     _common(p)
-    p.set_defaults(handler=_user_list)
+    p.set_defaults(handler=_disposing(_user_list))
 
     role = subparsers.add_parser("role", help="list roles (built-in and from YAML)")
     rs = role.add_subparsers(dest="role_command", metavar="ACTION", required=True)
     p = rs.add_parser("list", help="roles, what they inherit and how many users hold them")
     _common(p)
-    p.set_defaults(handler=_role_list)
+    p.set_defaults(handler=_disposing(_role_list))
 
     key = subparsers.add_parser("apikey", help="API keys of service accounts")
     ks = key.add_subparsers(dest="apikey_command", metavar="ACTION", required=True)
@@ -277,12 +297,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--name", default="default", help="what the key is for")
     p.add_argument("--expires-days", type=int, default=None)
     _common(p)
-    p.set_defaults(handler=_apikey_create)
+    p.set_defaults(handler=_disposing(_apikey_create))
     p = ks.add_parser("revoke", help="revoke a key by id")
     p.add_argument("key_id", type=int)
     _common(p)
-    p.set_defaults(handler=_apikey_revoke)
+    p.set_defaults(handler=_disposing(_apikey_revoke))
     p = ks.add_parser("list", help="list keys (never their secrets)")
     p.add_argument("--user", default=None)
     _common(p)
-    p.set_defaults(handler=_apikey_list)
+    p.set_defaults(handler=_disposing(_apikey_list))
