@@ -165,7 +165,12 @@ def _migrate(conn: Connection, model: Model, folder: Path, can_write: bool,
     if not p.empty:
         if can_write:
             result.revision = revisions.write_revision(folder, p, message)
-            revisions.upgrade(conn, folder)
+            try:
+                revisions.upgrade(conn, folder)
+            except BaseException:
+                result.revision.unlink()
+                log.info("removed revision %s: it did not apply", result.revision.name)
+                raise
         else:
             log.warning("applying %d change(s) without a revision file: %s is not writable",
                         len(p.steps), folder)

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from alembic.autogenerate import render_python_code
+from alembic.autogenerate import render_python_code, renderers
 from alembic.operations import ops
 
 from .steps import Item
@@ -27,8 +27,28 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
     return False
 
 
+class _UsingAlterColumnOp(ops.AlterColumnOp):
+    """``alter_column`` whose ``postgresql_using`` Alembic's own renderer would leave out."""
+
+
+@renderers.dispatch_for(_UsingAlterColumnOp)
+def _render_using(autogen_context: Any, op: _UsingAlterColumnOp) -> str:
+    text = str(renderers.dispatch(ops.AlterColumnOp)(autogen_context, op))
+    assert text.endswith(")")
+    return text[:-1] + f",\n               postgresql_using={op.kw['postgresql_using']!r})"
+
+
+def _with_using(op: Any) -> Any:
+    if type(op) is ops.AlterColumnOp and "postgresql_using" in op.kw:
+        op.__class__ = _UsingAlterColumnOp
+    elif isinstance(op, ops.ModifyTableOps):
+        for inner in op.ops:
+            _with_using(inner)
+    return op
+
+
 def _render_ops(op: Any) -> list[str]:
-    text = render_python_code(ops.UpgradeOps([op]), render_as_batch=True,
+    text = render_python_code(ops.UpgradeOps([_with_using(op)]), render_as_batch=True,
                               render_item=_render_item)
     lines = text.split("\n")
     out = [lines[0]] + [ln[4:] if ln.startswith("    ") else ln for ln in lines[1:]]

@@ -256,6 +256,30 @@ def test_type_narrowing_is_destructive_and_cuts_values(proj: Project) -> None:
     assert proj.plan(v2).empty
 
 
+def test_type_conversion_across_families(proj: Project) -> None:
+    populated(proj)
+    v2 = V1.replace("depth: {type: int}", "depth: {type: string, max_length: 12}")
+    p = proj.plan(v2)
+    assert [s.text for s in p.destructive] == [
+        f"alter column m_well.depth: narrow BIGINT -> VARCHAR(12)"]
+    proj.migrate(v2, allow_data_loss=True)
+    assert proj.rows("m_well", "depth") == [("1200",), (None,), ("3400",)]
+    assert proj.plan(v2).empty
+
+
+def test_failed_migration_leaves_no_trace(proj: Project, db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite converts any text to a number; PostgreSQL refuses 'first'")
+    populated(proj)
+    files = proj.revisions()
+    v2 = V1.replace("note: {type: string, max_length: 40}", "note: {type: int}")
+    with pytest.raises(sa.exc.DataError):
+        proj.migrate(v2, allow_data_loss=True)
+    assert proj.revisions() == files
+    assert isinstance(proj.columns("m_well")["note"]["type"], sa.String)
+    assert proj.plan(v2).destructive
+
+
 def test_decimal_that_does_not_fit_is_blocked(proj: Project) -> None:
     populated(proj)
     v2 = V1.replace("depth: {type: int}", "depth: {type: decimal, precision: 5, scale: 2}")
@@ -327,15 +351,19 @@ def test_empty_v1_v2_with_entity_rename_loses_nothing(proj: Project, db_url: str
     with proj.engine.connect() as conn, pytest.raises(sa.exc.IntegrityError):
         conn.execute(sa.text("INSERT INTO m_reading (created_at, updated_at, well) "
                              "VALUES (:t, :t, 99)"), {"t": NOW})
-    # the history in migrations/ replays on an empty database to the same schema
-    if db_url.startswith("sqlite"):
-        other = create_engine_for(f"sqlite:///{tmp_path / 'replay.db'}")
-        try:
-            result = migrate(other, load(proj.root), proj.root)
-            assert result.revision is None and len(result.applied) == 2
-            assert plan(other, load(proj.root)).empty
-        finally:
-            other.dispose()
+    # the history in migrations/ (written against this database, SQLite or PostgreSQL)
+    # replays on an empty SQLite file to the same schema: revisions are dialect-neutral
+    other = create_engine_for(f"sqlite:///{tmp_path / 'replay.db'}")
+    try:
+        pending = plan(other, load(proj.root), proj.root).pending
+        assert sorted(pending) == sorted(
+            p.name.split("_")[2] for p in (proj.root / "migrations/versions").glob("*.py"))
+        assert len(pending) == 2
+        result = migrate(other, load(proj.root), proj.root)
+        assert result.revision is None and len(result.applied) == 2
+        assert plan(other, load(proj.root)).empty
+    finally:
+        other.dispose()
 
 
 def test_unrelated_tables_are_never_touched(proj: Project) -> None:
