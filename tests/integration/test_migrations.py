@@ -261,7 +261,7 @@ def test_type_conversion_across_families(proj: Project) -> None:
     v2 = V1.replace("depth: {type: int}", "depth: {type: string, max_length: 12}")
     p = proj.plan(v2)
     assert [s.text for s in p.destructive] == [
-        f"alter column m_well.depth: narrow BIGINT -> VARCHAR(12)"]
+        "alter column m_well.depth: narrow BIGINT -> VARCHAR(12)"]
     proj.migrate(v2, allow_data_loss=True)
     assert proj.rows("m_well", "depth") == [("1200",), (None,), ("3400",)]
     assert proj.plan(v2).empty
