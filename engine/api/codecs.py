@@ -80,9 +80,12 @@ def _isoformat(value: Any) -> str:
 
 def parse_int(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise ValueError(f"'{text}' is not an integer") from None
+    if not INT64[0] <= value <= INT64[1]:
+        raise ValueError(f"{text} is out of range for a 64-bit integer")
+    return value
 
 
 def parse_decimal(text: str) -> decimal.Decimal:
@@ -93,6 +96,22 @@ def parse_decimal(text: str) -> decimal.Decimal:
     if not value.is_finite():
         raise ValueError(f"'{text}' is not a finite number")
     return value
+
+
+def decimal_parser(precision: int, scale: int) -> Callable[[str], decimal.Decimal]:
+    """Parse a filter value for NUMERIC(precision, scale); absurd magnitudes are refused
+    (PostgreSQL cannot even compare them)."""
+
+    def parse(text: str) -> decimal.Decimal:
+        value = parse_decimal(text)
+        if value and value.adjusted() >= precision - scale:
+            raise ValueError(f"{text} is out of range (at most {precision - scale} digits "
+                             "before the decimal point)")
+        if value and value.as_tuple().exponent < -(scale + 30):  # type: ignore[operator]
+            raise ValueError(f"{text} has too many digits after the decimal point")
+        return value
+
+    return parse
 
 
 def parse_float(text: str) -> float:
@@ -135,7 +154,10 @@ def parse_datetime(text: str) -> dt.datetime:
                              "(e.g. 2024-05-01T08:00:00Z)") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"'{text}' is out of range in UTC") from None
 
 
 def _parse_enum(codes: list[str]) -> Callable[[str], str]:
@@ -149,8 +171,14 @@ def _parse_enum(codes: list[str]) -> Callable[[str], str]:
     return parse
 
 
-def _parse_text(text: str) -> str:
+def clean_text(text: str) -> str:
+    """``text`` unless it holds a NUL character (PostgreSQL refuses them in text columns)."""
+    if "\x00" in text:
+        raise ValueError("text must not contain NUL characters")
     return text
+
+
+_parse_text = clean_text
 
 
 def _parse_json(text: str) -> Any:
@@ -171,7 +199,12 @@ def field_codec(name: str, f: Any) -> Codec:
         dump = dump_decimal(f.scale)
     elif f.type in ("date", "datetime"):
         dump = _isoformat
-    parse = _parse_enum(f.codes()) if f.type == "enum" else _PARSERS[f.type]
+    if f.type == "enum":
+        parse = _parse_enum(f.codes())
+    elif f.type == "decimal":
+        parse = decimal_parser(f.precision, f.scale)
+    else:
+        parse = _PARSERS[f.type]
     return Codec(name, f.type, dump, parse, _OPS_BY_TYPE[f.type], nullable=not f.required)
 
 
@@ -230,6 +263,61 @@ class StrictBoolean(mf.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid")
         return value
+
+
+class CleanText(mv.Validator):
+    """No NUL characters (PostgreSQL refuses them) and no lone surrogates (not UTF-8)."""
+
+    def _repr_args(self) -> str:
+        return ""
+
+    def __call__(self, value: str) -> str:
+        if "\x00" in value:
+            raise ma.ValidationError("Must not contain NUL characters.")
+        if not _encodable(value):
+            raise ma.ValidationError("Must be valid Unicode (no lone surrogates).")
+        return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_ok(value: Any, depth: int = 0) -> bool:
+    if depth > 64:
+        return False
+    if isinstance(value, str):
+        return _encodable(value)
+    if isinstance(value, list):
+        return all(_json_ok(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(_encodable(k) and _json_ok(v, depth + 1) for k, v in value.items())
+    return True
+
+
+class JsonValue(mf.Raw):
+    """Any JSON value whose strings are valid Unicode, nested at most 64 deep."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if not _json_ok(value):
+            raise ma.ValidationError("Must be JSON with valid Unicode text, nested at most "
+                                     "64 levels.")
+        return value
+
+
+class UTCDateTime(mf.AwareDateTime):
+    """An ISO 8601 instant, naive meaning UTC, converted to UTC (refused if out of range)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
+        ret = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return ret.astimezone(dt.UTC)
+        except OverflowError:
+            raise ma.ValidationError("Out of range once converted to UTC.") from None
 
 
 class FullMatch(mv.Validator):
@@ -304,12 +392,15 @@ def input_field(name: str, f: Any, *, required: bool, nested: type[ma.Schema] | 
     t = f.type
     if t == "string":
         low = f.min_length if f.min_length is not None else (1 if f.required else None)
-        validators.append(mv.Length(min=low, max=f.max_length))
+        validators += [mv.Length(min=low, max=f.max_length), CleanText()]
         if f.pattern:
             validators.append(FullMatch(f.pattern))
         return mf.String(validate=validators, **opts)
     if t == "text":
-        return mf.String(validate=[mv.Length(min=1)] if f.required else [], **opts)
+        validators.append(CleanText())
+        if f.required:
+            validators.append(mv.Length(min=1))
+        return mf.String(validate=validators, **opts)
     if t == "enum":
         return mf.String(validate=[mv.OneOf(f.codes())], **opts)
     if t in ("int", "link"):
@@ -341,9 +432,9 @@ def input_field(name: str, f: Any, *, required: bool, nested: type[ma.Schema] | 
                 f"until {f.max}" if f.max else None]))
         return mf.Date(validate=validators, **opts)
     if t == "datetime":
-        return mf.AwareDateTime(default_timezone=dt.UTC, **opts)
+        return UTCDateTime(default_timezone=dt.UTC, **opts)
     if t == "json":
-        return mf.Raw(**opts)
+        return JsonValue(**opts)
     if t == "table":
         assert nested is not None
         opts["allow_none"] = False

@@ -57,6 +57,12 @@ def register_error_handlers(app: Flask) -> None:
         return json_response(error_payload(409, "the change conflicts with other records"),
                              409)
 
+    @app.errorhandler(sa.exc.DataError)
+    def _data(err: sa.exc.DataError) -> Response:
+        log.warning("database refused a value: %s", str(err.orig).splitlines()[0])
+        return json_response(error_payload(
+            422, "the database refused a value: " + str(err.orig).splitlines()[0]), 422)
+
     @app.errorhandler(sa.exc.OperationalError)
     def _unavailable(err: sa.exc.OperationalError) -> Response:
         log.error("database unavailable: %s", str(err.orig).splitlines()[0])

@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from metamodel.errors import expected_one_of
 
-from .codecs import OPERATORS, Codec
+from .codecs import OPERATORS, Codec, clean_text
 from .resource import Resource
 
 #: Parameters that are not filters. A field with one of these names is filtered as name__eq.
@@ -116,6 +116,11 @@ def filter_clause(res: Resource, param: str, codec: Codec, op: str,
     clauses = []
     for text in values:
         if op in ("contains", "icontains"):
+            parse_text = clean_text
+            try:
+                parse_text(text)
+            except ValueError as exc:
+                raise QueryError(param, f"{param}: {exc}") from None
             if op == "icontains":
                 clauses.append(col.icontains(text, autoescape=True))
             elif dialect == "sqlite":  # LIKE is case-insensitive on SQLite; instr is not
