@@ -21,7 +21,7 @@ from .apikeys import check_api_key
 from .errors import fail
 from .principal import Principal, load_principal, optional_principal
 from .state import AuthState, get_state
-from .tokens import verify_request_token
+from .tokens import AUTH_CONN_G, verify_request_token
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,15 @@ def authenticate(state: AuthState) -> Principal:
             return load_principal(conn, state.model, user_id=match.user_id,
                                   username=match.username, is_service=match.is_service,
                                   api_key_id=match.key_id)
-    _claims, session = verify_request_token()
     with state.engine.connect() as conn:
-        return load_principal(conn, state.model, user_id=session.user_id,
-                              username=session.username, is_service=False,
-                              session_id=session.session_id)
+        setattr(g, AUTH_CONN_G, conn)
+        try:
+            _claims, session = verify_request_token()
+            return load_principal(conn, state.model, user_id=session.user_id,
+                                  username=session.username, is_service=False,
+                                  session_id=session.session_id)
+        finally:
+            setattr(g, AUTH_CONN_G, None)
 
 
 def guard() -> None:

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 ALGORITHM = "HS256"
 ISSUER = "campo"
 _SESSION_G = "campo_session_state"
+#: ``flask.g`` attribute: a connection the token check may borrow (one checkout per request)
+AUTH_CONN_G = "campo_auth_conn"
 BEARER = {"WWW-Authenticate": 'Bearer realm="campo"'}
 
 
@@ -64,8 +66,12 @@ def configure_jwt(app: Flask, secret: str, state: AuthState) -> JWTManager:
         if not isinstance(sid, str):
             return True
         st = get_state()
-        with st.engine.connect() as conn:
-            found = session_state(conn, sid, st.now())
+        shared = getattr(g, AUTH_CONN_G, None)  # the guard's connection, when it has one
+        if shared is not None:
+            found = session_state(shared, sid, st.now())
+        else:
+            with st.engine.connect() as conn:
+                found = session_state(conn, sid, st.now())
         setattr(g, _SESSION_G, found)
         return found is None or not found.active or str(found.user_id) != payload.get("sub")
 
