@@ -97,8 +97,10 @@ def _transaction(engine: Engine) -> Iterator[Connection]:
         try:
             conn.begin()
             raw.execute("BEGIN IMMEDIATE")
+            before = {tuple(r) for r in conn.exec_driver_sql("PRAGMA foreign_key_check")}
             yield conn
-            bad = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            bad = sorted({tuple(r) for r in conn.exec_driver_sql("PRAGMA foreign_key_check")}
+                         - before, key=str)
             if bad:
                 raise MigrationError("the migration would break links: " + "; ".join(
                     f"{r[0]} row {r[1]} -> {r[2]}" for r in bad[:10]))

@@ -213,12 +213,15 @@ class _Builder:
         self.drops.append(step)
 
     def rename_table(self, new: str, old: str) -> None:
+        names: dict[str, str] = {}
         pk = self.insp.get_pk_constraint(old).get("name")
+        if pk:
+            names[pk] = f"pk_{new}"
         self.add(Step("~", f"rename table {old} -> {new} (keeps data)", new, items=[
             Item(Phase.RENAME_TABLES, None, code=f"op.rename_table({old!r}, {new!r})"),
             Item(Phase.RENAME_TABLES, None, code=execute_code(
                 registry.rename_sql(old, new, self.entity_of.get(new, "")))),
-            Item(Phase.RENAME_TABLES, None, code=pg_rename_code(new, pk, f"pk_{new}", old)),
+            Item(Phase.RENAME_TABLES, None, code=pg_rename_code(new, old, names)),
         ]))
 
     # ------------------------------------------------------------------ columns

@@ -152,11 +152,16 @@ def truncate_code(table: str, column: str, length: int) -> str:
                         f'WHERE length("{column}") > {length}')
 
 
-def pg_rename_code(new: str, old_pk: str | None, new_pk: str, old: str) -> str:
-    """PostgreSQL bookkeeping after a table rename: primary key and id sequence names."""
-    stmts = []
-    if old_pk and old_pk != new_pk:
-        stmts.append(f'ALTER TABLE "{new}" RENAME CONSTRAINT "{old_pk}" TO "{new_pk}"')
+def pg_rename_code(new: str, old: str, constraints: dict[str, str]) -> str:
+    """PostgreSQL bookkeeping after a table rename: constraint and id sequence names.
+
+    ``constraints`` maps the primary key's old name to the new one: PostgreSQL names the
+    key's index after it, in one namespace per schema, so a new entity reusing the old name
+    would collide. Links keep their names on both databases (names are per table there, and
+    later drops find them by their reflected name).
+    """
+    stmts = [f'ALTER TABLE "{new}" RENAME CONSTRAINT "{a}" TO "{b}"'
+             for a, b in constraints.items() if a != b]
     stmts.append(f'ALTER SEQUENCE IF EXISTS "{old}_id_seq" RENAME TO "{new}_id_seq"')
     body = "\n".join("    " + execute_code(s) for s in stmts)
     return f'if op.get_bind().dialect.name == "postgresql":\n{body}'

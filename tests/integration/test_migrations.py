@@ -351,6 +351,16 @@ def test_empty_v1_v2_with_entity_rename_loses_nothing(proj: Project, db_url: str
     with proj.engine.connect() as conn, pytest.raises(sa.exc.IntegrityError):
         conn.execute(sa.text("INSERT INTO m_reading (created_at, updated_at, well) "
                              "VALUES (:t, :t, 99)"), {"t": NOW})
+    # a new entity may take the old name: no constraint, index or sequence name is left over
+    v3 = V2_RENAMED.replace("    renamed_from: well\n", "") + """  well:
+    fields:
+      name: {type: string, max_length: 20, required: true, unique: true}
+      depth: {type: int, index: true}
+"""
+    assert [s.text.split(" (")[0] for s in proj.plan(v3).steps] == ["create table m_well"]
+    proj.migrate(v3)
+    proj.insert("m_well", {"name": "W-1"})
+    assert proj.rows("m_well", "name") == [("W-1",)]
     # the history in migrations/ (written against this database, SQLite or PostgreSQL)
     # replays on an empty SQLite file to the same schema: revisions are dialect-neutral
     other = create_engine_for(f"sqlite:///{tmp_path / 'replay.db'}")
@@ -358,9 +368,9 @@ def test_empty_v1_v2_with_entity_rename_loses_nothing(proj: Project, db_url: str
         pending = plan(other, load(proj.root), proj.root).pending
         assert sorted(pending) == sorted(
             p.name.split("_")[2] for p in (proj.root / "migrations/versions").glob("*.py"))
-        assert len(pending) == 2
+        assert len(pending) == 3
         result = migrate(other, load(proj.root), proj.root)
-        assert result.revision is None and len(result.applied) == 2
+        assert result.revision is None and len(result.applied) == 3
         assert plan(other, load(proj.root)).empty
     finally:
         other.dispose()
