@@ -105,6 +105,10 @@ class Simulator:
         self.opcua._requested_port = port
         await self.opcua.start()
 
+    async def stall_opcua(self) -> int:
+        """Hang the OPC-UA server's existing subscriptions (see ``OpcUaFace.stall_subscriptions``)."""
+        return await self.opcua.stall_subscriptions()
+
     async def __aenter__(self) -> Simulator:
         await self.start()
         return self

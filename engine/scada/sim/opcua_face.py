@@ -128,6 +128,19 @@ class OpcUaFace:
             server, self._server = self._server, None
             await server.stop()
 
+    async def stall_subscriptions(self) -> int:
+        """Stop publishing on every existing subscription (sessions stay up): a hung server.
+
+        Clients see neither data nor keep-alives, only their own stale-data watchdog can
+        notice; subscriptions created afterwards work normally. Returns how many stalled.
+        """
+        if self._server is None:
+            return 0
+        subs = list(self._server.iserver.subscription_service.subscriptions.values())
+        for sub in subs:
+            await sub.stop()
+        return len(subs)
+
     async def publish(self) -> None:
         """Write every value that changed since the last publish."""
         server = self._server
