@@ -34,6 +34,9 @@ def check_entities(salvage: Salvage, entities: dict[str, Entity], roles: dict[st
         ent = entities.get(qual)
         if ent is None:
             continue
+        if not d.field_names and not d.broken_fields:
+            problems.add(d.doc.where(d.path + ("fields",)), _dotted(d.path + ("fields",)),
+                         "an entity needs at least one field")
         for fname, f in ent.fields.items():
             check_field(d, ent, fname, f, entities, problems)
         _check_field_renames(d, ent, problems)
@@ -56,7 +59,7 @@ def _check_entity_name(d: EntityDef, tables: dict[str, EntityDef], problems: Pro
     path = _dotted(d.path)
     if d.name in SQL_RESERVED:
         problems.add(d.location, path, f"entity name '{d.name}' is an SQL reserved word",
-                     "choose a more specific name, e.g. 'work_order' instead of 'order'")
+                     f"choose a more specific name that says what kind of {d.name} it is")
     table = f"{d.module}_{d.name}"
     if len(table) > MAX_IDENTIFIER:
         problems.add(d.location, path,
@@ -200,9 +203,16 @@ def _check_title(d: EntityDef, ent: Entity, title: str, problems: Problems) -> N
     except ValueError as exc:
         problems.add(where, path, f"invalid title template: {exc}", hint)
         return
+    reported: set[str] = set()
     for n in names:
         if n == "" or n.isdigit():
-            problems.add(where, path, "a title placeholder must name a field", hint)
+            if "positional" not in reported:
+                problems.add(where, path, "a title placeholder must name a field", hint)
+            reported.add("positional")
+            continue
+        if "." in n or "[" in n:
+            problems.add(where, path, f"title placeholder '{{{n}}}' must be a plain field name",
+                         "'.' and '[...]' are not supported in titles")
             continue
         bad = _field_ref(d, ent, n, indexed=False)
         if bad:
@@ -212,26 +222,27 @@ def _check_title(d: EntityDef, ent: Entity, title: str, problems: Problems) -> N
 
 def _check_generated_names(d: EntityDef, ent: Entity, problems: Problems) -> None:
     """Two constraints or indexes the database would give the same generated name."""
-    declared: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
+    declared: dict[tuple[str, str], list[tuple[tuple[str, ...], str]]] = {}
 
     def claim(kind: str, cols: tuple[str, ...], origin: str, where: Location, path: str) -> None:
         key = (kind, "_".join(cols))
-        first = declared.get(key)
-        if first is None:
-            declared[key] = (cols, origin)
+        earlier = list(declared.get(key, []))
+        declared.setdefault(key, []).append((cols, origin))
+        if not earlier:
             return
         what = "unique constraint" if kind == "uq" else "index"
-        if first[0] == cols:
-            problems.add(where, path, f"this {what} on [{', '.join(cols)}] repeats {first[1]}",
+        same = [o for c, o in earlier if c == cols]
+        if same:
+            problems.add(where, path, f"this {what} on [{', '.join(cols)}] repeats {same[0]}",
                          "remove one of them")
         else:
             problems.add(where, path,
                          f"this {what} on [{', '.join(cols)}] would get the same generated "
-                         f"name as {first[1]} on [{', '.join(first[0])}]",
+                         f"name as {earlier[0][1]} on [{', '.join(earlier[0][0])}]",
                          "generated names join the column names with '_'; reorder the columns")
 
     if ent.spec.child:
-        declared[("ix", "parent_id")] = (("parent_id",), "the index on parent_id")
+        declared[("ix", "parent_id")] = [(("parent_id",), "the index on parent_id")]
     for fname, f in ent.stored_fields().items():
         fpath = d.path + ("fields", fname)
         if f.unique:

@@ -91,9 +91,9 @@ def load(root: Path | str = ".", overlays: Sequence[Path | str] = ()) -> Model:
 def build_model(docs: Iterable[Document], problems: Problems, root: str = ".") -> Model:
     """Validate documents and resolve them into a Model (problems collected, not raised)."""
     files = [pf for doc in docs if (pf := parse_file(doc, problems)) is not None]
-    salvage = Salvage(unknown_module=any(pf.module is None for pf in files))
+    salvage = Salvage()
     for pf in files:
-        salvage.loose_refs |= pf.loose_refs
+        salvage.add_file(pf)
     roles = _resolve_roles(files, salvage, problems)
     modules, entities = _resolve_entities(files, roles, salvage, problems)
     check_entities(salvage, entities, roles, problems)
@@ -272,19 +272,23 @@ def _targets(d: EntityDef, salvage: Salvage, problems: Problems) -> dict[str, st
                 problems.add(d.doc.where(d.path + ("fields", fname, key)),
                              f"entities.{d.name}.fields.{fname}.{key}",
                              f"names unknown entity '{ref}'",
-                             _entity_hint(ref, d.module, salvage))
+                             _entity_hint(ref, d.module, salvage, children=f.type == "table"))
             continue
         if target.spec is not None:
             out[fname] = qual
     return out
 
 
-def _entity_hint(ref: str, module: str, salvage: Salvage) -> str | None:
-    """Suggest entities, written the way the field would name them."""
-    written = {q: (q.split(".")[1] if q.startswith(module + ".") else q) for q in salvage.defs}
+def _entity_hint(ref: str, module: str, salvage: Salvage, children: bool) -> str | None:
+    """Suggest entities (child entities for a table field), written as the field would."""
+    kinds = {q: bool(d.spec is not None and d.spec.child) for q, d in salvage.defs.items()}
+    if children and not any(kinds.values()):
+        children = False  # no child entity yet: list them all
+    written = {q: (q.split(".")[1] if q.startswith(module + ".") else q)
+               for q in salvage.defs if kinds[q] == children}
     names = sorted(written.values())
     if not names:
-        return "no entity is defined yet"
+        return "no entity is defined yet" if not salvage.defs else None
     guess = did_you_mean(ref, names)
     if guess is None and "." in ref:  # right entity, wrong module?
         short = {q.split(".")[1]: w for q, w in written.items()}

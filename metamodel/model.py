@@ -52,10 +52,10 @@ class Spec(BaseModel):
 
 
 class Labels(Spec):
-    """A text in Spanish and English."""
+    """A text in Spanish and English; give at least one (the other falls back to it)."""
 
-    es: str | None = None
-    en: str | None = None
+    es: str | None = Field(None, description="Spanish text.", examples=["Pozo"])
+    en: str | None = Field(None, description="English text.", examples=["Well"])
 
     @model_validator(mode="after")
     def _one_language(self) -> Labels:
@@ -68,7 +68,8 @@ class Labels(Spec):
         return (self.es or self.en or "") if lang == "es" else (self.en or self.es or "")
 
 
-LabelText = Labels | str
+LabelText = Labels | Annotated[str, StringConstraints(min_length=1)]
+_LABEL = "Text shown to people: {es: ..., en: ...}, or one string for both languages."
 
 
 def labels_of(value: LabelText | None, fallback: str) -> Labels:
@@ -84,85 +85,101 @@ def labels_of(value: LabelText | None, fallback: str) -> Labels:
 class FieldBase(Spec):
     """Options every field type accepts."""
 
-    label: LabelText | None = None
-    help: LabelText | None = None
-    required: bool = False
-    unique: bool = False
-    index: bool = False
-    default: Any = None
-    unit: str | None = None
-    renamed_from: Name | None = None
+    label: LabelText | None = Field(None, description=_LABEL + " Default: the field name.",
+                                    examples=[{"es": "Nombre", "en": "Name"}])
+    help: LabelText | None = Field(None, description="Help text shown under the form input.",
+                                   examples=[{"es": "Código ISO", "en": "ISO code"}])
+    required: bool = Field(False, description="A value must be given (NOT NULL).")
+    unique: bool = Field(False, description="No two records may have the same value.")
+    index: bool = Field(False, description="Add a database index to speed up filters.")
+    default: Any = Field(None, description="Value used when none is given; must suit the type "
+                         "('today' for a date, 'now' for a datetime).")
+    unit: str | None = Field(None, description="Unit shown next to the value.",
+                             examples=["bbl/d", "psi", "m"])
+    renamed_from: Name | None = Field(
+        None, description="Previous name of this field: the migration renames the column "
+        "and keeps its data instead of dropping it.")
 
 
 Number = int | float
 
 
 class StringField(FieldBase):
-    """Short text; stored as ``VARCHAR(max_length)``."""
+    """Short text; stored as VARCHAR(max_length)."""
 
-    type: Literal["string"]
-    max_length: Annotated[int, Field(ge=1, le=10_000)] = 255
-    min_length: Annotated[int, Field(ge=0)] | None = None
-    pattern: str | None = None
+    type: Literal["string"] = Field(description="Field type.")
+    max_length: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        255, description="Longest value, in characters (1 to 10000).")
+    min_length: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Shortest value, in characters.")
+    pattern: str | None = Field(
+        None, description="Regular expression (Python syntax) the whole value must match.",
+        examples=["^[A-Z]{2}$"])
 
 
 class TextField(FieldBase):
     """Long text without a length limit."""
 
-    type: Literal["text"]
+    type: Literal["text"] = Field(description="Field type.")
 
 
 class IntField(FieldBase):
     """A 64-bit integer."""
 
-    type: Literal["int"]
-    min: int | None = None
-    max: int | None = None
+    type: Literal["int"] = Field(description="Field type.")
+    min: int | None = Field(None, description="Smallest allowed value.")
+    max: int | None = Field(None, description="Largest allowed value.")
 
 
 class DecimalField(FieldBase):
-    """An exact decimal number (money, volumes); stored as ``NUMERIC(precision, scale)``."""
+    """An exact decimal number (money, volumes); stored as NUMERIC(precision, scale)."""
 
-    type: Literal["decimal"]
-    precision: Annotated[int, Field(ge=1, le=38)] = 18
-    scale: Annotated[int, Field(ge=0, le=38)] = 4
-    min: Number | None = None
-    max: Number | None = None
+    type: Literal["decimal"] = Field(description="Field type.")
+    precision: Annotated[int, Field(ge=1, le=38)] = Field(
+        18, description="Total number of digits (1 to 38).")
+    scale: Annotated[int, Field(ge=0, le=38)] = Field(
+        4, description="Digits after the decimal point (at most precision).")
+    min: Number | None = Field(None, description="Smallest allowed value.")
+    max: Number | None = Field(None, description="Largest allowed value.")
 
 
 class FloatField(FieldBase):
     """A double-precision measurement."""
 
-    type: Literal["float"]
-    min: Number | None = None
-    max: Number | None = None
+    type: Literal["float"] = Field(description="Field type.")
+    min: Number | None = Field(None, description="Smallest allowed value.")
+    max: Number | None = Field(None, description="Largest allowed value.")
 
 
 class BoolField(FieldBase):
     """True or false."""
 
-    type: Literal["bool"]
+    type: Literal["bool"] = Field(description="Field type.")
 
 
 class DateField(FieldBase):
-    """A calendar date."""
+    """A calendar date (YYYY-MM-DD)."""
 
-    type: Literal["date"]
-    min: dt.date | None = None
-    max: dt.date | None = None
+    type: Literal["date"] = Field(description="Field type.")
+    min: dt.date | None = Field(None, description="Earliest allowed date (YYYY-MM-DD).")
+    max: dt.date | None = Field(None, description="Latest allowed date (YYYY-MM-DD).")
 
 
 class DateTimeField(FieldBase):
     """An instant; stored in UTC, served with its offset."""
 
-    type: Literal["datetime"]
+    type: Literal["datetime"] = Field(description="Field type.")
 
 
 class EnumField(FieldBase):
     """One of a fixed list of codes, each with labels."""
 
-    type: Literal["enum"]
-    values: dict[EnumValue, LabelText | None] | list[EnumValue]
+    type: Literal["enum"] = Field(description="Field type.")
+    values: dict[EnumValue, LabelText | None] | list[EnumValue] = Field(
+        description="The allowed codes: a list, or a mapping of code to label.",
+        examples=[["planned", "producing", "shut_in"],
+                  {"ESP": {"es": "Bomba electrosumergible", "en": "Electric submersible pump"},
+                   "PCP": "PCP"}])
 
     def codes(self) -> list[str]:
         """The allowed codes in declaration order."""
@@ -175,22 +192,26 @@ class EnumField(FieldBase):
 class JsonField(FieldBase):
     """Free-form JSON (objects, lists, numbers, strings)."""
 
-    type: Literal["json"]
+    type: Literal["json"] = Field(description="Field type.")
 
 
 class LinkField(FieldBase):
-    """A reference to a record of another entity (``entity`` or ``module.entity``)."""
+    """A reference to a record of another entity (entity or module.entity)."""
 
-    type: Literal["link"]
-    to: EntityRef
-    on_delete: Literal["restrict", "cascade", "set_null"] = "restrict"
+    type: Literal["link"] = Field(description="Field type.")
+    to: EntityRef = Field(description="The entity linked to: 'entity' in the same module or "
+                          "'module.entity'.", examples=["pad", "wells.well"])
+    on_delete: Literal["restrict", "cascade", "set_null"] = Field(
+        "restrict", description="When the linked record is deleted: restrict (refuse), "
+        "cascade (delete this record too) or set_null (clear the link; optional links only).")
 
 
 class TableField(FieldBase):
     """Rows of a child entity owned by this record, read and written inline."""
 
-    type: Literal["table"]
-    of: EntityRef
+    type: Literal["table"] = Field(description="Field type.")
+    of: EntityRef = Field(description="The child entity (with child: true) whose rows this "
+                          "field holds.", examples=["well_test_row"])
 
 
 FieldSpec = Annotated[
@@ -207,37 +228,58 @@ FIELD_TYPES: tuple[str, ...] = (
 class Naming(Spec):
     """How a record is named: the field whose value identifies it to people."""
 
-    field: Name
+    field: Name = Field(description="A field of this entity, e.g. its code.",
+                        examples=["code"])
 
 
 class EntitySpec(Spec):
     """An entity: one table, one REST resource, one form."""
 
-    label: LabelText | None = None
-    title: str | None = None
-    child: bool = False
-    naming: Naming | None = None
-    fields: dict[Name, FieldSpec]
-    unique_together: list[list[Name]] = []
-    indexes: list[list[Name]] = []
-    permissions: dict[Name, list[Action]] | None = None
-    renamed_from: Name | None = None
+    label: LabelText | None = Field(None, description=_LABEL + " Default: the entity name.",
+                                    examples=[{"es": "Pozo", "en": "Well"}])
+    title: str | None = Field(None, description="How a record is shown in lists and links; "
+                              "{field} inserts a field's value.", examples=["{code} {name}"])
+    child: bool = Field(False, description="Rows of this entity belong to a parent record "
+                        "through a 'type: table' field of the parent.")
+    naming: Naming | None = Field(None, description="The field that identifies a record.")
+    fields: dict[Name, FieldSpec] = Field(
+        description="The fields, by name (snake_case).",
+        examples=[{"name": {"type": "string", "required": True}}])
+    unique_together: list[list[Name]] = Field(
+        [], description="Groups of fields whose values together must be unique.",
+        examples=[[["pad", "name"]]])
+    indexes: list[list[Name]] = Field(
+        [], description="Database indexes over several fields.", examples=[[["status", "pad"]]])
+    permissions: dict[Name, list[Action]] | None = Field(
+        None, description="Role -> allowed actions (read, create, update, delete). Without "
+        "this block: admin all, supervisor read/create/update, operator and viewer read. With "
+        "it, only the roles listed (admin keeps everything unless listed).",
+        examples=[{"operator": ["read", "create"], "viewer": ["read"]}])
+    renamed_from: Name | None = Field(
+        None, description="Previous name of this entity: the migration renames its table "
+        "and keeps the data.")
 
 
 class RoleSpec(Spec):
-    """A custom role; ``inherits`` grants everything the named roles may do."""
+    """A custom role; inherits grants everything the named roles may do."""
 
-    label: LabelText | None = None
-    inherits: list[Name] = []
+    label: LabelText | None = Field(None, description=_LABEL,
+                                    examples=[{"es": "Ingeniero", "en": "Engineer"}])
+    inherits: list[Name] = Field([], description="Roles whose permissions this role also has.",
+                                 examples=[["operator"]])
 
 
 class ModuleFile(Spec):
-    """One YAML file under ``modules/``: part or all of one module."""
+    """One YAML file under modules/: part or all of one module."""
 
-    module: Name
-    label: LabelText | None = None
-    entities: dict[Name, EntitySpec] = {}
-    roles: dict[Name, RoleSpec] = {}
+    module: Name = Field(description="The module this file belongs to (snake_case); several "
+                         "files may share a module.", examples=["production"])
+    label: LabelText | None = Field(None, description=_LABEL + " Default: the module name.",
+                                    examples=[{"es": "Producción", "en": "Production"}])
+    entities: dict[Name, EntitySpec] = Field({}, description="Entities, by name (singular, "
+                                             "snake_case).")
+    roles: dict[Name, RoleSpec] = Field({}, description="Custom roles, by name. Built in: "
+                                        "admin, supervisor, operator, viewer, scada.")
 
 
 # --------------------------------------------------------------------------- resolved model

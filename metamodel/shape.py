@@ -32,6 +32,11 @@ def is_name(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 63 and bool(_NAME.match(value))
 
 
+def is_extension(key: Any) -> bool:
+    """Top-level ``x-...`` keys are ignored: a place for YAML anchors shared by fields."""
+    return isinstance(key, str) and key.startswith("x-")
+
+
 @dataclass
 class EntityDef:
     """One entity as written in one file, with what failed validation."""
@@ -83,10 +88,12 @@ def parse_file(doc: Document, problems: Problems) -> ParsedFile | None:
         problems.add(doc.where(()), "", "a module file must be a mapping with a 'module:' key",
                      "start the file with 'module: <name>'")
         return None
+    value = {k: v for k, v in doc.value.items() if not is_extension(k)}
     try:
-        mf = ModuleFile.model_validate(doc.value)
+        mf = ModuleFile.model_validate(value)
     except ValidationError as exc:
-        problems.extend(problems_from(exc, ModuleFile, doc))
+        problems.extend(p for p in problems_from(exc, ModuleFile, doc)
+                        if p.location not in doc.unreadable)
         return _salvage(doc)
     raw_entities = doc.value.get("entities") or {}
     pf = ParsedFile(doc, mf.module, mf.label, roles=dict(mf.roles))
@@ -192,13 +199,25 @@ class Salvage:
     broken_roles: set[str] = field(default_factory=set)
     #: ``to:``/``of:`` values of fields that failed validation
     loose_refs: set[str] = field(default_factory=set)
-    #: some file's module name is missing or invalid (its entities are unknown)
-    unknown_module: bool = False
+    #: entities of files whose module name is missing or invalid
+    orphans: set[str] = field(default_factory=set)
+
+    def add_file(self, pf: ParsedFile) -> None:
+        """Remember what ``pf`` could not contribute to resolution."""
+        self.loose_refs |= pf.loose_refs
+        if pf.module is not None:
+            return
+        self.orphans |= set(pf.entities)
+        for d in pf.entities.values():
+            for f in (d.spec.fields.values() if d.spec is not None else ()):
+                ref = getattr(f, "to", None) or getattr(f, "of", None)
+                if isinstance(ref, str):
+                    self.loose_refs.add(ref)
 
     def maybe_defined(self, ref: str) -> bool:
-        """Whether an unresolvable reference may name an entity we could not read."""
-        return self.unknown_module
+        """Whether an unresolvable reference may name an entity of a module-less file."""
+        return ref.split(".")[-1] in self.orphans
 
     def maybe_referenced(self, name: str) -> bool:
         """Whether a field that failed validation may point at entity ``name``."""
-        return self.unknown_module or any(r.split(".")[-1] == name for r in self.loose_refs)
+        return any(r.split(".")[-1] == name for r in self.loose_refs)

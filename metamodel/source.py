@@ -38,6 +38,8 @@ class Document:
     value: Any
     values: dict[KeyPath, Location] = field(default_factory=dict)
     keys: dict[KeyPath, Location] = field(default_factory=dict)
+    #: nodes already reported while reading (unsupported tags); read as ``None``
+    unreadable: set[Location] = field(default_factory=set)
 
     def where(self, path: Sequence[Any]) -> Location:
         """Location of the value at ``path``, or of its nearest known ancestor."""
@@ -61,34 +63,71 @@ def _loc(file: str, node: Node) -> Location:
 class _Converter(SafeConstructor):
     """Builds plain values from nodes with safe-load scalar resolution."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: id(mapping node) -> how many of its pairs came from merge keys (``<<``)
+        self.merged: dict[int, int] = {}
+
+
+_TAG = "tag:yaml.org,2002:"
+_STR, _MAP, _SEQ = _TAG + "str", _TAG + "map", _TAG + "seq"
+_SCALAR_TAGS = frozenset(_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
+
+
+def _unsupported(node: Node, path: KeyPath, doc: Document, problems: Problems) -> None:
+    tag = str(node.tag).replace(_TAG, "!!")
+    doc.unreadable.add(_loc(doc.file, node))
+    problems.add(_loc(doc.file, node), _dotted(path), f"unsupported YAML tag '{tag}'",
+                 "only plain values, lists and mappings are allowed; remove the tag")
+
 
 def _convert(
     node: Node, path: KeyPath, doc: Document, problems: Problems, conv: _Converter
 ) -> Any:
     doc.values[path] = _loc(doc.file, node)
-    if isinstance(node, MappingNode):
-        out: dict[Any, Any] = {}
-        conv.flatten_mapping(node)  # resolve YAML merge keys (<<) like safe_load does
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, ScalarNode):
-                problems.add(_loc(doc.file, key_node), _dotted(path),
-                             "mapping keys must be plain names, not lists or mappings")
-                continue
-            key = conv.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                key = key_node.value  # `on:`, `yes:` or `404:` keep the spelling the user wrote
-            if key in out:
-                first = doc.keys[path + (key,)]
-                problems.add(_loc(doc.file, key_node), _dotted(path + (key,)),
-                             f"duplicate key '{key}' (first defined at {first})",
-                             "each key may appear once in a mapping; merge the two entries")
-                continue
-            doc.keys[path + (key,)] = _loc(doc.file, key_node)
-            out[key] = _convert(value_node, path + (key,), doc, problems, conv)
-        return out
+    if isinstance(node, ScalarNode):
+        if node.tag == _STR:
+            return node.value
+        if node.tag not in _SCALAR_TAGS:
+            _unsupported(node, path, doc, problems)
+            return None
+        return conv.construct_object(node, deep=True)
     if isinstance(node, SequenceNode):
+        if node.tag != _SEQ:
+            _unsupported(node, path, doc, problems)
+            return None
         return [_convert(n, path + (i,), doc, problems, conv) for i, n in enumerate(node.value)]
-    return conv.construct_object(node, deep=True)
+    if not isinstance(node, MappingNode) or node.tag != _MAP:
+        _unsupported(node, path, doc, problems)
+        return None
+    if id(node) not in conv.merged:  # resolve merge keys (<<) like safe_load does
+        own = sum(1 for k, _ in node.value if k.tag != _TAG + "merge")
+        conv.flatten_mapping(node)
+        conv.merged[id(node)] = len(node.value) - own
+    merged = conv.merged[id(node)]
+    out: dict[Any, Any] = {}
+    inherited: set[Any] = set()
+    for i, (key_node, value_node) in enumerate(node.value):
+        if not isinstance(key_node, ScalarNode):
+            problems.add(_loc(doc.file, key_node), _dotted(path),
+                         "mapping keys must be plain names, not lists or mappings")
+            continue
+        key = key_node.value if key_node.tag == _STR else conv.construct_object(key_node)
+        if not isinstance(key, str):
+            key = key_node.value  # `on:`, `yes:` or `404:` keep the spelling the user wrote
+        if key in out and key not in inherited:
+            first = doc.keys[path + (key,)]
+            problems.add(_loc(doc.file, key_node), _dotted(path + (key,)),
+                         f"duplicate key '{key}' (first defined at {first})",
+                         "each key may appear once in a mapping; merge the two entries")
+            continue
+        # a key from a merge (<<) is overridden by a later one, as in safe_load
+        inherited.discard(key)
+        if i < merged:
+            inherited.add(key)
+        doc.keys[path + (key,)] = _loc(doc.file, key_node)
+        out[key] = _convert(value_node, path + (key,), doc, problems, conv)
+    return out
 
 
 def _dotted(path: Sequence[Any]) -> str:
@@ -115,6 +154,22 @@ def _compose(text: str) -> Node | None:
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
+def _syntax_problem(exc: yaml.MarkedYAMLError, display: str) -> tuple[Location, str, str, str]:
+    """Location, path, message and hint for a YAML syntax error."""
+    mark, ctx = exc.problem_mark or exc.context_mark, exc.context_mark
+    loc = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display, 1, 1)
+    message = f"YAML syntax error: {exc.problem or exc.context}"
+    if exc.problem and exc.context and ctx is not None:
+        started = Location(display, ctx.line + 1, ctx.column + 1)
+        message += f" ({exc.context} started at line {started.line}, column {started.column})"
+    hint = "check indentation, quotes and the ':' after each key"
+    if "\\t" in (exc.problem or ""):
+        hint = "indent with spaces; YAML does not allow tabs for indentation"
+    elif "flow" in (exc.context or ""):
+        hint = "a '{' or '[' is not closed: check for a missing '}', ']' or ','"
+    return loc, "", message, hint
+
+
 def read_yaml(path: Path, display: str, problems: Problems) -> Document | None:
     """Read one YAML file; syntax errors become problems and return ``None``."""
     try:
@@ -125,10 +180,7 @@ def read_yaml(path: Path, display: str, problems: Problems) -> Document | None:
     try:
         node = _compose(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        loc = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display, 1, 1)
-        problems.add(loc, "", f"YAML syntax error: {exc.problem or exc.context}",
-                     "check indentation, quotes and the ':' after each key")
+        problems.add(*_syntax_problem(exc, display))
         return None
     except yaml.YAMLError as exc:
         problems.add(Location(display, 1, 1), "", f"YAML error: {exc}")

@@ -247,7 +247,8 @@ def _message(err: Any, w: Walk, doc: Document, path: list[Any]) -> tuple[str, st
         n = ctx.get("max_length")
         long_hint = ("PostgreSQL truncates identifiers at 63 characters; choose a shorter name"
                      if n == 63 else None)
-        return f"{_describe(value)} is longer than {_plural(n, 'character')}", long_hint
+        size = f"{len(value)} characters long" if isinstance(value, str) else "too long"
+        return f"{_describe(value)} is {size} (limit {n})", long_hint
     if etype == "string_too_short":
         n = ctx.get("min_length")
         return ("must not be empty" if n == 1 else
@@ -275,6 +276,11 @@ def _message(err: Any, w: Walk, doc: Document, path: list[Any]) -> tuple[str, st
             hint = "put the value in quotes to make it text"
         elif etype == "list_type" and isinstance(value, (str, int, float)):
             hint = f"write a list, e.g. [{value}]"
+        elif etype == "dict_type" and value is None:
+            hint = "write {} for an empty mapping"
+        elif isinstance(value, str) and etype in ("int_type", "float_type", "decimal_type",
+                                                  "bool_type", "date_type", "datetime_type"):
+            hint = "write the value without quotes"
         return f"expected {_EXPECTED[etype]}, got {_describe(value)}", hint
     text = str(err["msg"])
     text = re.sub(r"^Input should be", "expected", text)
@@ -296,8 +302,10 @@ def _problem(err: Any, w: Walk, root: Any, doc: Document, base: Sequence[Any]) -
         return Problem(doc.where_key(path), dotted(path), f"unknown key '{key}'", hint)
     if etype == "missing":
         parent_path = path[:-1]
+        key = path[-1] if path else ""
+        models = _models(walk(root, _drop_last_data(err["loc"])).end)
         return Problem(doc.where_key(parent_path), dotted(parent_path),
-                       f"missing required key '{path[-1] if path else ''}'", None)
+                       f"missing required key '{key}'", _example_hint(models, key))
     if etype in ("union_tag_invalid", "union_tag_not_found"):
         disc = str(ctx.get("discriminator", "")).strip("'")
         tags = sorted({str(t) for m in w.end for t in _tags_of(m, disc)}) or [
@@ -310,7 +318,7 @@ def _problem(err: Any, w: Walk, root: Any, doc: Document, base: Sequence[Any]) -
         tag_path = path + [disc]
         value = _value_at(doc, tag_path)
         msg = (f"unknown {what} '{value}'" if isinstance(value, str)
-               else f"expected the name of a {what.strip(chr(39))}, got {_describe(value)}")
+               else f"expected the name of a {what}, got {_describe(value)}")
         return Problem(doc.where(tag_path), dotted(tag_path), msg,
                        expected_one_of(str(value), tags))
     msg, hint = _message(err, w, doc, path)
@@ -318,6 +326,26 @@ def _problem(err: Any, w: Walk, root: Any, doc: Document, base: Sequence[Any]) -
     if w.is_key:
         msg = msg.replace("'[key]'", "key")
     return Problem(where, dotted(path), msg, hint)
+
+
+def _inline(value: Any) -> str:
+    """A value written as YAML flow style, for hints."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_inline(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _example_hint(models: list[type[BaseModel]], key: Any) -> str | None:
+    """``add it, e.g. 'to: pad'`` from the field's declared examples."""
+    for m in models:
+        info = _model_field(m, key)
+        if info is not None and info.examples:
+            return f"add it, e.g. '{key}: {_inline(info.examples[0])}'"
+    return None
 
 
 def _drop_last_data(loc: Sequence[Any]) -> list[Any]:
@@ -383,8 +411,10 @@ def _prune(errs: list[_Err], doc: Document, base: Sequence[Any],
             expected.remove("an integer")
         path = list(base) + list(upath)
         value = members_errs[0].err.get("input")
+        hint = ("write the value without quotes" if isinstance(value, str)
+                and "a string" not in expected else None)
         out.append(Problem(doc.where(path), dotted(path),
-                           f"expected {' or '.join(expected)}, got {_describe(value)}"))
+                           f"expected {' or '.join(expected)}, got {_describe(value)}", hint))
     return kept
 
 
@@ -402,7 +432,7 @@ def problems_from(
         out.append(_problem(e.err, e.walk, root, doc, base))
     seen: set[tuple[Any, ...]] = set()
     unique: list[Problem] = []
-    for p in out:
+    for p in sorted(out, key=Problem.sort_key):
         key = (p.location, p.path, p.message)
         if key not in seen:
             seen.add(key)
