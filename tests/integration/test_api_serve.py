@@ -1,0 +1,131 @@
+"""``campo serve``: a real waitress server in a subprocess, plugins, destructive changes."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import flask
+import pytest
+from test_api_support import PLANT_YAML
+
+from engine.api import create_app, shutdown
+from engine.api.commands import load_plugins
+from engine.db import create_engine_for
+from engine.settings import Settings
+from metamodel import Model, load
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def running(root: Path, db: str, log: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``campo serve`` on a free port; yields (process, port); stops it with SIGINT."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPO_")}
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "serve", "--project", str(root),
+             "--database-url", db, "--port", "0", "--threads", "4"],
+            stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    assert proc.stdout is not None
+    try:
+        port = None
+        for line in proc.stdout:
+            if line.startswith("serving on http://"):
+                port = int(line.split()[2].rsplit(":", 1)[1])
+                break
+        assert port is not None, f"server did not start: {log.read_text()}"
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        finally:
+            proc.stdout.close()
+
+
+def _request(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        data = json.dumps(body) if body is not None else None
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        raw = resp.read()
+        return resp.status, json.loads(raw) if raw else None
+    finally:
+        conn.close()
+
+
+def test_serve_migrates_serves_and_stops_on_sigint(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = project({"modules/plant.yaml": PLANT_YAML})
+    with running(root, f"sqlite:///{tmp_path}/serve.db", tmp_path / "err.log") as (proc, port):
+        status, body = _request(port, "GET", "/api/health")
+        assert status == 200 and body["database"] == "ok" and body["mqtt"] == "disabled"
+        status, body = _request(port, "POST", "/api/plant/site", {"name": "Pad 7"})
+        assert status == 201 and body["id"] == 1
+        status, body = _request(port, "GET", "/api/plant/site?count=exact")
+        assert status == 200 and body["count"] == 1
+    assert proc.returncode == 0
+
+
+def test_serve_refuses_a_destructive_change(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("engine.db.migrate")
+    root = project({"modules/plant.yaml": PLANT_YAML})
+    db = f"sqlite:///{tmp_path}/destroy.db"
+    with running(root, db, tmp_path / "err.log") as (proc, port):
+        assert _request(port, "POST", "/api/plant/site", {"name": "keep me",
+                                                          "region": "north"})[0] == 201
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    # drop the 'region' field: serving now would lose data
+    (root / "modules" / "plant.yaml").write_text(
+        PLANT_YAML.replace("      region: {type: string, max_length: 20}\n", ""))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPO_")}
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--project", str(root),
+                           "--database-url", db, "--port", "0"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1
+    assert "region" in done.stderr and "not starting" in done.stderr
+    assert "serving on" not in done.stdout
+
+
+def plugin(model: Model, engine: Any, settings: Settings) -> Any:
+    """A serve plugin as engine.cli.SERVE_PLUGINS names them (used by the test below)."""
+    bp = flask.Blueprint("sim", __name__)
+    calls: list[str] = []
+
+    @bp.route("/api/sim/state")
+    def state() -> Any:
+        return {"calls": calls, "entities": len(model.entities)}
+
+    return SimpleNamespace(blueprints=[bp], start=lambda: calls.append("start"),
+                           stop=lambda: calls.append("stop"), calls=calls)
+
+
+def plugin_off(model: Model, engine: Any, settings: Settings) -> None:
+    """A plugin with nothing to run."""
+    return None
+
+
+def test_serve_plugins_add_routes_and_start_and_stop(project, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    model = load(project({"modules/plant.yaml": PLANT_YAML}))
+    engine = create_engine_for(sqlite_url)
+    plugins = load_plugins(("test_api_serve:plugin", "test_api_serve:plugin_off"), model,
+                           engine, Settings())
+    assert len(plugins) == 1
+    app = create_app(model, engine, Settings(),
+                     extra_blueprints=[b for p in plugins for b in p.blueprints],
+                     on_start=[p.start_hook for p in plugins])
+    assert app.test_client().get("/api/sim/state").json == {"calls": ["start"], "entities": 4}
+    shutdown(app)
+    assert app.test_client().get("/api/sim/state").json["calls"] == ["start", "stop"]
