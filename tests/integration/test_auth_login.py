@@ -69,9 +69,10 @@ def test_login_timing_does_not_reveal_unknown_users(sqlite_url: str, tmp_path: P
         unknown.append(timed("nobody"))
         known.append(timed("bob"))
     ratio = statistics.median(unknown) / statistics.median(known)
-    # an unknown user still costs a full argon2id verification (~0.1 s here)
+    # an unknown user still costs a full argon2id verification (~0.1 s on an idle core);
+    # skipping it would make the ratio ~0.01, so a wide band tolerates a busy machine
     assert statistics.median(unknown) > 0.02
-    assert 0.7 < ratio < 1.4, (unknown, known)
+    assert 0.5 < ratio < 2.0, (unknown, known)
     engine.dispose()
 
 
