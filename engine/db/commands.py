@@ -58,9 +58,9 @@ def _engine(args: argparse.Namespace) -> Iterator[tuple[Engine, Any]]:
     engine = create_engine_for(url)
     try:
         yield engine, (model, settings)
-    except sa.exc.OperationalError as err:
-        raise UserError(f"cannot use the database {engine.url.render_as_string()}: "
-                        f"{str(err.orig).strip()}") from None
+    except sa.exc.DBAPIError as err:
+        raise UserError(f"database error on {engine.url.render_as_string()}: "
+                        f"{str(err.orig).strip()} (nothing was changed)") from None
     except MigrationError as err:
         raise UserError(f"error: {err}") from None
     finally:

@@ -195,7 +195,7 @@ class _Builder:
             text = f"create table {name} (registry of the tables Campo generates)"
         else:
             text = f"create table {name} ({n} columns)"
-            items.append(Item(Phase.CREATE, None, code=execute_code(
+            items.append(Item(Phase.REGISTER, None, code=execute_code(
                 registry.insert_sql(name, self.entity_of.get(name, "")))))
         self.created[name] = self.add(Step("+", text, name, items=items))
 
@@ -208,7 +208,7 @@ class _Builder:
                            f"({used} value(s))")
         step = Step("-", f"drop table {name}", name, destructive=True, details=details, items=[
             Item(Phase.DROP, None, op),
-            Item(Phase.DROP, None, code=execute_code(registry.delete_sql(name))),
+            Item(Phase.REGISTER, None, code=execute_code(registry.delete_sql(name))),
         ])
         self.drops.append(step)
 
@@ -219,7 +219,7 @@ class _Builder:
             names[pk] = f"pk_{new}"
         self.add(Step("~", f"rename table {old} -> {new} (keeps data)", new, items=[
             Item(Phase.RENAME_TABLES, None, code=f"op.rename_table({old!r}, {new!r})"),
-            Item(Phase.RENAME_TABLES, None, code=execute_code(
+            Item(Phase.REGISTER, None, code=execute_code(
                 registry.rename_sql(old, new, self.entity_of.get(new, "")))),
             Item(Phase.RENAME_TABLES, None, code=pg_rename_code(new, old, names)),
         ]))

@@ -26,6 +26,7 @@ class Phase(IntEnum):
     FILL = 5         # existing rows get a new field's default
     REQUIRE = 6      # NOT NULL once every row has a value
     DROP = 7         # tables last, after the links to them are gone
+    REGISTER = 8     # rows of the campo_tables registry (the registry exists by then)
 
 
 @dataclass

@@ -90,7 +90,8 @@ def test_unreachable_database_is_a_message(project: Any,
     root = project({"modules/m.yaml": V1})
     code, _, err = campo(capsys, "plan", "--project", str(root), "--database-url",
                          "postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2")
-    assert code == 1 and err.startswith("cannot use the database postgresql+psycopg://")
+    assert code == 1 and err.startswith("database error on postgresql+psycopg://")
+    assert "(nothing was changed)" in err
 
 
 def test_reserved_registry_name_is_refused(project: Any, sqlite_url: str,

@@ -147,6 +147,27 @@ def test_add_fields_existing_rows_get_defaults(proj: Project) -> None:
     assert proj.plan(v2).empty
 
 
+def test_defaults_of_every_kind_fill_existing_rows(proj: Project) -> None:
+    populated(proj)
+    v2 = V1.replace("      note: {type: string, max_length: 40}\n",
+                    "      note: {type: string, max_length: 40}\n"
+                    "      seen: {type: date, required: true, default: today}\n"
+                    "      stamp: {type: datetime, required: true, default: now}\n"
+                    "      fixed: {type: datetime, default: 2024-01-02T03:04:05Z}\n"
+                    "      flags: {type: json, default: {a: [1, 2]}}\n"
+                    "      ok: {type: bool, required: true, default: false}\n"
+                    "      rate: {type: decimal, precision: 8, scale: 3, default: 1.25}\n")
+    proj.migrate(v2)
+    rows = proj.rows("m_well", "seen", "stamp", "fixed", "flags", "ok", "rate")
+    today = dt.datetime.now(dt.UTC).date()
+    for seen, stamp, fixed, flags, ok, rate in rows:
+        assert abs((seen - today).days) <= 1
+        assert stamp is not None and abs(stamp.replace(tzinfo=dt.UTC).date() - today).days <= 1
+        assert fixed.replace(tzinfo=dt.UTC) == dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+        assert flags == {"a": [1, 2]} and ok is False and float(rate) == 1.25
+    assert len(rows) == 3 and proj.plan(v2).empty
+
+
 def test_required_field_without_default_is_blocked(proj: Project) -> None:
     populated(proj)
     files = proj.revisions()
