@@ -436,3 +436,14 @@ def test_metadata_matches_what_migrations_build(proj: Project) -> None:
     insp = sa.inspect(proj.engine)
     for name, table in md.tables.items():
         assert {c["name"] for c in insp.get_columns(name)} == set(table.c.keys())
+
+
+def test_tables_named_before_the_registry(project: Any, engine: sa.Engine) -> None:
+    # 'alpha_item' sorts before 'campo_tables': its registry row must wait for the registry
+    root = project({"modules/alpha.yaml": "module: alpha\nentities:\n  item:\n    fields:\n"
+                                          "      code: {type: string}\n"})
+    result = migrate(engine, load(root), root)
+    assert result.revision is not None
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT entity FROM campo_tables")).scalars().all() == [
+            "alpha.item"]
