@@ -170,7 +170,7 @@ def _mutate(doc: Any, path: tuple[Any, ...], action: str, value: Any) -> Any:
     return out
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutations=st.lists(st.tuples(st.sampled_from(_ALL_PATHS),
                                     st.sampled_from(["replace", "delete", "rename"]),
