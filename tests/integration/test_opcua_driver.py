@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from engine.scada.drivers.opcua import OpcUaDriver, OpcUaWriteError
+from engine.scada.drivers.opcua import OpcUaDriver, OpcUaWriteError, create, point
 from engine.scada.simulator import NAMESPACE_URI, Fault, PhysicsConfig, Simulator
-from engine.scada.types import PointRef, Quality, Reading
+from engine.scada.types import DeviceUnavailable, PointRef, Quality, Reading
+from metamodel.tags import load_tags
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -200,14 +204,17 @@ async def test_username_password() -> None:
                           username="operator", password="wrong")
         pt = p("w1.f", "s=W1.Frequency")
         await good.connect()
-        await bad.connect()
         try:
+            with pytest.raises(DeviceUnavailable, match="BadUserAccessDenied"):
+                await bad.connect()
             await good.read([pt])
             await until(lambda: good._cache.get("w1.f") is not None)
             assert (await good.read([pt]))["w1.f"].quality is Quality.GOOD
             assert not bad.connected
             r = (await bad.read([pt]))["w1.f"]
-            assert r.quality is Quality.BAD and r.reason and "Bad" in r.reason
+            assert r.quality is Quality.BAD and r.reason == "BadUserAccessDenied"
+            with pytest.raises(DeviceUnavailable):
+                await bad.write(pt, 50.0)
         finally:
             await good.close()
             await bad.close()
@@ -220,3 +227,30 @@ def test_bad_options_are_refused() -> None:
         OpcUaDriver("opc.tcp://x:4840", mode="push")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown security policy 'Basic128'"):
         OpcUaDriver("opc.tcp://x:4840", security_policy="Basic128")
+
+
+async def test_the_sim_pad_tag_map_reads_and_writes_the_simulator(shared_sim: Simulator) -> None:
+    """The repository's tags/ (sim_pad, device 'ua') through create() and point()."""
+    model = load_tags(REPO, params={"sim_pad.opcua_endpoint": shared_sim.opcua_url,
+                                    "sim_pad.opcua_enabled": True})
+    device = model.devices["sim_pad.ua"]
+    tags = model.tags_of("sim_pad.ua")
+    points = {t.path: point(t) for t in tags}
+    drv = create(device, environ={})
+    assert drv.namespace == NAMESPACE_URI and drv.name == "sim_pad.ua"
+    await drv.connect()
+    try:
+        await drv.read(list(points.values()))
+        await until(lambda: all(drv._cache.get(t) is not None
+                                and drv._cache[t].quality is Quality.GOOD for t in points))
+        got = await drv.read(list(points.values()))
+        w2 = shared_sim.snapshot(2)
+        assert got["sim_pad.ua.w2.frequency_setpoint"].value == w2.frequency_setpoint
+        assert abs(got["sim_pad.ua.w2.pip"].value - w2.intake_pressure) < 50
+        assert got["sim_pad.ua.w2.running"].value is True
+        # one subscription per scan period of the map
+        assert set(drv.stale_timeouts()) == {t.period for t in tags}
+        await drv.write(points["sim_pad.ua.w2.frequency_setpoint"], 47.5)
+        assert shared_sim.snapshot(2).frequency_setpoint == 47.5
+    finally:
+        await drv.close()

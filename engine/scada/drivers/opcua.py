@@ -11,8 +11,10 @@ again, with exponential back-off. :meth:`OpcUaDriver.read` answers from the valu
 subscriptions delivered; in ``mode="poll"`` it reads the nodes instead.
 
 Addresses are node id strings (``ns=2;s=X``, ``nsu=urn:x;s=X``, ``s=X`` in the driver's
-default namespace, ``i=2258``) or objects with ``identifier``, ``kind``, ``namespace_index``
-and ``namespace_uri`` attributes (:class:`metamodel.tags.addressing.OpcUaAddress`).
+default namespace, ``i=2258``), objects with ``identifier``, ``kind``, ``namespace_index``
+and ``namespace_uri`` attributes (:class:`metamodel.tags.OpcUaAddress`), or an
+:class:`OpcUaPoint` wrapping either with the tag's scan period. The runtime builds drivers
+and points with the module-level :func:`create` and :func:`point`.
 """
 
 from __future__ import annotations
@@ -21,19 +23,23 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeNotif, Subscription
 from asyncua.crypto import security_policies
 
-from ..types import PointRef, Quality, Reading, Value
+from ..types import DeviceUnavailable, PointRef, Quality, Reading, Value, WriteFailed
+
+if TYPE_CHECKING:
+    from metamodel.tags import Device, Tag
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +54,35 @@ POLICIES: dict[str, type[security_policies.SecurityPolicy]] = {
 _NSU = re.compile(r"^nsu=(?P<uri>[^;]+);(?P<rest>[isgb]=.+)$")
 
 
-class OpcUaWriteError(Exception):
+class OpcUaWriteError(WriteFailed):
     """A write the server refused or that could not be sent; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpcUaPoint:
+    """A tag's node and the period it is scanned at (its subscription's sampling interval)."""
+
+    node: Any
+    period: float | None = None
+
+
+def create(device: Device, environ: Mapping[str, str] = os.environ) -> OpcUaDriver:
+    """A driver for a tag-model device of type ``opcua`` (password from ``password_env``)."""
+    spec = device.spec
+    first, largest = device.reconnect_delays
+    password = environ.get(spec.password_env) if spec.password_env else None
+    return OpcUaDriver(
+        spec.endpoint, namespace=spec.namespace, timeout=max(device.timeout, 1.0),
+        reconnect_delay=first, reconnect_delay_max=largest, username=spec.username,
+        password=password, security_policy=spec.security_policy,
+        security_mode=spec.security_mode, certificate=spec.certificate,
+        private_key=spec.private_key, server_certificate=spec.server_certificate,
+        name=device.qualname)
+
+
+def point(tag: Tag) -> PointRef:
+    """The point of a tag: its node, sampled at the tag's scan period."""
+    return PointRef(tag.path, OpcUaPoint(tag.address, tag.period))
 
 
 class SessionLost(Exception):
@@ -167,13 +200,19 @@ class OpcUaDriver:
     async def connect(self) -> None:
         """Start the supervisor and wait up to ``timeout`` for a first session.
 
-        Never raises for an unreachable server: tags stay BAD and the supervisor retries.
+        Once connected, the driver keeps itself connected: a lost or stale session turns the
+        tags BAD and the supervisor reconnects and subscribes again on its own.
+
+        :raises DeviceUnavailable: no session within ``timeout`` (the supervisor keeps
+            trying until :meth:`close`)
         """
         if self._task is None:
             self._closing = False
             self._task = asyncio.create_task(self._supervise(), name=f"opcua {self.name}")
         with contextlib.suppress(TimeoutError):
             await _within(self.timeout, self._ready.wait())
+        if not self._ready.is_set():
+            raise DeviceUnavailable(f"opcua {self.name}: {self._down_reason}")
 
     async def read(self, points: Sequence[PointRef]) -> Mapping[str, Reading]:
         """Latest values (subscribe mode) or a fresh read of the nodes (poll mode)."""
@@ -185,16 +224,20 @@ class OpcUaDriver:
     async def write(self, point: PointRef, value: Value) -> None:
         """Write with the node's own data type, then read it back into the cache.
 
-        :raises OpcUaWriteError: not connected, unknown node, or a bad status from the server
+        :raises DeviceUnavailable: no session
+        :raises OpcUaWriteError: unknown node, or a bad status from the server
         """
         self._add([point])
         client = self._client
         if client is not None and self._ready.is_set():
             self._resolve(self._ns_array)
+        if client is None or not self._ready.is_set():
+            raise DeviceUnavailable(f"opcua {self.name}: {self._down_reason}")
         nodeid = self._nodeids.get(point.tag)
-        if client is None or not self._ready.is_set() or nodeid is None:
+        if nodeid is None:
+            why = self._cache.get(point.tag)
             raise OpcUaWriteError(f"opcua {self.name}: cannot write {point.tag}: "
-                                  f"{self._down_reason if client is None else 'node not resolved'}")
+                                  f"{why.reason if why else 'node not resolved'}")
         node = client.get_node(nodeid)
         try:
             vtype = self._vtypes.get(nodeid)
@@ -242,7 +285,7 @@ class OpcUaDriver:
         new = [p for p in points if p.tag not in self._points]
         for p in new:
             self._points[p.tag] = p
-            period = self.periods.get(p.tag, self.period)
+            period = self.periods.get(p.tag) or getattr(p.address, "period", None) or self.period
             self._groups.setdefault(period, _Group(period)).tags.add(p.tag)
         if new:
             self._wake.set()
@@ -367,6 +410,8 @@ class OpcUaDriver:
             self._tags_of_node.setdefault(nodeid, []).append(tag)
 
     def _node_id(self, address: Any, ns_array: list[str]) -> ua.NodeId:
+        if isinstance(address, OpcUaPoint):
+            address = address.node
         if isinstance(address, str):
             m = _NSU.match(address.strip())
             uri, rest = (m["uri"], m["rest"]) if m else (None, address.strip())
