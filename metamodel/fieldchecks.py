@@ -43,11 +43,10 @@ def check_field(d: EntityDef, ent: Entity, fname: str, f: Any,
                 entities: dict[str, Entity], problems: Problems) -> None:
     """Every check of field ``fname`` of entity ``ent`` (defined in ``d``)."""
     fpath = d.path + ("fields", fname)
-    path = _dotted(fpath)
     doc = d.doc
 
     def add(option: str, message: str, hint: str | None = None) -> None:
-        problems.add(doc.where(fpath + (option,)), f"{path}.{option}", message, hint)
+        problems.add(doc.where(fpath + (option,)), f"{_dotted(fpath)}.{option}", message, hint)
 
     if f.type == "string" and f.pattern is not None:
         try:
@@ -55,7 +54,7 @@ def check_field(d: EntityDef, ent: Entity, fname: str, f: Any,
         except re.error as exc:
             add("pattern", f"invalid regular expression: {exc}",
                 "patterns use Python 're' syntax; quote the YAML value with '...'")
-    mn, mx = getattr(f, "min", None), getattr(f, "max", None)
+    mn, mx = f.__dict__.get("min"), f.__dict__.get("max")  # not every type has them
     if mn is not None and mx is not None and mn > mx:
         add("min", f"min ({_show(mn)}) is greater than max ({_show(mx)})")
     if f.type == "string" and f.min_length is not None and f.min_length > f.max_length:
@@ -168,7 +167,7 @@ def _check_default(d: EntityDef, fpath: tuple[Any, ...], f: Any, problems: Probl
                 pass  # reported by the pattern check
     if f.type == "decimal":
         _check_digits(f, value, add)
-    mn, mx = getattr(f, "min", None), getattr(f, "max", None)
+    mn, mx = f.__dict__.get("min"), f.__dict__.get("max")  # not every type has them
     if mn is not None and value < mn:
         add(f"default {_show(value)} is below min {_show(mn)}")
     if mx is not None and value > mx:

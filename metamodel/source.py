@@ -70,7 +70,7 @@ class _Converter(SafeConstructor):
 
 
 _TAG = "tag:yaml.org,2002:"
-_STR, _MAP, _SEQ = _TAG + "str", _TAG + "map", _TAG + "seq"
+_STR, _MAP, _SEQ, _MERGE = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "merge"
 _SCALAR_TAGS = frozenset(_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 
 
@@ -84,7 +84,8 @@ def _unsupported(node: Node, path: KeyPath, doc: Document, problems: Problems) -
 def _convert(
     node: Node, path: KeyPath, doc: Document, problems: Problems, conv: _Converter
 ) -> Any:
-    doc.values[path] = _loc(doc.file, node)
+    mark = node.start_mark
+    doc.values[path] = Location(doc.file, mark.line + 1, mark.column + 1)
     if isinstance(node, ScalarNode):
         if node.tag == _STR:
             return node.value
@@ -100,33 +101,46 @@ def _convert(
     if not isinstance(node, MappingNode) or node.tag != _MAP:
         _unsupported(node, path, doc, problems)
         return None
-    if id(node) not in conv.merged:  # resolve merge keys (<<) like safe_load does
-        own = sum(1 for k, _ in node.value if k.tag != _TAG + "merge")
+    return _convert_mapping(node, path, doc, problems, conv)
+
+
+def _convert_mapping(
+    node: MappingNode, path: KeyPath, doc: Document, problems: Problems, conv: _Converter
+) -> dict[Any, Any]:
+    merged = conv.merged.get(id(node), 0)
+    if any(k.tag == _MERGE for k, _ in node.value):  # resolve merge keys like safe_load does
+        own = sum(1 for k, _ in node.value if k.tag != _MERGE)
         conv.flatten_mapping(node)
-        conv.merged[id(node)] = len(node.value) - own
-    merged = conv.merged[id(node)]
+        merged = conv.merged[id(node)] = len(node.value) - own
+    file, values, keys = doc.file, doc.values, doc.keys
     out: dict[Any, Any] = {}
     inherited: set[Any] = set()
     for i, (key_node, value_node) in enumerate(node.value):
         if not isinstance(key_node, ScalarNode):
-            problems.add(_loc(doc.file, key_node), _dotted(path),
+            problems.add(_loc(file, key_node), _dotted(path),
                          "mapping keys must be plain names, not lists or mappings")
             continue
         key = key_node.value if key_node.tag == _STR else conv.construct_object(key_node)
         if not isinstance(key, str):
             key = key_node.value  # `on:`, `yes:` or `404:` keep the spelling the user wrote
+        sub = path + (key,)
         if key in out and key not in inherited:
-            first = doc.keys[path + (key,)]
-            problems.add(_loc(doc.file, key_node), _dotted(path + (key,)),
-                         f"duplicate key '{key}' (first defined at {first})",
+            problems.add(_loc(file, key_node), _dotted(sub),
+                         f"duplicate key '{key}' (first defined at {keys[sub]})",
                          "each key may appear once in a mapping; merge the two entries")
             continue
-        # a key from a merge (<<) is overridden by a later one, as in safe_load
-        inherited.discard(key)
-        if i < merged:
-            inherited.add(key)
-        doc.keys[path + (key,)] = _loc(doc.file, key_node)
-        out[key] = _convert(value_node, path + (key,), doc, problems, conv)
+        if merged:  # a key from a merge (<<) is overridden by a later one, as in safe_load
+            inherited.discard(key)
+            if i < merged:
+                inherited.add(key)
+        mark = key_node.start_mark
+        keys[sub] = Location(file, mark.line + 1, mark.column + 1)
+        if value_node.tag == _STR and isinstance(value_node, ScalarNode):  # the common case
+            mark = value_node.start_mark
+            values[sub] = Location(file, mark.line + 1, mark.column + 1)
+            out[key] = value_node.value
+        else:
+            out[key] = _convert(value_node, sub, doc, problems, conv)
     return out
 
 
