@@ -172,8 +172,8 @@ class Tag:
         }
         if self.length:
             out["length"] = self.length
-        if self.data_type not in (None, "bool", "string") and self.data_type in (
-                "int32", "uint32", "float32", "int64", "uint64", "float64"):
+        if isinstance(self.address, ModbusAddress) and not self.address.is_bits and \
+                self.data_type != "bool":
             out["order"] = f"{self.byte_order}/{self.word_order}"
         if self.scaling:
             out["scale"] = {"factor": self.scaling.factor, "offset": self.scaling.offset}

@@ -1,0 +1,312 @@
+"""``campo tags plan|expand|check``: look at the tag model without starting the runtime.
+
+- ``plan [SITE]``: per device and scan class, the read requests the runtime will send
+  (function, unit, start, count, tags) and the estimated bus time; exit 1 when a scan class
+  cannot fit its period with the margin, or the line is over-committed;
+- ``expand [SITE]``: every tag a site expands to, and the ERP bindings, sorted (stable output
+  for reviews and diffs);
+- ``check [TEMPLATE...]``: decode the captured register dumps beside each template
+  (``<template>.dumps/*.yaml``) and compare them with the values they expect.
+
+Other modules add their own subcommands to ``campo``; more ``tags`` subcommands go in
+:data:`TAGS_COMMANDS` (name -> (help, add_arguments, handler)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from metamodel import DefinitionError
+from metamodel.tags import Device, TagModel, load_tags
+from metamodel.tags.spec import ModbusRtuSpec, ModbusTcpSpec, seconds
+
+from .planner import Limits, Request, bus_seconds, plan_tags
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _user_error(message: str, code: int = 1) -> Exception:
+    from engine.cli import UserError
+
+    return UserError(message, code)
+
+
+def _project(args: argparse.Namespace) -> Path:
+    from engine.cli import settings_from
+
+    return Path(settings_from(args).project)
+
+
+def _overrides(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        if "=" not in item:
+            raise _user_error(f"--set {item}: write NAME=VALUE, e.g. "
+                              "--set sim_pad.modbus_port=5021", 2)
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+def _roles(root: Path) -> set[str] | None:
+    """Role names the project defines (None when its modules do not load)."""
+    from metamodel import load
+
+    try:
+        return set(load(root).roles)
+    except DefinitionError:
+        return None
+
+
+def load_for_command(args: argparse.Namespace) -> TagModel:
+    """The project's tag model (only ``args.site`` when given) or a UserError."""
+    root = _project(args)
+    try:
+        model = load_tags(root, params=_overrides(args.set or []), environ=os.environ,
+                          roles=_roles(root))
+    except DefinitionError as err:
+        raise _user_error(err.format() + f"\n{len(err.problems)} problem(s) found") from None
+    site = getattr(args, "site", None)
+    if site:
+        try:
+            model = model.only_site(site)
+        except KeyError:
+            from metamodel.errors import expected_one_of
+
+            raise _user_error(f"unknown site '{site}'; "
+                              + expected_one_of(site, model.sites)) from None
+    return model
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def _measure(device: Device, request: Request, n: int = 20) -> float | None:
+    """Median round trip of ``request`` on a Modbus TCP device (None when unreachable)."""
+    from .drivers.modbus import ModbusDriver
+    from .types import DeviceUnavailable, PointRef
+
+    async def run() -> float | None:
+        driver = ModbusDriver(device)
+        try:
+            await driver.connect()
+        except DeviceUnavailable:
+            return None
+        from metamodel.tags import ModbusAddress
+
+        points = [PointRef("probe", ModbusAddress(request.function, request.unit_id,
+                                                   request.start, request.count))]
+        times = []
+        try:
+            for _ in range(n):
+                t0 = time.perf_counter()
+                await driver.read(points)
+                times.append(time.perf_counter() - t0)
+        finally:
+            await driver.close()
+        return statistics.median(times)
+    return asyncio.run(run())
+
+
+def _plan(args: argparse.Namespace) -> int:
+    model = load_for_command(args)
+    margin = args.margin
+    failures: list[str] = []
+    for name, device in model.devices.items():
+        tags = model.tags_of(name)
+        if not tags:
+            continue
+        site_prefix = device.site + "."
+        spec = device.spec
+        if not isinstance(spec, (ModbusTcpSpec, ModbusRtuSpec)):
+            classes = sorted({t.scan_class for t in tags})
+            print(f"device {name} ({device.type}): {len(tags)} tag(s) in scan class(es) "
+                  f"{', '.join(classes)}; the driver subscribes or polls them itself")
+            continue
+        by_class: dict[tuple[float, str], list[Any]] = {}
+        for t in tags:
+            by_class.setdefault((t.period, t.scan_class), []).append(t)
+        plans = {k: plan_tags(v, Limits.of(device)) for k, v in sorted(by_class.items())}
+        rtt = None
+        if isinstance(spec, ModbusTcpSpec):
+            how = "assumed"
+            rtt = seconds(spec.round_trip) if args.round_trip is None else args.round_trip / 1000
+            if args.measure:
+                first = next(iter(plans.values()))[0]
+                measured = _measure(device, first)
+                if measured is None:
+                    print(f"device {name}: not reachable, using the assumed round trip",
+                          file=sys.stderr)
+                else:
+                    rtt, how = measured, "measured"
+            head = (f"modbus_tcp {spec.host}:{spec.port}, concurrency {spec.concurrency}, "
+                    f"round trip {rtt * 1000:.1f} ms {how}")
+        else:
+            head = (f"modbus_rtu {spec.port} {spec.baudrate} {spec.bytesize}{spec.parity}"
+                    f"{spec.stopbits}, turnaround {seconds(spec.turnaround) * 1000:g} ms")
+        if not device.enabled:
+            head += ", disabled"
+        print(f"device {name} ({head})")
+        load = 0.0
+        for (period, scan_class), reqs in plans.items():
+            busy = bus_seconds(reqs, device, rtt)
+            load += busy / period
+            n_tags = sum(len(r.slots) for r in reqs)
+            print(f"  {scan_class} ({period:g} s): {len(reqs)} request(s) for {n_tags} tag(s), "
+                  f"about {busy * 1000:.1f} ms per scan ({100 * busy / period:.1f}% of the period)")
+            for r in reqs:
+                names = ", ".join(s.tag.removeprefix(site_prefix) for s in r.slots)
+                print(f"    {r.describe():<32} {names}")
+            if busy > period * (1 - margin):
+                share = 100 * (1 - margin)
+                failures.append(f"device {name}: scan class '{scan_class}' needs about "
+                                f"{busy * 1000:.0f} ms per scan, more than {share:.0f}% "
+                                f"of its {period:g} s period")
+        print(f"  bus load: {100 * load:.1f}%")
+        if load > 1 - margin:
+            failures.append(f"device {name}: the scan classes together keep the "
+                            f"{'line' if isinstance(spec, ModbusRtuSpec) else 'connection'} "
+                            f"busy {100 * load:.0f}% of the time (limit {100 * (1 - margin):.0f}%)")
+    for f in failures:
+        print(f"error: {f}", file=sys.stderr)
+    if failures:
+        print("hint: slow the scan class, raise the baud rate or max_gap, add connections "
+              "(concurrency) or split the line", file=sys.stderr)
+    return 1 if failures else 0
+
+
+# --------------------------------------------------------------------------- expand
+
+
+def _expand(args: argparse.Namespace) -> int:
+    model = load_for_command(args)
+    if args.json:
+        out = {"tags": [t.describe() for t in model.tags.values()],
+               "bindings": _bindings(model)}
+        print(json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False))
+        return 0
+    for t in model.tags.values():
+        d = t.describe()
+        extra = " ".join(f"{k}={json.dumps(d[k], ensure_ascii=False)}" for k in sorted(d)
+                         if k not in ("path", "device", "address", "type", "scan_class",
+                                      "instance", "template", "bind"))
+        print(f"{t.path}  {t.device}  {t.address}  {t.data_type or 'native'}  "
+              f"{t.scan_class}{'  ' + extra if extra else ''}")
+    bindings = _bindings(model)
+    if bindings:
+        print()
+        for record, instances in bindings.items():
+            print(f"{record}  {' '.join(instances)}")
+    print(f"\n{len(model.tags)} tag(s), {len(model.instances)} instance(s), "
+          f"{len(model.devices)} device(s)", file=sys.stderr)
+    return 0
+
+
+def _bindings(model: TagModel) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for inst in model.instances.values():
+        if inst.binding is not None:
+            out.setdefault(str(inst.binding), []).append(inst.path)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+# --------------------------------------------------------------------------- check
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .dumps import check_template
+
+    model = load_for_command(args)
+    names = args.templates or sorted(model.templates)
+    bad = 0
+    seen = 0
+    for name in names:
+        if name not in model.templates:
+            from metamodel.errors import expected_one_of
+
+            raise _user_error(f"unknown template '{name}'; "
+                              + expected_one_of(name, model.templates))
+        try:
+            results = check_template(model, name)
+        except DefinitionError as err:
+            raise _user_error(err.format()) from None
+        for r in results:
+            seen += 1
+            if r.mismatches:
+                bad += 1
+                for m in r.mismatches:
+                    print(str(m), file=sys.stderr)
+                print(f"FAIL {r.file}: {len(r.mismatches)} mismatch(es)")
+            else:
+                print(f"ok   {r.file}: {r.checked} tag(s) decode as expected")
+    if not seen:
+        print("no dumps found (put them in tags/templates/<template>.dumps/*.yaml)")
+    return 1 if bad else 0
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    from engine.cli import add_project_option
+
+    add_project_option(p)
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="override a site parameter (site.name=value or name=value)")
+
+
+def _plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("site", nargs="?", help="only this site")
+    p.add_argument("--margin", type=float, default=0.2,
+                   help="share of each period kept free (default 0.2)")
+    p.add_argument("--round-trip", type=float, default=None, metavar="MS",
+                   help="round trip of one Modbus TCP request in ms (default: the device's)")
+    p.add_argument("--measure", action="store_true",
+                   help="measure the round trip on each reachable Modbus TCP device")
+
+
+def _expand_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("site", nargs="?", help="only this site")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("templates", nargs="*", metavar="TEMPLATE", help="default: every template")
+
+
+#: ``campo tags <name>``: (help, add_arguments, handler)
+TAGS_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
+    "plan": ("show the Modbus requests per device and scan class, and their bus time",
+             _plan_args, _plan),
+    "expand": ("list every tag and binding a site expands to", _expand_args, _expand),
+    "check": ("decode captured register dumps and compare with expected values",
+              _check_args, _check),
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add ``campo tags ...`` (and any command listed in :data:`EXTRA_COMMANDS`)."""
+    tags = subparsers.add_parser("tags", help="inspect the tag model (plan, expand, check)")
+    sub = tags.add_subparsers(dest="tags_command", metavar="SUBCOMMAND")
+    for name, (text, add_args, handler) in TAGS_COMMANDS.items():
+        p = sub.add_parser(name, help=text)
+        _add_common(p)
+        add_args(p)
+        p.set_defaults(handler=handler)
+    tags.set_defaults(handler=lambda args: (tags.print_help(), 2)[1])
+    for add in EXTRA_COMMANDS:
+        add(subparsers)
+
+
+#: more top-level commands from this package: functions ``add(subparsers)``
+#: (``campo simulate`` goes here)
+EXTRA_COMMANDS: list[Callable[[Any], None]] = []
