@@ -30,6 +30,7 @@ from metamodel.tags import Device, TagModel, load_tags
 from metamodel.tags.spec import ModbusRtuSpec, ModbusTcpSpec, seconds
 
 from .planner import Limits, Request, bus_seconds, plan_tags
+from .simulate_command import register as register_simulate
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -308,5 +309,4 @@ def register(subparsers: Any) -> None:
 
 
 #: more top-level commands from this package: functions ``add(subparsers)``
-#: (``campo simulate`` goes here)
-EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+EXTRA_COMMANDS: list[Callable[[Any], None]] = [register_simulate]

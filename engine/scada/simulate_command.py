@@ -35,6 +35,9 @@ def _simulate(args: argparse.Namespace) -> int:
     if not 1 <= args.units <= 247:
         raise UserError(f"--wells must be between 1 and 247 (one Modbus device id each), "
                         f"got {args.units}")
+    if not getattr(args, "verbose", False):  # library chatter only with campo -v
+        for name in ("asyncua", "pymodbus"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     sim = Simulator(args.units, host=args.host, time_scale=args.time_scale)
 
     async def main() -> None:

@@ -254,13 +254,8 @@ def _free_port() -> int:
 
 def test_campo_simulate_runs_in_the_foreground() -> None:
     mport, oport = _free_port(), _free_port()
-    # the same parser wiring as engine.cli.build_parser (the command registers itself)
-    script = ("import argparse, sys\n"
-              "from engine.scada.simulate_command import register\n"
-              "p = argparse.ArgumentParser(prog='campo'); register(p.add_subparsers())\n"
-              "a = p.parse_args(sys.argv[1:]); sys.exit(a.handler(a))\n")
     with subprocess.Popen(
-            [sys.executable, "-c", script, "simulate", "--wells", "2",
+            [sys.executable, "-m", "engine.cli", "simulate", "--wells", "2",
              "--modbus-port", str(mport), "--opcua-port", str(oport)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
@@ -271,7 +266,7 @@ def test_campo_simulate_runs_in_the_foreground() -> None:
             while time.monotonic() < end:
                 line = proc.stdout.readline()
                 lines.append(line)
-                if "opc.tcp://" in line or not line:
+                if "Ctrl-C to stop" in line or not line:
                     break
             assert any(f"opc.tcp://127.0.0.1:{oport}/campo/sim" in x for x in lines), lines
             assert any(f"127.0.0.1:{mport}" in x and "device ids 1..2" in x for x in lines), lines
