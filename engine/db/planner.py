@@ -67,10 +67,12 @@ def compute_plan(conn: Connection, model: Model, url: str) -> Plan:
     renames: dict[str, str] = {}
     for ent in model.entities.values():
         old = f"{ent.module}_{ent.spec.renamed_from}" if ent.spec.renamed_from else None
-        if (old and old in db_tables and ent.table not in db_tables and old not in md.tables
-                and old not in registry.NEVER_MANAGED):
+        # only a table Campo manages is renamed (registered, so never another application's)
+        if (old and old in db_tables and old in managed and ent.table not in db_tables
+                and old not in md.tables):
             renames[ent.table] = old
     hidden_old = set(renames.values())
+
     def compared(name: str) -> bool:
         return name in managed and name not in hidden_old
 
