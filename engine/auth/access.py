@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def deny(message: str = "permission denied", *, entity: str | None = None,
-         record_id: Any = None, action: str | None = None) -> NoReturn:
-    """Record a ``permission.denied`` audit row (its own transaction) and abort with 403.
+def record_denial(*, entity: str | None = None, record_id: Any = None,
+                  action: str | None = None) -> None:
+    """Write a ``permission.denied`` audit row for the current request (own transaction).
 
     Call it before opening the request's write transaction: on SQLite a second writer
     would wait for the first.
@@ -32,7 +32,14 @@ def deny(message: str = "permission denied", *, entity: str | None = None,
         record(conn, action="permission.denied", entity=entity, record_id=record_id,
                detail={"action": action, "method": request.method, "path": request.path},
                ts=state.now())
-    log.info("permission denied: %s %s (%s)", request.method, request.path, message)
+    log.info("permission denied: %s %s (%s on %s)", request.method, request.path, action,
+             entity)
+
+
+def deny(message: str = "permission denied", *, entity: str | None = None,
+         record_id: Any = None, action: str | None = None) -> NoReturn:
+    """Record a ``permission.denied`` audit row (see :func:`record_denial`); abort with 403."""
+    record_denial(entity=entity, record_id=record_id, action=action)
     fail(403, message)
 
 
