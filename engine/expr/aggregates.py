@@ -80,9 +80,9 @@ def _avg(call: Call) -> Node:
             return None
         try:
             total, n = _total(_values(vals, "avg"))
+            return _guard(operator.truediv, total, n) if n else None
         except Fault as exc:
             raise EvalError(f"avg(): {exc}", off) from None
-        return _guard(operator.truediv, total, n) if n else None
     return Node(fn, Type.NUMBER, call.start, call.end, call.text)
 
 

@@ -17,10 +17,12 @@ from types import MappingProxyType
 from typing import Any
 
 from . import aggregates as _aggregates  # noqa: F401  (registers sum, min, ...)
+from . import operators
 from .errors import EvalError, ExprError, did_you_mean
 from .functions import FUNCTIONS
 from .nodes import Call, Node, a_type, constant, plural, unify
 from .parser import Source
+from .references import resolve
 from .runtime import Context
 from .scope import FieldType, Limits, ObjectType, Scope, Type
 
@@ -100,8 +102,6 @@ class Compiler:
 
     def compile(self, node: ast.AST) -> Node:
         """Compile ``node`` (any whitelisted expression node)."""
-        from . import operators
-
         if isinstance(node, ast.Constant):
             return self.literal(node)
         if isinstance(node, ast.Name):
@@ -198,7 +198,6 @@ class Compiler:
         names = [a.attr for a in chain]
         offsets = [self.src.end(a) - len(a.attr) for a in chain]
         start, end, text = self.span(node)
-        from .references import resolve
         return resolve(self, root, self.src.start(cur), names, offsets, start, end, text)
 
     def call(self, node: ast.Call) -> Node:

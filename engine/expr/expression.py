@@ -20,7 +20,7 @@ from .compiler import Compiler, Refs
 from .errors import EvalError, ExprError
 from .nodes import a_type
 from .parser import parse
-from .runtime import Context
+from .runtime import Context, Fault
 from .scope import DEFAULT_LIMITS, Limits, Scope, Type
 
 # Errors a value handed in by the caller could still provoke inside a closure (an
@@ -53,6 +53,8 @@ class Expression:
             return self._fn(ctx)
         except ExprError:
             raise
+        except Fault as exc:  # defensive: every closure should have located it already
+            raise EvalError(str(exc), 0) from None
         except _RUNTIME_ERRORS as exc:
             raise EvalError(f"cannot evaluate: {type(exc).__name__}: {exc}", 0) from None
 
@@ -64,8 +66,9 @@ def compile(source: str, scope: Scope, *, expect: Type | None = None,  # noqa: A
             limits: Limits = DEFAULT_LIMITS) -> Expression:
     """Parse, check and compile ``source`` against ``scope``; raise :class:`ExprError`.
 
-    :param expect: the result type the caller needs (``Type.BOOL`` for a rule); a result
-        of type ``any`` is accepted and converted at run time (null is false).
+    :param expect: the result type the caller needs (``Type.BOOL`` for a rule). A result
+        of type ``any`` is accepted: for ``Type.BOOL`` it is converted at run time (null is
+        false); otherwise ``Expression.type`` stays ``any`` and the caller checks values.
     """
     tree, src = parse(source, limits)
     comp = Compiler(src, scope, limits)
@@ -80,7 +83,7 @@ def compile(source: str, scope: Scope, *, expect: Type | None = None,  # noqa: A
         raise ExprError(f"expected {a_type(expect)} expression, but this is "
                         f"{a_type(node.type)}", 0, hint)
     fn = node.fn
-    result_type = expect if expect is not None else node.type
+    result_type = Type.BOOL if expect is Type.BOOL else node.type
     if result_type is Type.BOOL and not node.boolean:
         inner = fn
 

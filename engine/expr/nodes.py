@@ -66,9 +66,14 @@ class Node:
 
 def constant(value: Any, t: Type, start: int, end: int, text: str,
              elem: Type = Type.ANY) -> Node:
-    """A node whose value is known at compile time."""
-    def fn(_c: Context, _v: Any = value) -> Any:
-        return _v
+    """A node whose value is known at compile time (a list literal is kept as a tuple)."""
+    fn: Fn
+    if isinstance(value, tuple):
+        def fn(_c: Context, _v: tuple[Any, ...] = value) -> Any:
+            return list(_v)  # a fresh list: callers may not share or mutate constants
+    else:
+        def fn(_c: Context, _v: Any = value) -> Any:
+            return _v
     return Node(fn, t, start, end, text, elem=elem, const=True, value=value,
                 boolean=isinstance(value, bool))
 

@@ -248,10 +248,21 @@ def _null_test(a: Node, is_null: bool) -> Fn:
     return lambda c: f(c) is not None
 
 
+def _same(x: Any, y: Any) -> bool:
+    """Equality where a list equals a tuple with the same items."""
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return list(x) == list(y)
+    return bool(x == y)
+
+
 def _equality(a: Node, b: Node, equal: bool) -> Fn:
     if a.const and not b.const:
         a, b = b, a
     f, g, key = a.fn, b.fn, a.field
+    if {a.type, b.type} & {Type.LIST, Type.ANY}:
+        if equal:
+            return lambda c: _same(f(c), g(c))
+        return lambda c: not _same(f(c), g(c))
     if b.const:
         v = b.value
         if key is not None:

@@ -59,6 +59,9 @@ _SYMBOLS: dict[type[ast.AST], str] = {
     ast.MatMult: "@",
 }
 
+_LAYOUT = frozenset({tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
+                     tokenize.DEDENT, tokenize.ENDMARKER})
+
 _SYNTAX_HINTS = (
     ("&&", "use 'and'"), ("||", "use 'or'"), ("!", "use 'not' (and != for 'not equal')"),
     ("=", "compare with =="),
@@ -140,8 +143,11 @@ def parse(text: str, limits: Limits) -> tuple[ast.expr, Source]:
 def _check_brackets(src: Source) -> None:
     """Report a closing bracket without an opening one at its own place."""
     depth = 0
+    significant = 0
     try:
         for tok in tokenize.generate_tokens(io.StringIO(src.normal).readline):
+            if tok.type not in _LAYOUT:
+                significant += 1
             if tok.type != tokenize.OP:
                 continue
             if tok.string in "([{":
@@ -155,6 +161,8 @@ def _check_brackets(src: Source) -> None:
                     raise ExprError(f"unmatched '{tok.string}'", src.clamp(off))
     except (tokenize.TokenError, SyntaxError):
         return  # ast.parse reports these with a better message
+    if not significant:
+        raise ExprError("expression is empty (only comments)", 0)
 
 
 def _syntax_error(exc: SyntaxError, src: Source) -> ExprError:
@@ -181,7 +189,8 @@ def _check_tree(root: ast.expr, src: Source, limits: Limits) -> None:
         kind = type(node)
         if kind is ast.Load:
             continue
-        count += 1
+        if isinstance(node, ast.expr):  # operators and contexts are not counted
+            count += 1
         where = src.start(node) if hasattr(node, "lineno") else near
         if count > limits.max_nodes:
             raise ExprError(f"expression is too large (more than {limits.max_nodes} parts)",

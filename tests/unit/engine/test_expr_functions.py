@@ -177,6 +177,7 @@ def test_null_argument_of_predicates_and_aggregates(source: str, expected: Any) 
     ("sum(self.v)", ["a"], "sum(): expected numbers, got string"),
     ("sum(self.v)", "abc", "sum(): expected a list, got string"),
     ("avg(self.v)", [1, "a"], "avg(): expected numbers, got string"),
+    ("avg(self.v)", [10**400], "avg(): number too large"),
     ("count(self.v)", 3, "count(): expected a list, got number"),
     ("min(self.v)", [1, "a"], "min(): cannot compare string with number"),
     ("max(self.v)", [True], "max(): cannot order bool values"),

@@ -49,7 +49,7 @@ def ev(source: str, record: dict[str, Any] | None = None, **ctx: Any) -> Any:
     ("1", 1), ("-1", -1), ("1.5", 1.5), ("1_000", 1000), ("'a'", "a"), ('"b"', "b"),
     ("'it\\'s'", "it's"), ("'ñandú'", "ñandú"), ("true", True), ("True", True),
     ("false", False), ("False", False), ("null", None), ("None", None),
-    ("[1, 2]", (1, 2)), ("(1, 2)", (1, 2)), ("[]", ()), ("[1, null]", (1, None)),
+    ("[1, 2]", [1, 2]), ("(1, 2)", [1, 2]), ("[]", []), ("[1, null]", [1, None]),
 ])
 def test_literals(source: str, expected: Any) -> None:
     expr = compile(source, SCOPE)
@@ -184,6 +184,23 @@ def test_constant_folding_happens_once_at_compile_time() -> None:
     assert folded.constant
     assert folded.evaluate(Context()) is True
     assert not compile("self.rate > 1", SCOPE).constant
+
+
+def test_constant_lists_are_fresh_and_compare_with_any_sequence() -> None:
+    expr = compile("[1, 2]", SCOPE)
+    first = expr.evaluate(Context())
+    first.append(3)
+    assert expr.evaluate(Context()) == [1, 2]
+    assert ev("user.roles == ['a', 'b']", user={"roles": ("a", "b")}) is True
+    assert ev("self.attrs != [1]", {"attrs": (1,)}) is False
+    assert ev("self.tests.ok == [true, null]",
+              children={"tests": [{"ok": True}, {"ok": None}]}) is True
+
+
+def test_comment_only_source_is_empty() -> None:
+    with pytest.raises(ExprError, match="expression is empty"):
+        compile("# nothing here\n", SCOPE)
+    assert compile("() == []", SCOPE).evaluate(Context()) is True
 
 
 def test_lists_with_fields() -> None:
