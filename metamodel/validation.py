@@ -322,6 +322,10 @@ def _problem(err: Any, w: Walk, root: Any, doc: Document, base: Sequence[Any]) -
         return Problem(doc.where(tag_path), dotted(tag_path), msg,
                        expected_one_of(str(value), tags))
     msg, hint = _message(err, w, doc, path)
+    if hint is None and etype in _EXPECTED and path and isinstance(path[-1], str) \
+            and not w.is_key:
+        example = _example_hint(_models(walk(root, _drop_last_data(err["loc"])).end), path[-1])
+        hint = example.replace("add it, e.g.", "write it like") if example else None
     where = doc.where_key(path) if w.is_key else doc.where(path)
     if w.is_key:
         msg = msg.replace("'[key]'", "key")
