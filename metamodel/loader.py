@@ -105,18 +105,20 @@ def _resolve_roles(files: list[ParsedFile], salvage: Salvage, problems: Problems
     roles: dict[str, Role] = {
         name: Role(name, labels_of(None, name), (), True, None) for name in BUILTIN_ROLES
     }
+    broken_at: dict[str, Location] = {}
     for pf in files:
         for name, spec in pf.roles.items():
             where = pf.doc.where_key(("roles", name))
-            if name in roles:
-                first = roles[name].location
-                why = ("is a built-in role" if roles[name].builtin
+            if name in roles or name in broken_at:
+                first = roles[name].location if name in roles else broken_at[name]
+                why = ("is a built-in role" if name in roles and roles[name].builtin
                        else f"is already defined at {first}")
                 problems.add(where, f"roles.{name}", f"role '{name}' {why}",
                              "choose another name, or use 'inherits:' to extend a role")
                 continue
             if spec is None:
                 salvage.broken_roles.add(name)
+                broken_at[name] = where
                 continue
             roles[name] = Role(name, labels_of(spec.label, name), tuple(spec.inherits), False,
                                where)
