@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .sim.model import Fault, PadModel, PhysicsConfig, Snapshot, TripCause
 from .sim.modbus_face import ModbusFace
+from .sim.model import Fault, PadModel, PhysicsConfig, Snapshot, TripCause
 from .sim.opcua_face import NAMESPACE_URI, OpcUaFace
 
 __all__ = ["NAMESPACE_URI", "Fault", "PhysicsConfig", "SimPorts", "Simulator", "Snapshot",
@@ -106,7 +106,7 @@ class Simulator:
         await self.opcua.start()
 
     async def stall_opcua(self) -> int:
-        """Hang the OPC-UA server's existing subscriptions (see ``OpcUaFace.stall_subscriptions``)."""
+        """Hang the OPC-UA server's subscriptions (``OpcUaFace.stall_subscriptions``)."""
         return await self.opcua.stall_subscriptions()
 
     async def __aenter__(self) -> Simulator:

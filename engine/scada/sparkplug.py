@@ -339,9 +339,9 @@ class SparkplugEdgeNode:
         """Device ids, in birth order."""
         return sorted({m.device for m in self._metrics.values() if m.device is not None})
 
-    async def start(self, timeout: float = 5.0) -> bool:
-        """Connect; births follow on every (re)connect. True when connected in time."""
-        return await self.link.connect(timeout)
+    async def start(self, wait: float = 5.0) -> bool:
+        """Connect; births follow on every (re)connect. True when connected within ``wait`` s."""
+        return await self.link.connect(wait)
 
     async def stop(self) -> None:
         """Publish NDEATH and disconnect cleanly."""

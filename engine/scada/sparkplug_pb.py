@@ -51,7 +51,8 @@ _BYTES = {DataType.Bytes, DataType.File}
 _SIGNED_BITS = {DataType.Int8: 8, DataType.Int16: 16, DataType.Int32: 32, DataType.Int64: 64}
 _RANGES = {DataType.Int8: (-(1 << 7), (1 << 7) - 1), DataType.Int16: (-(1 << 15), (1 << 15) - 1),
            DataType.Int32: (-(1 << 31), (1 << 31) - 1), DataType.Int64: (-(1 << 63), (1 << 63) - 1),
-           DataType.UInt8: (0, 255), DataType.UInt16: (0, 65535), DataType.UInt32: (0, (1 << 32) - 1),
+           DataType.UInt8: (0, 255), DataType.UInt16: (0, 65535),
+           DataType.UInt32: (0, (1 << 32) - 1),
            DataType.UInt64: (0, (1 << 64) - 1), DataType.DateTime: (0, (1 << 64) - 1)}
 
 

@@ -16,8 +16,15 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from engine.scada.drivers.mqtt import (MqttDriver, MqttLink, MqttPublisher, create, json_path,
-                                       parse_timestamp, point)
+from engine.scada.drivers.mqtt import (
+    MqttDriver,
+    MqttLink,
+    MqttPublisher,
+    create,
+    json_path,
+    parse_timestamp,
+    point,
+)
 from engine.scada.types import DeviceUnavailable, PointRef, Quality, Reading, TagValue
 from metamodel.tags import MqttAddress, load_tags
 
@@ -71,11 +78,11 @@ def prefix() -> str:
     return f"campo-test/{uuid.uuid4().hex[:10]}"
 
 
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
+async def until(check: Callable[[], bool], within: float = 10.0) -> None:
+    end = time.monotonic() + within
     while not check():
         if time.monotonic() > end:
-            pytest.fail(f"condition not met within {timeout} s")
+            pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(0.02)
 
 
@@ -93,7 +100,8 @@ async def test_json_tags_from_retained_and_live_messages(mqtt_url: str, probe: P
     drv = MqttDriver(MqttLink(mqtt_url), timeout=5)
     seen: list[tuple[str, Reading]] = []
     drv.add_listener(lambda t, r: seen.append((t, r)))
-    pts = [PointRef("pip", MqttAddress(topic=f"{prefix}/w1", path="$.data.pip", timestamp_path="ts")),
+    pts = [PointRef("pip", MqttAddress(topic=f"{prefix}/w1", path="$.data.pip",
+                                       timestamp_path="ts")),
            PointRef("lvl", MqttAddress(topic=f"{prefix}/w1", path="data.levels[1]")),
            PointRef("missing", MqttAddress(topic=f"{prefix}/w1", path="data.thp")),
            PointRef("whole", MqttAddress(topic=f"{prefix}/raw")),

@@ -39,11 +39,11 @@ async def sim() -> AsyncIterator[Simulator]:
     await s.stop()
 
 
-async def until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    end = time.monotonic() + timeout
+async def until(check: Callable[[], bool], within: float = 15.0) -> None:
+    end = time.monotonic() + within
     while not check():
         if time.monotonic() > end:
-            pytest.fail(f"condition not met within {timeout} s")
+            pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(0.05)
 
 

@@ -58,7 +58,8 @@ async def regs(mb: AsyncModbusTcpClient, unit: int) -> dict[str, Any]:
     r = (await mb.read_holding_registers(0, count=31, device_id=unit)).registers
     hours = mb.convert_from_registers(r[11:13], mb.DATATYPE.UINT32)
     return {
-        "pip": mb.convert_from_registers(r[0:2], F32), "thp": mb.convert_from_registers(r[2:4], F32),
+        "pip": mb.convert_from_registers(r[0:2], F32),
+        "thp": mb.convert_from_registers(r[2:4], F32),
         "chp": mb.convert_from_registers(r[4:6], F32), "current": r[6] * 0.1,
         "frequency": r[7] * 0.01, "rate": mb.convert_from_registers(r[8:10], F32),
         "temp": (r[10] - 65536 if r[10] > 32767 else r[10]) * 0.1, "hours": hours,
@@ -66,14 +67,14 @@ async def regs(mb: AsyncModbusTcpClient, unit: int) -> dict[str, Any]:
     }
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
     """Poll ``check`` until it is true; fail after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
+    end = time.monotonic() + within
     while True:
         if await check():
             return
         if time.monotonic() > end:
-            pytest.fail(f"condition not met within {timeout} s")
+            pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(0.05)
 
 
@@ -190,7 +191,8 @@ async def test_comms_loss_silences_one_unit(sim: Simulator, mb: AsyncModbusTcpCl
 
     await until(lambda: status_is(ua.StatusCodes.BadNoCommunication))
     # the OPC-UA face can clear it; Modbus answers again
-    await client.get_node(ua.NodeId("W3.Fault", idx)).write_value(ua.Variant(0, ua.VariantType.UInt16))
+    fault = client.get_node(ua.NodeId("W3.Fault", idx))
+    await fault.write_value(ua.Variant(0, ua.VariantType.UInt16))
     await until(lambda: status_is(ua.StatusCodes.Good))
     assert (await regs(mb, 3))["fault"] == 0
 

@@ -43,11 +43,11 @@ async def runtime(sim: Simulator) -> AsyncIterator[Runtime]:
     await rt.stop()
 
 
-async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
+async def until(check: Callable[[], bool], within: float = 20.0) -> None:
+    end = time.monotonic() + within
     while not check():
         if time.monotonic() > end:
-            pytest.fail(f"condition not met within {timeout} s")
+            pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(0.05)
 
 

@@ -79,11 +79,11 @@ def probe(mqtt_url: str, group: str) -> Iterator[Probe]:
     p.close()
 
 
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
+async def until(check: Callable[[], bool], within: float = 10.0) -> None:
+    end = time.monotonic() + within
     while not check():
         if time.monotonic() > end:
-            pytest.fail(f"condition not met within {timeout} s")
+            pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(0.02)
 
 

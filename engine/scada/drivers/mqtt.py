@@ -1,4 +1,4 @@
-"""MQTT driver (paho-mqtt 2.2 bridged to asyncio): JSON tags, Sparkplug B, and an upstream publisher.
+"""MQTT driver (paho-mqtt 2.2 bridged to asyncio): JSON tags, Sparkplug B, upstream publishing.
 
 :class:`MqttLink` owns one paho client running its network loop in paho's thread; its
 callbacks are handed to the asyncio loop with ``call_soon_threadsafe``. paho reconnects on
@@ -78,6 +78,7 @@ class MqttLink:
         self._filters: dict[str, tuple[int, list[Handler]]] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._up: asyncio.Event | None = None
         self._connected = threading.Event()
         self._started = False
         self._reason = "not connected yet"
@@ -102,17 +103,20 @@ class MqttLink:
         """The message the broker publishes if this client vanishes (before the next connect)."""
         self._client.will_set(topic, payload, qos=qos, retain=retain)
 
-    async def connect(self, timeout: float = 5.0) -> bool:
-        """Start connecting (paho keeps retrying); True when connected within ``timeout``."""
+    async def connect(self, wait: float = 5.0) -> bool:
+        """Start connecting (paho keeps retrying); True when connected within ``wait`` s."""
         self._loop = asyncio.get_running_loop()
+        self._up = asyncio.Event()
+        if self._connected.is_set():
+            return True
         if not self._started:
             self._started = True
             self._client.on_pre_connect = self._on_pre_connect
             self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
             self._client.loop_start()
-        end = self._loop.time() + timeout
-        while not self._connected.is_set() and self._loop.time() < end:
-            await asyncio.sleep(0.02)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._up.wait()
         return self._connected.is_set()
 
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
@@ -200,6 +204,8 @@ class MqttLink:
                 log.exception("mqtt %s: handler failed for %s", self.name, topic)
 
     def _fire_connected(self) -> None:
+        if self._up is not None:
+            self._up.set()
         for cb in list(self.on_connected):
             try:
                 cb()
@@ -449,7 +455,11 @@ class MqttPublisher:
 # --------------------------------------------------------------------------- registry
 def create(device: Device, environ: Mapping[str, str] = os.environ) -> MqttDriver:
     """A driver for a tag-model device of type ``mqtt`` (password from ``password_env``)."""
+    from metamodel.tags.spec import MqttSpec
+
     spec = device.spec
+    if not isinstance(spec, MqttSpec):
+        raise TypeError(f"device {device.qualname} is {device.type}, not mqtt")
     first, largest = device.reconnect_delays
     password = environ.get(spec.password_env) if spec.password_env else None
     link = MqttLink(spec.broker, client_id=spec.client_id, username=spec.username,

@@ -35,6 +35,7 @@ from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeNotif, Subscription
 from asyncua.crypto import security_policies
+from asyncua.ua.uaerrors import UaStatusCodeError
 
 from ..types import DeviceUnavailable, PointRef, Quality, Reading, Value, WriteFailed
 
@@ -68,7 +69,11 @@ class OpcUaPoint:
 
 def create(device: Device, environ: Mapping[str, str] = os.environ) -> OpcUaDriver:
     """A driver for a tag-model device of type ``opcua`` (password from ``password_env``)."""
+    from metamodel.tags.spec import OpcUaSpec
+
     spec = device.spec
+    if not isinstance(spec, OpcUaSpec):
+        raise TypeError(f"device {device.qualname} is {device.type}, not opcua")
     first, largest = device.reconnect_delays
     password = environ.get(spec.password_env) if spec.password_env else None
     return OpcUaDriver(
@@ -247,7 +252,7 @@ class OpcUaDriver:
             variant = ua.Variant(_coerce(value, vtype), vtype)
             await _within(self.timeout, node.write_value(ua.DataValue(variant)))
             dv = await _within(self.timeout, node.read_data_value(raise_on_bad_status=False))
-        except ua.UaStatusCodeError as exc:
+        except UaStatusCodeError as exc:
             raise OpcUaWriteError(f"opcua {self.name}: the server refused {point.tag} = "
                                   f"{value!r}: {ua.StatusCode(exc.code).name}") from None
         except (OSError, TimeoutError, ConnectionError, ValueError, TypeError) as exc:
@@ -370,9 +375,10 @@ class OpcUaDriver:
     def _check_stale(self) -> None:
         now = time.monotonic()
         for group in self._groups.values():
-            if group.sub is not None and group.silent_for(now) > group.stale_after:
-                raise SessionLost(f"stale: no publish from the server for "
-                                   f"{group.silent_for(now):.1f} s (limit {group.stale_after:.1f} s)")
+            silent = group.silent_for(now)
+            if group.sub is not None and silent > group.stale_after:
+                raise SessionLost(f"stale: no publish from the server for {silent:.1f} s "
+                                  f"(limit {group.stale_after:.1f} s)")
 
     async def _new_client(self) -> Client:
         client = Client(self.endpoint, timeout=self.timeout,
@@ -442,7 +448,7 @@ class OpcUaDriver:
             assert group.sub is not None
             nodes = [client.get_node(self._nodeids[t]) for t in todo]
             results = await _within(self.timeout, group.sub.subscribe_data_change(
-                nodes, sampling_interval=group.period * 1000))
+                nodes, sampling_interval=ua.Double(group.period * 1000)))
             for tag, result in zip(todo, results, strict=True):
                 group.subscribed.add(tag)
                 if isinstance(result, ua.StatusCode):
@@ -457,7 +463,8 @@ class OpcUaDriver:
         group.sub = await _within(self.timeout,
                                   client.create_subscription(params, _Handler(self, group)))
         revised = group.sub.parameters
-        keepalive_s = revised.RequestedPublishingInterval / 1000 * revised.RequestedMaxKeepAliveCount
+        keepalive_s = (revised.RequestedPublishingInterval / 1000
+                       * revised.RequestedMaxKeepAliveCount)
         group.stale_after = keepalive_s * self.stale_factor + group.period
         group.created = time.monotonic()
 
@@ -513,7 +520,7 @@ def _coerce(value: Value, vtype: ua.VariantType) -> Any:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ua.UaStatusCodeError):
+    if isinstance(exc, UaStatusCodeError):
         return ua.StatusCode(exc.code).name
     text = str(exc)
     if isinstance(exc, SessionLost) or (text and isinstance(exc, ValueError)):

@@ -67,17 +67,16 @@ def encode_coils(s: Snapshot) -> int:
 
 
 def _device(model: PadModel, unit: int) -> SimDevice:
-    ro = {"readonly": True}
     holding = [
-        SimData(REG_PIP, count=3, values=0.0, datatype=DataType.FLOAT32, **ro),
-        SimData(REG_CURRENT, count=2, values=0, datatype=DataType.UINT16, **ro),
-        SimData(REG_RATE, values=0.0, datatype=DataType.FLOAT32, **ro),
-        SimData(REG_MOTOR_TEMP, values=0, datatype=DataType.INT16, **ro),
-        SimData(REG_RUN_HOURS, values=0, datatype=DataType.UINT32, **ro),
-        SimData(REG_TRIP_CAUSE, values=0, datatype=DataType.UINT16, **ro),
-        SimData(14, count=REG_SETPOINT - 14, values=0, datatype=DataType.REGISTERS, **ro),
+        SimData(REG_PIP, count=3, values=0.0, datatype=DataType.FLOAT32, readonly=True),
+        SimData(REG_CURRENT, count=2, values=0, datatype=DataType.UINT16, readonly=True),
+        SimData(REG_RATE, values=0.0, datatype=DataType.FLOAT32, readonly=True),
+        SimData(REG_MOTOR_TEMP, values=0, datatype=DataType.INT16, readonly=True),
+        SimData(REG_RUN_HOURS, values=0, datatype=DataType.UINT32, readonly=True),
+        SimData(REG_TRIP_CAUSE, values=0, datatype=DataType.UINT16, readonly=True),
+        SimData(14, count=REG_SETPOINT - 14, values=0, datatype=DataType.REGISTERS, readonly=True),
         SimData(REG_SETPOINT, values=0, datatype=DataType.UINT16),
-        SimData(21, count=REG_FAULT - 21, values=0, datatype=DataType.REGISTERS, **ro),
+        SimData(21, count=REG_FAULT - 21, values=0, datatype=DataType.REGISTERS, readonly=True),
         SimData(REG_FAULT, values=0, datatype=DataType.UINT16),
     ]
     inputs = [SimData(0, count=REGISTER_COUNT, values=0, datatype=DataType.REGISTERS,
@@ -162,5 +161,5 @@ class ModbusFace:
     async def stop(self) -> None:
         """Close the listener and every client connection."""
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None

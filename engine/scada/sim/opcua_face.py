@@ -17,8 +17,8 @@ from typing import Any
 
 from asyncua import Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
-from asyncua.server.user_managers import UserManager
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 
 from .model import Fault, PadModel, Snapshot
 
@@ -102,7 +102,8 @@ class OpcUaFace:
             server.set_identity_tokens([ua.UserNameIdentityToken])
         idx = await server.register_namespace(NAMESPACE_URI)
         self.namespace_index = idx
-        pad = await server.nodes.objects.add_folder(ua.NodeId("Pad", idx), ua.QualifiedName("Pad", idx))
+        pad = await server.nodes.objects.add_folder(ua.NodeId("Pad", idx),
+                                                    ua.QualifiedName("Pad", idx))
         for snap in self.model.snapshots():
             obj_name = f"W{snap.unit}"
             obj = await pad.add_object(ua.NodeId(obj_name, idx), ua.QualifiedName(obj_name, idx))
@@ -180,6 +181,8 @@ class OpcUaFace:
             unit, name = key
             value = wv.Value.Value.Value if wv.Value and wv.Value.Value else None
             self._last.pop(key, None)  # republish what the model accepted
+            if value is None:
+                continue
             try:
                 if name == "FrequencySetpoint":
                     self.model.set_setpoint(unit, float(value))
