@@ -254,3 +254,49 @@ async def test_the_sim_pad_tag_map_reads_and_writes_the_simulator(shared_sim: Si
         assert shared_sim.snapshot(2).frequency_setpoint == 47.5
     finally:
         await drv.close()
+
+
+async def test_security_policy_sign_and_encrypt(tmp_path: Path) -> None:
+    """Basic256Sha256 + SignAndEncrypt with self-signed certificates on both sides."""
+    import socket
+
+    from asyncua import Server, ua
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    host = socket.gethostname()
+    server = Server()
+    await server.init()
+    server.set_endpoint("opc.tcp://127.0.0.1:0/secure")
+    server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+    await setup_self_signed_certificate(
+        tmp_path / "server.pem", tmp_path / "server.der", server.get_application_uri(), host,
+        [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "srv"})
+    await server.load_certificate(str(tmp_path / "server.der"))
+    await server.load_private_key(str(tmp_path / "server.pem"))
+    idx = await server.register_namespace("urn:campo:test:secure")
+    await server.nodes.objects.add_variable(ua.NodeId("Level", idx), "Level", 4.25)
+    await setup_self_signed_certificate(
+        tmp_path / "client.pem", tmp_path / "client.der",
+        "urn:example.org:FreeOpcUa:opcua-asyncio", host, [ExtendedKeyUsageOID.CLIENT_AUTH],
+        {"commonName": "campo"})
+    await server.start()
+    assert server.bserver is not None
+    url = f"opc.tcp://127.0.0.1:{server.bserver.port}/secure"
+    try:
+        secure = OpcUaDriver(url, namespace="urn:campo:test:secure", mode="poll",
+                             security_policy="Basic256Sha256", security_mode="SignAndEncrypt",
+                             certificate=str(tmp_path / "client.der"),
+                             private_key=str(tmp_path / "client.pem"))
+        await secure.connect()
+        try:
+            got = await secure.read([p("level", "s=Level")])
+            assert got["level"].value == 4.25 and got["level"].quality is Quality.GOOD
+        finally:
+            await secure.close()
+        plain = OpcUaDriver(url, namespace="urn:campo:test:secure", timeout=1.0)
+        with pytest.raises(DeviceUnavailable):  # the server offers no unsecured endpoint
+            await plain.connect()
+        await plain.close()
+    finally:
+        await server.stop()
