@@ -203,6 +203,7 @@ class _Sites:
         self.instances: dict[str, Instance] = {}
         self.tags: list[Tag] = []
         self.paths: dict[str, Location] = {}
+        self._default_scan: str | None = None
 
     def add(self, doc: Document, params: Mapping[str, Any], environ: Mapping[str, str]) -> None:
         """Validate one site file and expand its instances and tags."""
@@ -239,9 +240,12 @@ class _Sites:
             dict[str, Any], dict[str, InstanceSpec], dict[str, SiteTagSpec]]:
         try:
             f = SiteFile.model_validate({**body, "parameters": {}})
+            self._default_scan = f.scan_class
             if not tainted:
                 return dict(f.devices), dict(f.instances), dict(f.tags)
         except ValidationError as exc:
+            self._default_scan = body.get("scan_class") if isinstance(
+                body.get("scan_class"), str) else None
             # a value whose placeholder could not be filled in is reported once, not twice
             self.problems.extend(
                 _device_type(p) for p in problems_from(exc, SiteFile, doc)
@@ -355,7 +359,8 @@ class _Sites:
             return
         ctx = TagContext(path=f"{site}.{name}", site=site, device=dev, doc=doc, key=key,
                          scan_classes=self.scan_classes, problems=self.problems,
-                         roles=self.roles)
+                         roles=self.roles, scan_fallbacks=(
+                             (self._default_scan, doc.where(("scan_class",)), "scan_class"),))
         tag = resolve_tag(spec, ctx)
         if tag is not None:
             self._keep(tag, tag.location, f"tags.{name}")

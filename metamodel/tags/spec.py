@@ -362,6 +362,8 @@ class SiteFile(Spec):
     label: LabelText | None = None
     description: str | None = None
     parameters: dict[Name, SiteParameterSpec] = {}
+    #: scan class of the stand-alone tags that name none
+    scan_class: Name | None = None
     devices: dict[Name, DeviceSpec] = {}
     instances: dict[PathName, InstanceSpec] = {}
     tags: dict[PathName, SiteTagSpec] = {}
