@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.expr import (
@@ -15,6 +17,8 @@ from engine.expr import (
     compile,
     location_in_yaml,
 )
+from metamodel.errors import Problems
+from metamodel.source import read_yaml
 
 S, N, B, D, DT, A = Type.STRING, Type.NUMBER, Type.BOOL, Type.DATE, Type.DATETIME, Type.ANY
 PAD = ObjectType("prod.pad", {"name": FieldType(S), "site": FieldType(S), "capacity": FieldType(N)})
@@ -420,3 +424,37 @@ def test_location_in_yaml_from_a_real_error() -> None:
         compile(source, SCOPE)
     # the scalar started at line 7, column 16 of the YAML file (1-based, as the loader keeps)
     assert location_in_yaml(7, 16, info.value.offset, source) == (7, 16 + 23)
+
+
+YAML = """\
+rules:
+  plain: self.rate > 1 and self.nmae == 'x'
+  quoted: "self.rate > 1 and self.nmae == 'x'"
+  single: 'self.rate > 1 and self.nmae == ''x'''
+  block: |
+    self.rate > 1
+      and self.nmae == 'x'
+"""
+
+
+@pytest.mark.parametrize(("key", "style", "indent"), [
+    ("plain", "", None), ("quoted", '"', None), ("single", "'", None), ("block", "|", 5),
+])
+def test_location_in_yaml_points_into_the_file(tmp_path: Path, key: str, style: str,
+                                               indent: int | None) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(YAML, encoding="utf-8")
+    problems = Problems()
+    doc = read_yaml(path, "rules.yaml", problems)
+    assert doc is not None and not problems
+    source = doc.value["rules"][key]
+    base = doc.where(("rules", key))
+    with pytest.raises(ExprError) as info:
+        compile(source, SCOPE)
+    line, col = location_in_yaml(base.line, base.column, info.value.offset, source, style,
+                                 indent)
+    text_line = YAML.splitlines()[line - 1]
+    assert text_line[col - 1:].startswith("nmae"), (key, line, col, text_line)
+    assert f"rules.yaml:{line}:{col}" == {
+        "plain": "rules.yaml:2:33", "quoted": "rules.yaml:3:35",
+        "single": "rules.yaml:4:35", "block": "rules.yaml:7:16"}[key]
