@@ -152,6 +152,7 @@ def check_dump(path: Path, display: str, tags: dict[str, Tag]) -> DumpResult:
         if not _close(got, want, resolution(tag) / 2 + float(extra)):
             out.append(Mismatch(where, name, f"expected {want!r}, decoded {got!r}"))
     out.extend(Mismatch(p.location, p.path or "-", p.message) for p in problems.items)
+    out.sort(key=lambda m: (m.location.line, m.location.column))
     return DumpResult(display, checked, tuple(out))
 
 
