@@ -76,11 +76,9 @@ class Simulator:
     async def start(self, modbus_port: int = 0, opcua_port: int = 0) -> SimPorts:
         """Start both servers and the model clock; ``0`` picks free ports."""
         self._loop = asyncio.get_running_loop()
-        self.modbus._requested_port = modbus_port
-        self.opcua._requested_port = opcua_port
-        await self.modbus.start()
+        await self.modbus.start(modbus_port)
         try:
-            await self.opcua.start()
+            await self.opcua.start(opcua_port)
         except BaseException:
             await self.modbus.stop()
             raise
@@ -102,8 +100,7 @@ class Simulator:
         port = self.opcua.port
         await self.opcua.stop()
         await asyncio.sleep(down_s)
-        self.opcua._requested_port = port
-        await self.opcua.start()
+        await self.opcua.start(port)
 
     async def stall_opcua(self) -> int:
         """Hang the OPC-UA server's subscriptions (``OpcUaFace.stall_subscriptions``)."""
@@ -116,14 +113,6 @@ class Simulator:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.stop()
-
-    async def run_forever(self, modbus_port: int = 0, opcua_port: int = 0) -> None:
-        """Start, then serve until cancelled (``campo simulate``)."""
-        await self.start(modbus_port, opcua_port)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
 
     async def _tick_forever(self) -> None:
         last = time.monotonic()

@@ -150,7 +150,7 @@ class OpcUaDriver:
 
     def __init__(self, endpoint: str, *, namespace: str | None = None,
                  mode: Literal["subscribe", "poll"] = "subscribe", period: float = 1.0,
-                 periods: Mapping[str, float] | None = None, timeout: float = 4.0,
+                 timeout: float = 4.0,
                  reconnect_delay: float = 0.5, reconnect_delay_max: float = 30.0,
                  stale_factor: float = 2.0, username: str | None = None,
                  password: str | None = None, security_policy: str = "None",
@@ -159,8 +159,8 @@ class OpcUaDriver:
                  name: str | None = None) -> None:
         """
         :param namespace: namespace URI of addresses that name none (``s=W1.X``)
-        :param period: sampling/publishing interval (s) of tags without an entry in ``periods``
-        :param periods: tag -> scan period (s); one subscription per distinct period
+        :param period: sampling/publishing interval (s) of points that are no
+            :class:`OpcUaPoint` with a period; one subscription per distinct period
         :param stale_factor: a subscription silent for this many keep-alive periods is stale
         """
         if mode not in ("subscribe", "poll"):
@@ -173,7 +173,6 @@ class OpcUaDriver:
         self.namespace = namespace
         self.mode = mode
         self.period = period
-        self.periods = dict(periods or {})
         self.timeout = timeout
         self.reconnect_delay = reconnect_delay
         self.reconnect_delay_max = reconnect_delay_max
@@ -290,7 +289,7 @@ class OpcUaDriver:
         new = [p for p in points if p.tag not in self._points]
         for p in new:
             self._points[p.tag] = p
-            period = self.periods.get(p.tag) or getattr(p.address, "period", None) or self.period
+            period = getattr(p.address, "period", None) or self.period
             self._groups.setdefault(period, _Group(period)).tags.add(p.tag)
         if new:
             self._wake.set()
@@ -362,14 +361,16 @@ class OpcUaDriver:
             log.info("opcua %s: connected again", self.name)
         self._failing = False
         while not self._closing:
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await _within(0.2, self._wake.wait())
             if self._lost.is_set() or client.state is not UaClientState.CONNECTED:
                 raise SessionLost("connection to the server lost")
+            added = self._wake.is_set()
+            self._wake.clear()
             if self.mode == "subscribe":
-                self._resolve(ns_array)
-                await self._subscribe_all(client)
+                if added:
+                    self._resolve(ns_array)
+                    await self._subscribe_all(client)
                 self._check_stale()
 
     def _check_stale(self) -> None:

@@ -139,22 +139,21 @@ class _UnitHook:
 class ModbusFace:
     """A pymodbus TCP server over a :class:`PadModel`."""
 
-    def __init__(self, model: PadModel, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, model: PadModel, host: str = "127.0.0.1") -> None:
         self.model = model
         self.host = host
-        self._requested_port = port
         self._server: ModbusTcpServer | None = None
         self.port = 0
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
         """Listen (``port=0`` picks a free port, readable as :attr:`port` afterwards)."""
         devices = [_device(self.model, u) for u in self.model.unit_ids]
-        self._server = ModbusTcpServer(devices, address=(self.host, self._requested_port),
+        self._server = ModbusTcpServer(devices, address=(self.host, port),
                                        ignore_missing_devices=True)
         await self._server.serve_forever(background=True)
         listener = self._server.transport
         sock = listener.sockets[0] if listener is not None else None  # type: ignore[attr-defined]
-        self.port = sock.getsockname()[1] if sock is not None else self._requested_port
+        self.port = sock.getsockname()[1] if sock is not None else port
         log.info("simulator: Modbus TCP on %s:%s, device ids %s", self.host, self.port,
                  self.model.unit_ids)
 

@@ -72,11 +72,10 @@ class _Users(UserManager):
 class OpcUaFace:
     """An asyncua server over a :class:`PadModel`."""
 
-    def __init__(self, model: PadModel, host: str = "127.0.0.1", port: int = 0,
+    def __init__(self, model: PadModel, host: str = "127.0.0.1",
                  users: Mapping[str, str] | None = None) -> None:
         self.model = model
         self.host = host
-        self._requested_port = port
         self._users = users
         self._server: Server | None = None
         self._nodes: dict[tuple[int, str], ua.NodeId] = {}
@@ -91,11 +90,11 @@ class OpcUaFace:
         """The endpoint URL clients connect to."""
         return f"opc.tcp://{self.host}:{self.port}{ENDPOINT_PATH}"
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
         """Build the address space and listen (``port=0`` picks a free port)."""
         server = Server(user_manager=_Users(self._users) if self._users else None)
         await server.init()
-        server.set_endpoint(f"opc.tcp://{self.host}:{self._requested_port}{ENDPOINT_PATH}")
+        server.set_endpoint(f"opc.tcp://{self.host}:{port}{ENDPOINT_PATH}")
         server.set_server_name("Campo simulated pad")
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         if self._users:
@@ -118,7 +117,7 @@ class OpcUaFace:
         server.subscribe_server_callback(CallbackType.PostWrite, self._post_write)
         await server.start()
         self._server = server
-        self.port = server.bserver.port if server.bserver is not None else self._requested_port
+        self.port = server.bserver.port if server.bserver is not None else port
         self._last.clear()
         self._silent.clear()
         log.info("simulator: OPC-UA on %s (namespace %s = %s)", self.url, idx, NAMESPACE_URI)
