@@ -268,3 +268,32 @@ async def test_unreachable_device_raises_device_unavailable(
     with pytest.raises(DeviceUnavailable, match="cannot connect to 127.0.0.1"):
         await driver.connect()
     await driver.close()
+
+
+def test_plan_measures_the_round_trip(project: Callable[[dict[str, str]], Path],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``campo tags plan --measure`` times real requests (server in a background loop)."""
+    import threading
+
+    from engine.cli import main
+
+    site, unit1 = build()
+    server = TcpServer({1: unit1})
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(5)
+    try:
+        root = project({"tags/scan_classes.yaml": "scan_classes: {fast: {period: 100ms}}\n",
+                        "tags/sites/s.yaml": site})
+        code = main(["tags", "plan", "--measure", "--project", str(root),
+                     "--set", f"s.port={server.port}"])
+        out = capsys.readouterr().out
+        assert code == 0
+        assert f"127.0.0.1:{server.port}" in out and "ms measured)" in out
+        rtt = float(out.split("round trip ")[1].split(" ms")[0])
+        assert 0 < rtt < 50
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

@@ -154,3 +154,15 @@ def test_dumps_folders_are_not_tag_files(project) -> None:  # type: ignore[no-un
         "tags/templates/t.dumps/one.yaml": "registers: {}\n",
     })
     assert load_tags(root).scan_classes["fast"].period == 1.0
+
+
+def test_site_default_scan_class(project) -> None:  # type: ignore[no-untyped-def]
+    root = project({
+        "tags/scan_classes.yaml": "scan_classes: {fast: {period: 1s}, slow: {period: 9s}}\n",
+        "tags/sites/s.yaml": "site: s\nscan_class: slow\ndevices:\n  d: {type: modbus_tcp, "
+                             "host: x}\ntags:\n  a: {device: d, address: hr:40001, type: int16}\n"
+                             "  b: {device: d, address: hr:40002, type: int16, "
+                             "scan_class: fast}\n",
+    })
+    model = load_tags(root)
+    assert (model.tags["s.a"].period, model.tags["s.b"].period) == (9.0, 1.0)
