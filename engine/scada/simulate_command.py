@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="number of simulated units (default 4)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--modbus-port", type=int, default=5020, metavar="P",
-                   help="Modbus TCP port (default 5020; 0 picks a free port)")
+                   help="Modbus TCP port (default 5020, as tags/sites/sim_pad.yaml expects; "
+                        "0 picks a free port)")
     p.add_argument("--opcua-port", type=int, default=4840, metavar="P",
                    help="OPC-UA port (default 4840; 0 picks a free port)")
     p.add_argument("--time-scale", type=float, default=1.0, metavar="X",

@@ -32,11 +32,15 @@ from .sim.modbus_face import ModbusFace
 from .sim.model import Fault, PadModel, PhysicsConfig, Snapshot, TripCause
 from .sim.opcua_face import NAMESPACE_URI, OpcUaFace
 
-__all__ = ["NAMESPACE_URI", "Fault", "PhysicsConfig", "SimPorts", "Simulator", "Snapshot",
-           "TripCause"]
+__all__ = ["NAMESPACE_URI", "Fault", "PhysicsConfig", "SimPorts", "Simulator", "SimulatorPlugin",
+           "Snapshot", "TripCause", "serve_plugin"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: the ports ``campo simulate`` and ``campo serve`` use, as tags/sites/sim_pad.yaml expects
+DEFAULT_MODBUS_PORT = 5020
+DEFAULT_OPCUA_PORT = 4840
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,3 +222,43 @@ class Simulator:
         if self._loop is None:
             raise RuntimeError("the simulator is not running")
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+
+class SimulatorPlugin:
+    """The simulated pad beside ``campo serve`` (an entry of ``engine.cli.SERVE_PLUGINS``).
+
+    ``start()`` returns at once: the servers come up in their own thread, and a port already
+    in use is logged, never fatal to the web server.
+    """
+
+    def __init__(self, units: int = 4, modbus_port: int = DEFAULT_MODBUS_PORT,
+                 opcua_port: int = DEFAULT_OPCUA_PORT, host: str = "127.0.0.1") -> None:
+        self.simulator = Simulator(units, host=host)
+        self.ports = (modbus_port, opcua_port)
+        self._starter: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the simulator thread in the background."""
+        def run() -> None:
+            try:
+                ports = self.simulator.start_in_thread(*self.ports)
+            except Exception as exc:  # e.g. a port in use: the web server keeps serving
+                log.error("simulator: not started: %s", exc)
+                return
+            log.info("simulator: Modbus TCP on port %s, OPC-UA at %s", ports.modbus,
+                     self.simulator.opcua_url)
+
+        self._starter = threading.Thread(target=run, name="campo-simulator-start", daemon=True)
+        self._starter.start()
+
+    def stop(self) -> None:
+        """Stop the simulator (waits for a start still in progress)."""
+        if self._starter is not None:
+            self._starter.join(30)
+        self.simulator.stop_thread()
+
+
+def serve_plugin(_model: Any, _engine: Any, settings: Any) -> SimulatorPlugin | None:
+    """``campo serve`` plugin: the simulated pad on the default ports unless
+    ``CAMPO_SIMULATE=false``."""
+    return SimulatorPlugin() if getattr(settings, "simulate", False) else None

@@ -279,3 +279,30 @@ def test_campo_simulate_runs_in_the_foreground() -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_serve_plugin_starts_in_the_background_and_stops() -> None:
+    from engine.scada.simulator import SimulatorPlugin, serve_plugin
+    from engine.settings import Settings
+
+    assert serve_plugin(None, None, Settings(simulate=False)) is None
+    default = serve_plugin(None, None, Settings(simulate=True))
+    assert isinstance(default, SimulatorPlugin) and default.ports == (5020, 4840)
+    plugin = SimulatorPlugin(units=2, modbus_port=0, opcua_port=0)
+    plugin.start()  # returns at once
+    try:
+        end = time.monotonic() + 30
+        while plugin.simulator.ports.opcua == 0 and time.monotonic() < end:
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", plugin.simulator.ports.modbus), timeout=2):
+            pass
+    finally:
+        plugin.stop()
+    # a port in use is logged, not raised: the web server keeps serving
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        blocked = SimulatorPlugin(units=1, modbus_port=busy.getsockname()[1], opcua_port=0)
+        blocked.start()
+        blocked.stop()
+        assert blocked.simulator._thread is None
