@@ -11,6 +11,7 @@ import http
 from typing import Any
 
 from .codecs import OPERATORS
+from .query import CONTROL
 from .resource import Resource
 from .schemas import bulk_result_schema, page_schema
 
@@ -57,7 +58,9 @@ def filter_parameters(res: Resource) -> list[dict[str, Any]]:
     for name, codec in res.api.codecs.items():
         ops = ", ".join(f"__{op}" for op in OPERATORS if op in codec.ops and op != "eq")
         params.append({
-            "in": "query", "name": name, "required": False,
+            # a field named like a control parameter (sort, count...) is filtered as name__eq
+            "in": "query", "name": f"{name}__eq" if name in CONTROL else name,
+            "required": False,
             "schema": {"type": "string"},
             "description": (f"filter {codec.type} field '{name}' (equals); also "
                             f"{name}{{{ops}}}=value"),

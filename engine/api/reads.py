@@ -39,17 +39,9 @@ def _compile_explain(element: Explain, compiler: Any, **kw: Any) -> str:
 def child_rows(conn: Connection, child: ChildTable, parent_ids: list[int]
                ) -> dict[int, list[dict[str, Any]]]:
     """Rows of ``child`` for each parent id, in ``idx`` order (one query)."""
-    api = child.api
-    t = api.table
-    names = ("parent_id", *child.row_names)
-    stmt = sa.select(*api.columns(names)).order_by(t.c.parent_id, t.c.idx, t.c.id)
-    if len(parent_ids) == 1:
-        stmt = stmt.where(t.c.parent_id == parent_ids[0])
-    else:
-        stmt = stmt.where(t.c.parent_id.in_(parent_ids))
-    dump = api.dumper(names)
+    dump = child.api.dumper(child.with_parent)
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in conn.execute(stmt):
+    for row in conn.execute(child.select_rows, {"pids": parent_ids}):
         item = dump(row)
         out[item.pop("parent_id")].append(item)
     return out
@@ -57,7 +49,7 @@ def child_rows(conn: Connection, child: ChildTable, parent_ids: list[int]
 
 def get_record(conn: Connection, res: Resource, record_id: int) -> dict[str, Any] | None:
     """One record with its child tables, or None."""
-    row = conn.execute(res.api.select_all.where(res.table.c.id == record_id)).first()
+    row = conn.execute(res.api.select_by_id, {"record_id": record_id}).first()
     if row is None:
         return None
     item = res.api.dump_all(row)
@@ -70,9 +62,8 @@ def records_by_id(conn: Connection, res: Resource, ids: list[int]) -> dict[int, 
     """Records (without child tables) by id, one query."""
     if not ids:
         return {}
-    stmt = res.api.select_all.where(res.table.c.id.in_(ids))
     dump = res.api.dump_all
-    return {row[0]: dump(row) for row in conn.execute(stmt)}
+    return {row[0]: dump(row) for row in conn.execute(res.api.select_by_ids, {"ids": ids})}
 
 
 def list_page(conn: Connection, res: Resource, q: ListQuery,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import marshmallow as ma
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from metamodel import Entity, Model
 
 from .codecs import Codec, default_value, field_codec, system_codecs
+from .fastload import Loader, compile_loader
 from .schemas import input_schema, output_schema
 
 Dumper = Callable[[Sequence[Any]], dict[str, Any]]
@@ -71,6 +73,30 @@ class TableApi:
     def columns(self, names: Sequence[str]) -> list[sa.ColumnElement[Any]]:
         return [self.table.c[n] for n in names]
 
+    # Statements are built once: SQLAlchemy memoizes a statement's cache key on the object,
+    # so reusing it skips rebuilding and re-hashing it on every request.
+
+    @cached_property
+    def select_by_id(self) -> sa.Select[Any]:
+        """All columns of the record ``:record_id``."""
+        return self.select_all.where(self.table.c.id == sa.bindparam("record_id"))
+
+    @cached_property
+    def select_by_ids(self) -> sa.Select[Any]:
+        """All columns of the records in ``:ids`` (expanding)."""
+        return self.select_all.where(self.table.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+    @cached_property
+    def insert_one(self) -> sa.Insert:
+        """INSERT one row, RETURNING every served column."""
+        return self.table.insert().returning(*self.columns(self.names))
+
+    @cached_property
+    def insert_many(self) -> sa.Insert:
+        """INSERT many rows (executemany), RETURNING in parameter order."""
+        return self.table.insert().returning(*self.columns(self.names),
+                                             sort_by_parameter_order=True)
+
 
 def build_table_api(ent: Entity, table: sa.Table, child: bool) -> TableApi:
     """Compile one table."""
@@ -92,6 +118,24 @@ class ChildTable:
     #: columns served for each row: id, idx and the child's fields
     row_names: tuple[str, ...]
 
+    @cached_property
+    def with_parent(self) -> tuple[str, ...]:
+        return ("parent_id", *self.row_names)
+
+    @cached_property
+    def select_rows(self) -> sa.Select[Any]:
+        """Rows of the parents in ``:pids`` (expanding), in order."""
+        t = self.api.table
+        return (sa.select(*self.api.columns(self.with_parent))
+                .where(t.c.parent_id.in_(sa.bindparam("pids", expanding=True)))
+                .order_by(t.c.parent_id, t.c.idx, t.c.id))
+
+    @cached_property
+    def insert_rows(self) -> sa.Insert:
+        """INSERT rows (executemany), RETURNING what is served, in parameter order."""
+        return self.api.table.insert().returning(*self.api.columns(self.with_parent),
+                                                 sort_by_parameter_order=True)
+
 
 @dataclass
 class Resource:
@@ -104,6 +148,8 @@ class Resource:
     #: link field name -> qualified target entity
     links: dict[str, str]
     schema: ma.Schema
+    #: fast path for valid bodies; None means "ask the schema" (see engine.api.fastload)
+    fast_load: Loader
     #: documents the records the API serves (OpenAPI only)
     output_schema: type[ma.Schema]
     #: stored fields, in model order
@@ -147,7 +193,8 @@ def build_resources(model: Model, metadata: sa.MetaData, url_prefix: str = "/api
             elif f.type == "link":
                 links[name] = ent.targets[name]
         schema = input_schema(model, ent)()
-        resources[qual] = Resource(ent, api, children, links, schema, output_schema(model, ent),
+        resources[qual] = Resource(ent, api, children, links, schema,
+                                   compile_loader(model, ent), output_schema(model, ent),
                                    list(ent.stored_fields()),
                                    f"{url_prefix}/{ent.module}/{ent.name}")
     return resources

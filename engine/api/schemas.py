@@ -12,11 +12,12 @@ from typing import Any, ClassVar
 
 import marshmallow as ma
 from marshmallow import fields as mf
+from marshmallow.validate import Range
 
 from metamodel import Entity, Model
 from metamodel.model import SYSTEM_COLUMNS
 
-from .codecs import StrictInteger, input_field, output_field
+from .codecs import INT64, StrictInteger, input_field, output_field
 
 #: Keys a client may send back unchanged from a read; input ignores them.
 READ_ONLY = frozenset(SYSTEM_COLUMNS) - {"version"} | {"_expanded"}
@@ -51,7 +52,7 @@ def _required_on_input(f: Any) -> bool:
 def child_input_schema(ent: Entity) -> type[ma.Schema]:
     """Input schema of one child-table row; ``id`` keeps an existing row."""
     fields: dict[str, mf.Field] = {
-        "id": StrictInteger(allow_none=True, metadata={
+        "id": StrictInteger(allow_none=True, validate=[Range(*INT64)], metadata={
             "description": "id of an existing row to keep; leave out for a new row"}),
     }
     for name, f in ent.stored_fields().items():
@@ -64,7 +65,8 @@ def child_input_schema(ent: Entity) -> type[ma.Schema]:
 def input_schema(model: Model, ent: Entity) -> type[ma.Schema]:
     """Input schema of a record for create, PUT and (loaded with ``partial``) PATCH."""
     fields: dict[str, mf.Field] = {
-        "version": StrictInteger(allow_none=True, load_only=True, metadata={
+        "version": StrictInteger(allow_none=True, load_only=True, validate=[Range(*INT64)],
+                                 metadata={
             "description": "version the client read; a stale version is refused with 409"}),
     }
     for name, f in ent.fields.items():

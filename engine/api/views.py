@@ -82,6 +82,9 @@ def read_json() -> Any:
 
 def validate(res: Resource, data: Any, *, partial: bool = False) -> dict[str, Any]:
     """Validated input for one record; 422 with per-field messages."""
+    fast = res.fast_load(data, partial)
+    if fast is not None:
+        return fast
     try:
         loaded: dict[str, Any] = res.schema.load(
             data, partial=tuple(res.entity.fields) if partial else False)

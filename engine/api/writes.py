@@ -72,12 +72,10 @@ def insert_records(conn: Connection, res: Resource, items: Sequence[Mapping[str,
     stamp = {"created_at": now, "updated_at": now, "created_by": user, "updated_by": user,
              "version": 1}
     rows = [{**record_values(res, data, partial=False), **stamp} for data in items]
-    t = res.table
-    stmt = t.insert().returning(*res.api.columns(res.api.names), sort_by_parameter_order=True)
     if len(rows) == 1:
-        result = [conn.execute(stmt, rows[0]).one()]
+        result = [conn.execute(res.api.insert_one, rows[0]).one()]
     else:
-        result = list(conn.execute(stmt, rows).all())
+        result = list(conn.execute(res.api.insert_many, rows).all())
     out = [res.api.dump_all(row) for row in result]
     for name, child in res.children.items():
         pending = []
@@ -93,12 +91,9 @@ def insert_records(conn: Connection, res: Resource, items: Sequence[Mapping[str,
 
 def _insert_child_rows(conn: Connection, child: ChildTable, rows: list[dict[str, Any]],
                        records: list[dict[str, Any]]) -> None:
-    names = ("parent_id", *child.row_names)
-    stmt = child.api.table.insert().returning(*child.api.columns(names),
-                                              sort_by_parameter_order=True)
-    dump = child.api.dumper(names)
+    dump = child.api.dumper(child.with_parent)
     by_id = {r["id"]: r for r in records}
-    for row in conn.execute(stmt, rows).all():
+    for row in conn.execute(child.insert_rows, rows).all():
         item = dump(row)
         by_id[item.pop("parent_id")][child.field].append(item)
 
