@@ -199,6 +199,7 @@ def field_codec(name: str, f: Any) -> Codec:
         dump = dump_decimal(f.scale)
     elif f.type in ("date", "datetime"):
         dump = _isoformat
+    parse: Callable[[str], Any]
     if f.type == "enum":
         parse = _parse_enum(f.codes())
     elif f.type == "decimal":
@@ -369,14 +370,14 @@ class DateBounds(mv.Validator):
         return self.range._repr_args()
 
     def __call__(self, value: dt.date) -> dt.date:
-        return self.range(value)  # type: ignore[no-any-return]
+        return self.range(value)
 
 
 INT64 = (-(2**63), 2**63 - 1)
 
 
 def input_field(name: str, f: Any, *, required: bool, nested: type[ma.Schema] | None = None
-                ) -> mf.Field:
+                ) -> mf.Field[Any]:
     """The marshmallow field validating input for model field ``f``."""
     meta: dict[str, Any] = {"title": labels_of(f.label, name).get("en")}
     if f.help is not None:
@@ -442,13 +443,13 @@ def input_field(name: str, f: Any, *, required: bool, nested: type[ma.Schema] | 
     raise ValueError(f"field type {t!r} has no input field")
 
 
-def output_field(name: str, f: Any) -> mf.Field:
+def output_field(name: str, f: Any) -> mf.Field[Any]:
     """A marshmallow field describing the JSON output of ``f`` (OpenAPI documentation only)."""
     meta: dict[str, Any] = {"title": labels_of(f.label, name).get("en")}
     if getattr(f, "unit", None):
         meta["x-unit"] = f.unit
     t = f.type
-    kinds: dict[str, Callable[..., mf.Field]] = {
+    kinds: dict[str, Callable[..., mf.Field[Any]]] = {
         "string": mf.String, "text": mf.String, "enum": mf.String, "int": mf.Integer,
         "link": mf.Integer, "float": mf.Float, "bool": mf.Boolean, "date": mf.Date,
         "datetime": mf.AwareDateTime, "json": mf.Raw,

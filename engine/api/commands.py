@@ -120,10 +120,10 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def run_waitress(app: Flask, host: str, port: int, threads: int) -> None:
     """Serve until SIGINT/SIGTERM; prints the URL once listening."""
-    from waitress.server import create_server
+    from waitress.server import create_server  # type: ignore[import-untyped]
 
     server = create_server(app, host=host, port=port, threads=threads, ident="campo")
-    bound = server.effective_port  # type: ignore[union-attr]
+    bound = server.effective_port
     print(f"serving on http://{host}:{bound}  (docs: http://{host}:{bound}/api/docs)",
           flush=True)
 

@@ -252,7 +252,7 @@ def decode_cursor(res: Resource, token: str, sort_text: str,
     if sort != sort_text or not isinstance(values, list) or len(values) != len(order):
         raise QueryError("cursor", "cursor was issued for another sort order; "
                          "use the same sort= as the request that returned it")
-    out = []
+    out: list[Any] = []
     for (name, _), value in zip(order, values, strict=True):
         if value is None:
             out.append(None)

@@ -146,7 +146,7 @@ def _pg_estimate(conn: Connection, res: Resource, q: ListQuery) -> int | None:
         if value is None or value < 0:  # never analysed: no statistics yet
             return None
         return int(value)
-    plan = conn.execute(Explain(sa.select(res.table.c.id).where(*q.where))).scalar()
+    plan: Any = conn.execute(Explain(sa.select(res.table.c.id).where(*q.where))).scalar()
     if isinstance(plan, str):
         plan = json.loads(plan)
     try:

@@ -8,7 +8,7 @@ schemas only document responses: records are serialised by the precompiled dumpe
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import marshmallow as ma
 from marshmallow import fields as mf
@@ -51,20 +51,20 @@ def _required_on_input(f: Any) -> bool:
 
 def child_input_schema(ent: Entity) -> type[ma.Schema]:
     """Input schema of one child-table row; ``id`` keeps an existing row."""
-    fields: dict[str, mf.Field] = {
+    fields: dict[str, mf.Field[Any]] = {
         "id": StrictInteger(allow_none=True, validate=[Range(*INT64)], metadata={
             "description": "id of an existing row to keep; leave out for a new row"}),
     }
     for name, f in ent.stored_fields().items():
         fields[name] = input_field(name, f, required=_required_on_input(f))
-    cls = InputSchema.from_dict(fields, name=schema_name(ent, "Input"))
-    cls.ignored = CHILD_READ_ONLY  # type: ignore[misc]
+    cls = cast(type[InputSchema], InputSchema.from_dict(fields, name=schema_name(ent, "Input")))
+    cls.ignored = CHILD_READ_ONLY
     return cls
 
 
 def input_schema(model: Model, ent: Entity) -> type[ma.Schema]:
     """Input schema of a record for create, PUT and (loaded with ``partial``) PATCH."""
-    fields: dict[str, mf.Field] = {
+    fields: dict[str, mf.Field[Any]] = {
         "version": StrictInteger(allow_none=True, load_only=True, validate=[Range(*INT64)],
                                  metadata={
             "description": "version the client read; a stale version is refused with 409"}),
@@ -75,12 +75,12 @@ def input_schema(model: Model, ent: Entity) -> type[ma.Schema]:
             fields[name] = input_field(name, f, required=False, nested=nested)
         else:
             fields[name] = input_field(name, f, required=_required_on_input(f))
-    cls = InputSchema.from_dict(fields, name=schema_name(ent, "Input"))
-    cls.ignored = READ_ONLY  # type: ignore[misc]
+    cls = cast(type[InputSchema], InputSchema.from_dict(fields, name=schema_name(ent, "Input")))
+    cls.ignored = READ_ONLY
     return cls
 
 
-def _system_output_fields() -> dict[str, mf.Field]:
+def _system_output_fields() -> dict[str, mf.Field[Any]]:
     return {
         "id": mf.Integer(),
         "created_at": mf.AwareDateTime(),
@@ -97,7 +97,7 @@ def output_schema(model: Model, ent: Entity) -> type[ma.Schema]:
     for name, f in ent.fields.items():
         if f.type == "table":
             child = model.entity(ent.targets[name])
-            row: dict[str, mf.Field] = {"id": mf.Integer(), "idx": mf.Integer()}
+            row: dict[str, mf.Field[Any]] = {"id": mf.Integer(), "idx": mf.Integer()}
             row.update({n: output_field(n, cf) for n, cf in child.stored_fields().items()})
             row_cls = ma.Schema.from_dict(row, name=schema_name(child))
             fields[name] = mf.List(mf.Nested(row_cls))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,7 +212,7 @@ def _class_name(res: Resource) -> str:
     return "".join(p.capitalize() for p in res.entity.name.split("_"))
 
 
-def _insert(ctx: ApiContext, res: Resource, rows: list[Mapping[str, Any]], *, bulk: bool
+def _insert(ctx: ApiContext, res: Resource, rows: Sequence[Mapping[str, Any]], *, bulk: bool
             ) -> list[dict[str, Any]]:
     user = ctx.current_user()
     try:

@@ -196,7 +196,7 @@ def explain_integrity(engine: Engine, res: Resource, err: sa.exc.IntegrityError,
         cols = columns[1]
         errors_for = {c: [f"value already exists in {where}"] for c in cols}
         rows = _rows_with(items, cols, res) if bulk else None
-        body: dict[str, Any] = ({i: errors_for for i in rows} if rows else errors_for)
+        body: dict[Any, Any] = ({i: errors_for for i in rows} if rows else errors_for)
         return ApiError(409, f"{', '.join(cols)}: a record with this value already exists "
                         f"in {where}", {"json": body})
     null_col = getattr(diag, "column_name", None) or _match(r"NOT NULL constraint failed: "
