@@ -11,6 +11,7 @@ event allowed is ``compile``, fired by ``ast.parse``.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sys
 import threading
 import time
@@ -90,6 +91,8 @@ def check(source: str, contexts: list[Context]) -> None:
     _Watch.events.clear()
     t0 = time.perf_counter()
     _Watch.thread = threading.get_ident()
+    gc_was_on = gc.isenabled()
+    gc.disable()  # a collector finalizer of some unrelated object must not count as ours
     _Watch.on = True
     try:
         try:
@@ -108,6 +111,8 @@ def check(source: str, contexts: list[Context]) -> None:
     finally:
         _Watch.on = False
         elapsed = time.perf_counter() - t0
+        if gc_was_on:
+            gc.enable()
     assert not _Watch.events, list(_Watch.events)
     assert elapsed < TIME_BOUND_S, (source, elapsed)
 
