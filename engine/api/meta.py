@@ -2,7 +2,9 @@
 
 Modules, their entities and every field with its type, labels (es/en), help, unit,
 constraints, enum values with labels, link targets and child tables (with their own fields).
-Built once from the model when the app is built; entities the caller may not read are left out.
+Built once from the model when the app is built. Every entity is described whatever the
+caller's roles (the model is not data, and asking ``authorize`` here would record a refusal
+for each entity); ``permissions`` (role -> actions) lets a UI hide what the user cannot use.
 """
 
 from __future__ import annotations
@@ -81,17 +83,13 @@ def meta_blueprint(ctx: ApiContext) -> Blueprint:
     blp = Blueprint("meta", __name__, url_prefix="/api/meta",
                     description="Model metadata for building forms and lists")
 
-    def readable(qual: str) -> bool:
-        return ctx.authorize(model.entity(qual), "read")
-
     @blp.route("", endpoint="modules")
     @blp.doc(summary="Every module and entity with its fields",
              responses={"200": {"description": "modules with their entities"}})
     def modules() -> Response:
         out = []
         for module in model.modules.values():
-            ents = [entities[e.qualname] for e in module.entities.values()
-                    if e.parent is None and readable(e.qualname)]
+            ents = [entities[e.qualname] for e in module.entities.values() if e.parent is None]
             if ents:
                 out.append({"name": module.name, "label": _labels(module.labels, module.name),
                             "entities": ents})
@@ -102,7 +100,7 @@ def meta_blueprint(ctx: ApiContext) -> Blueprint:
              responses={"200": {"description": "the entity"}, "404": "NOT_FOUND"})
     def entity(module: str, entity: str) -> Response:
         qual = f"{module}.{entity}"
-        if qual not in entities or not readable(qual):
+        if qual not in entities:
             raise ApiError(404, f"unknown entity '{qual}'")
         return json_response(entities[qual])
 

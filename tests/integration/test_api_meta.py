@@ -67,14 +67,21 @@ def test_meta_of_one_entity(env: ApiEnv) -> None:
     assert "plant.nope" in assert_error(env.client.get("/api/meta/plant/nope"), 404)["message"]
 
 
-def test_meta_hides_what_the_caller_may_not_read(project, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
-    e = make_env(project({"modules/plant.yaml": PLANT_YAML}), sqlite_url,
-                 authorize=lambda ent, action: ent.name != "site")
+def test_meta_never_asks_authorize_but_views_do(project, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    asked: list[tuple[str, str]] = []
+
+    def authorize(ent, action):  # type: ignore[no-untyped-def]
+        asked.append((ent.name, action))
+        return ent.name != "site"
+
+    e = make_env(project({"modules/plant.yaml": PLANT_YAML}), sqlite_url, authorize=authorize)
     names = [x["name"] for x in e.client.get("/api/meta").json["modules"][0]["entities"]]
-    assert names == ["equipment", "inspection"]
-    assert_error(e.client.get("/api/meta/plant/site"), 404)
+    assert names == ["site", "equipment", "inspection"]
+    assert e.client.get("/api/meta/plant/site").status_code == 200
+    assert asked == []
     assert_error(e.client.get("/api/plant/site"), 403)
     assert_error(e.client.get("/api/plant/equipment?expand=site"), 403)
+    assert asked == [("site", "read"), ("equipment", "read"), ("site", "read")]
 
 
 def test_health_reports_database_and_disabled_mqtt(env: ApiEnv) -> None:
