@@ -43,6 +43,12 @@ def test_malformed_json_is_400(env: ApiEnv) -> None:
                                  content_type="application/json"), 400)
 
 
+def test_body_over_16_mb_is_413(env: ApiEnv) -> None:
+    big = b'{"tag": "' + b"A" * (17 * 1024 * 1024) + b'"}'
+    assert_error(env.client.post("/api/plant/equipment", data=big,
+                                 content_type="application/json"), 413)
+
+
 def test_wrong_content_type_is_415(env: ApiEnv) -> None:
     r = env.client.post("/api/plant/equipment", data="tag=P-2&name=x",
                         content_type="application/x-www-form-urlencoded")
