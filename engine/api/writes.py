@@ -195,7 +195,12 @@ def explain_integrity(engine: Engine, res: Resource, err: sa.exc.IntegrityError,
         where = ent.qualname if ent is not None else table
         cols = columns[1]
         errors_for = {c: [f"value already exists in {where}"] for c in cols}
-        rows = _rows_with(items, cols, res) if bulk else None
+        rows = None
+        if bulk:
+            rows = _rows_with(items, cols)
+            if table == res.table.name:
+                with engine.connect() as conn:
+                    rows = sorted(set(rows) | set(_rows_taken(conn, res, items, cols)))
         body: dict[Any, Any] = ({i: errors_for for i in rows} if rows else errors_for)
         return ApiError(409, f"{', '.join(cols)}: a record with this value already exists "
                         f"in {where}", {"json": body})
@@ -226,14 +231,36 @@ def _unique_columns(text: str) -> tuple[str, list[str]] | None:
     return None
 
 
-def _rows_with(items: Sequence[Mapping[str, Any]], cols: list[str], res: Resource) -> list[int]:
-    """Indexes of input rows sharing a value of ``cols`` with another row (a duplicate)."""
+def _keys(items: Sequence[Mapping[str, Any]], cols: list[str]
+          ) -> dict[tuple[Any, ...], list[int]]:
+    """Input row indexes by their values of ``cols`` (rows with a null among them never
+    conflict and are left out)."""
     seen: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for i, data in enumerate(items):
-        if all(c in data for c in cols):
-            seen[tuple(data[c] for c in cols)].append(i)
-    dupes = sorted(i for idxs in seen.values() if len(idxs) > 1 for i in idxs)
-    return dupes
+        key = tuple(data.get(c) for c in cols)
+        if None not in key:
+            seen[key].append(i)
+    return seen
+
+
+def _rows_with(items: Sequence[Mapping[str, Any]], cols: list[str]) -> list[int]:
+    """Indexes of input rows sharing a value of ``cols`` with another row (a duplicate)."""
+    return sorted(i for idxs in _keys(items, cols).values() if len(idxs) > 1 for i in idxs)
+
+
+def _rows_taken(conn: Connection, res: Resource, items: Sequence[Mapping[str, Any]],
+                cols: list[str]) -> list[int]:
+    """Indexes of input rows whose values of ``cols`` an existing record already has."""
+    if any(c not in res.table.c for c in cols):
+        return []
+    keys = _keys(items, cols)
+    if not keys:
+        return []
+    columns = [res.table.c[c] for c in cols]
+    target = columns[0] if len(cols) == 1 else sa.tuple_(*columns)
+    values = [k[0] for k in keys] if len(cols) == 1 else list(keys)
+    found = conn.execute(sa.select(*columns).where(target.in_(values))).all()
+    return sorted(i for row in found for i in keys.get(tuple(row), []))
 
 
 def missing_links(conn: Connection, res: Resource, items: Sequence[Mapping[str, Any]]

@@ -238,7 +238,12 @@ def test_bulk_create_is_all_or_nothing(env: ApiEnv) -> None:
     assert body["errors"]["json"] == {"0": {"tag": [body["errors"]["json"]["0"]["tag"][0]]},
                                       "2": {"tag": [body["errors"]["json"]["2"]["tag"][0]]}}
     taken = [{"tag": "E-0", "name": "a"}, {"tag": "B-1", "name": "b"}]
-    assert "tag" in str(assert_error(env.post("/api/plant/equipment/bulk", taken), 409))
+    body = assert_error(env.post("/api/plant/equipment/bulk", taken), 409)
+    assert list(body["errors"]["json"]) == ["1"] and "tag" in body["errors"]["json"]["1"]
+    pair = [{"tag": "F-0", "name": "b0", "site": site["id"]}, {"tag": "F-1", "name": "new"}]
+    body = assert_error(env.post("/api/plant/equipment/bulk", pair), 409)
+    assert body["errors"]["json"] == {"0": {"site": body["errors"]["json"]["0"]["site"],
+                                            "name": body["errors"]["json"]["0"]["name"]}}
     assert count() == 5
     assert_error(env.post("/api/plant/equipment/bulk", {"tag": "x"}), 422)
     assert env.post("/api/plant/equipment/bulk", []).json == {"items": []}
