@@ -74,6 +74,7 @@ class MqttLink:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_connect_fail = self._on_connect_fail
         self._keepalive = keepalive
         self._filters: dict[str, tuple[int, list[Handler]]] = {}
         self._lock = threading.Lock()
@@ -170,6 +171,12 @@ class MqttLink:
         self._warned = False
         self._connected.set()
         self._call_soon(self._fire_connected)
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        self._reason = f"cannot reach the MQTT broker at {self.host}:{self.port}"
+        if not self._warned:
+            log.error("mqtt %s: %s; retrying", self.name, self._reason)
+            self._warned = True
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
         was = self._connected.is_set()
