@@ -219,6 +219,7 @@ def _resolve_entities(
                 permissions=_permissions(d.spec, roles, closures),
                 field_locations={f: d.doc.where_key(d.path + ("fields", f))
                                  for f in d.spec.fields},
+                doc=d.doc,
             )
             mod_ents[name] = ent
             entities[d.qualname] = ent

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from .errors import Location
+
+if TYPE_CHECKING:
+    from .behaviour import ExprSite, Series, Workflow
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 NAME_HINT = ("names are snake_case: a lowercase letter, then lowercase letters, digits or '_', "
@@ -26,6 +30,20 @@ EnumValue = Annotated[str, StringConstraints(pattern=ENUM_CODE_PATTERN, max_leng
 #: A reference to an entity: ``entity`` (same module) or ``module.entity``.
 ENTITY_REF_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"
 EntityRef = Annotated[str, StringConstraints(pattern=ENTITY_REF_PATTERN)]
+#: ``fetch_from:`` -- a link field of this entity, a dot, a field of the linked entity.
+FETCH_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+FetchRef = Annotated[str, StringConstraints(pattern=FETCH_PATTERN)]
+#: An expression of the engine's safe language (checked when the model is compiled).
+Expr = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+#: A numbering series: literal text and {tokens}; checked by the loader.
+SeriesTemplate = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+#: Named badge colors of workflow states (or ``#rrggbb``).
+STATE_COLORS: tuple[str, ...] = ("grey", "blue", "green", "yellow", "orange", "red", "purple",
+                                 "teal")
+STATE_COLOR_PATTERN = r"^(" + "|".join(STATE_COLORS) + r"|#[0-9a-fA-F]{6})$"
+StateColor = Annotated[str, StringConstraints(pattern=STATE_COLOR_PATTERN)]
+#: Field options that hold an expression (``default: '=...'`` is one too).
+FIELD_EXPRESSION_KEYS: tuple[str, ...] = ("computed", "visible_if", "required_if", "readonly_if")
 
 ACTIONS: tuple[str, ...] = ("read", "create", "update", "delete")
 Action = Literal["read", "create", "update", "delete"]
@@ -99,6 +117,51 @@ class FieldBase(Spec):
     renamed_from: Name | None = Field(
         None, description="Previous name of this field: the migration renames the column "
         "and keeps its data instead of dropping it.")
+    computed: Expr | None = Field(
+        None, description="Expression that computes this field's value from the record "
+        "(docs/expressions.md); the server keeps it up to date on every write and clients "
+        "cannot set it.", examples=["sum(self.lines.amount)", "self.qty * self.unit_price"])
+    stored: bool = Field(
+        True, description="For a computed field: true (default) stores the value in a column "
+        "(it can be filtered and sorted); false computes it when the record is read (no column).")
+    fetch_from: FetchRef | None = Field(
+        None, description="Copy a field of a linked record: '<link field>.<field of the linked "
+        "entity>'. Filled when the link is set or changed.", examples=["well.name"])
+    visible_if: Expr | None = Field(
+        None, description="Show the field only while this expression is true.",
+        examples=["self.kind == 'corrective'"])
+    required_if: Expr | None = Field(
+        None, description="The field must have a value while this expression is true.",
+        examples=["self.status == 'done'"])
+    readonly_if: Expr | None = Field(
+        None, description="The field cannot be changed while this expression is true.",
+        examples=["self.status in ['done', 'cancelled']"])
+    hidden: bool = Field(
+        False, description="Not shown in forms, lists or /api/meta, but still stored (site "
+        "overlays use it to hide a field they do not need).")
+
+    @property
+    def default_expression(self) -> str | None:
+        """The expression of a default written as ``'=<expression>'``, else ``None``."""
+        d = self.default
+        return d[1:] if isinstance(d, str) and d.startswith("=") else None
+
+    @property
+    def literal_default(self) -> Any:
+        """The default when it is a plain value (``None`` for an expression default)."""
+        return None if self.default_expression is not None else self.default
+
+    @property
+    def is_virtual(self) -> bool:
+        """A computed field with ``stored: false``: no column, computed on read."""
+        return self.computed is not None and not self.stored
+
+    def expressions(self) -> dict[str, str]:
+        """Option name -> expression source, for every expression this field declares."""
+        out = {k: v for k in FIELD_EXPRESSION_KEYS if (v := getattr(self, k)) is not None}
+        if self.default_expression is not None:
+            out["default"] = self.default_expression
+        return out
 
 
 Number = int | float
@@ -230,6 +293,89 @@ class Naming(Spec):
 
     field: Name = Field(description="A field of this entity, e.g. its code.",
                         examples=["code"])
+    series: SeriesTemplate | None = Field(
+        None, description="Fill 'field' on create from a numbering series. Tokens: {YYYY} "
+        "{YY} {MM} {DD} (creation date, site time zone), {#####} (a gap-free counter, "
+        "zero-padded to the number of '#'; one counter per distinct rendered prefix, so "
+        "{YYYY} restarts it every year), {field_name} (the value of a field of the record).",
+        examples=["WO-{YYYY}-{#####}", "{site}-JE-{YY}{MM}-{####}"])
+
+
+class ValidationSpec(Spec):
+    """An entity-level rule: the record is refused (422) while ``rule`` is false."""
+
+    id: Name | None = Field(None, description="Name of the rule; an overlay rule with the same "
+                            "id replaces this one.", examples=["total_not_negative"])
+    rule: Expr = Field(description="Expression that must be true for a record to be saved.",
+                       examples=["self.total >= 0", "sum(self.lines.debit) == "
+                                 "sum(self.lines.credit)"])
+    message: LabelText | None = Field(
+        None, description="What is shown when the rule fails. Default: 'Rule not met: <rule>'.",
+        examples=[{"es": "El total no puede ser negativo", "en": "Total cannot be negative"}])
+    field: Name | None = Field(None, description="The field the message is shown on (default: "
+                               "the whole record).", examples=["total"])
+
+    def messages(self) -> Labels:
+        """The message in both languages, defaulting to one that quotes the rule."""
+        if self.message is not None:
+            return labels_of(self.message, "")
+        return Labels(es=f"No se cumple la regla: {self.rule}", en=f"Rule not met: {self.rule}")
+
+
+class StateSpec(Spec):
+    """How one workflow state is shown, and which fields can be edited in it."""
+
+    label: LabelText | None = Field(None, description=_LABEL + " Default: the enum value's "
+                                    "label.", examples=[{"es": "Borrador", "en": "Draft"}])
+    color: StateColor | None = Field(None, description="Badge color: " + ", ".join(
+        STATE_COLORS) + ", or '#rrggbb'.", examples=["blue"])
+    editable: list[Name] | None = Field(
+        None, description="Fields that can be changed while the record is in this state. "
+        "Without this key every field is editable; [] makes the record read-only.",
+        examples=[["description", "priority", "lines"]])
+
+
+class TransitionSpec(Spec):
+    """An action that moves a record from some states to another one."""
+
+    action: Name = Field(description="Name of the action (POST .../actions/<action>).",
+                         examples=["approve"])
+    from_: list[EnumValue] | EnumValue = Field(
+        alias="from", description="The state(s) the action can start from.",
+        examples=[["draft"], "approved"])
+    to: EnumValue = Field(description="The state the record moves to.", examples=["approved"])
+    roles: list[Name] = Field(
+        [], description="Roles that may run the action (admin always may). Without this key: "
+        "every role allowed to update the entity.", examples=[["supervisor"]])
+    guard: Expr | None = Field(None, description="Expression that must be true for the action "
+                               "to run.", examples=["self.total > 0"])
+    requires: list[Name] = Field([], description="Fields that must have a value (a table field: "
+                                 "at least one row) for the action to run.",
+                                 examples=[["assigned_to"]])
+    label: LabelText | None = Field(None, description=_LABEL + " Default: the action name.",
+                                    examples=[{"es": "Aprobar", "en": "Approve"}])
+
+    def sources(self) -> tuple[str, ...]:
+        """The states this transition starts from."""
+        return (self.from_,) if isinstance(self.from_, str) else tuple(self.from_)
+
+
+class WorkflowSpec(Spec):
+    """A state machine over an enum field: only the transitions change it."""
+
+    field: Name = Field(description="The enum field holding the state; clients cannot write "
+                        "it directly.", examples=["status"])
+    initial: EnumValue | None = Field(None, description="State of a new record. Default: the "
+                                      "field's default, else the first state.",
+                                      examples=["draft"])
+    states: dict[EnumValue, StateSpec] = Field(
+        {}, description="Per-state options, by enum value; values not listed are states too.",
+        examples=[{"draft": {"label": {"es": "Borrador", "en": "Draft"}, "color": "grey",
+                             "editable": ["description"]}}])
+    transitions: list[TransitionSpec] = Field(
+        [], description="The actions that move a record between states.",
+        examples=[[{"action": "approve", "from": ["draft"], "to": "approved",
+                    "roles": ["supervisor"]}]])
 
 
 class EntitySpec(Spec):
@@ -241,7 +387,10 @@ class EntitySpec(Spec):
                               "{field} inserts a field's value.", examples=["{code} {name}"])
     child: bool = Field(False, description="Rows of this entity belong to a parent record "
                         "through a 'type: table' field of the parent.")
-    naming: Naming | None = Field(None, description="The field that identifies a record.")
+    naming: Naming | None = Field(None, description="The field that identifies a record, "
+                                  "and optionally the series that numbers it.")
+    help: LabelText | None = Field(None, description="Help text shown at the top of the form.",
+                                   examples=[{"es": "Orden de trabajo", "en": "Work order"}])
     fields: dict[Name, FieldSpec] = Field(
         description="The fields, by name (snake_case).",
         examples=[{"name": {"type": "string", "required": True}}])
@@ -258,6 +407,13 @@ class EntitySpec(Spec):
     renamed_from: Name | None = Field(
         None, description="Previous name of this entity: the migration renames its table "
         "and keeps the data.")
+    validations: list[ValidationSpec] = Field(
+        [], description="Rules a record must satisfy to be saved; every failed rule is "
+        "reported (422).", examples=[[{"rule": "self.total >= 0", "message": {
+            "es": "El total no puede ser negativo", "en": "Total cannot be negative"}}]])
+    workflow: WorkflowSpec | None = Field(
+        None, description="A state machine over an enum field: states, and the actions "
+        "(transitions) that move a record between them, with roles and guards.")
 
 
 class RoleSpec(Spec):
@@ -300,6 +456,9 @@ class Entity:
     #: role -> allowed actions, with defaults applied and role inheritance expanded
     permissions: dict[str, frozenset[str]]
     field_locations: dict[str, Location] = field(default_factory=dict)
+    #: the (merged) :class:`~metamodel.source.Document` the entity was read from; its
+    #: paths start with ``("entities", name)``; see :meth:`where`
+    doc: Any = field(default=None, compare=False, repr=False)
 
     @property
     def qualname(self) -> str:
@@ -318,8 +477,104 @@ class Entity:
         return labels_of(self.spec.label, self.name)
 
     def stored_fields(self) -> dict[str, Any]:
-        """Fields that are columns of this entity's own table (``table`` fields are not)."""
-        return {k: f for k, f in self.spec.fields.items() if f.type != "table"}
+        """Fields that are columns of this entity's own table.
+
+        ``table`` fields are not, nor virtual computed fields (``stored: false``).
+        """
+        return {k: f for k, f in self.spec.fields.items()
+                if f.type != "table" and not f.is_virtual}
+
+    # -- behaviour (issue 3); see metamodel/README.md "Resolved behaviour"
+
+    def where(self, *path: Any) -> Location:
+        """Location of the value at ``path`` under this entity (e.g. ``"fields", "x"``)."""
+        if self.doc is None:
+            return self.field_locations.get(path[1], self.location) if len(path) > 1 and \
+                path[0] == "fields" else self.location
+        return self.doc.where(("entities", self.name, *path))
+
+    def where_key(self, *path: Any) -> Location:
+        """Location of the key that ends ``path`` under this entity."""
+        if self.doc is None:
+            return self.where(*path)
+        return self.doc.where_key(("entities", self.name, *path))
+
+    @property
+    def validations(self) -> tuple[ValidationSpec, ...]:
+        """Entity-level rules (overlay rules appended or replacing by ``id``)."""
+        return tuple(self.spec.validations)
+
+    @cached_property
+    def series(self) -> Series | None:
+        """The parsed naming series (``naming.series``), or ``None``."""
+        from .behaviour import parse_series
+
+        n = self.spec.naming
+        return parse_series(n.series, n.field) if n is not None and n.series else None
+
+    @cached_property
+    def workflow(self) -> Workflow | None:
+        """The resolved workflow (every enum value a state), or ``None``."""
+        from .behaviour import resolve_workflow
+
+        wf = self.spec.workflow
+        return resolve_workflow(wf, self.spec.fields.get(wf.field)) if wf is not None else None
+
+    @cached_property
+    def computed_order(self) -> tuple[str, ...]:
+        """Computed fields (stored and virtual), each after the computed fields it reads."""
+        from .behaviour import dependency_order, self_refs
+
+        deps = {k: self_refs(f.computed) for k, f in self.spec.fields.items()
+                if f.computed is not None}
+        return tuple(dependency_order(deps)[0])
+
+    def computed_fields(self) -> dict[str, Any]:
+        """Computed fields (stored and virtual) in dependency order."""
+        return {k: self.spec.fields[k] for k in self.computed_order}
+
+    def virtual_fields(self) -> dict[str, Any]:
+        """Computed fields with ``stored: false`` (no column), in dependency order."""
+        return {k: f for k, f in self.computed_fields().items() if f.is_virtual}
+
+    def fetched_fields(self) -> dict[str, tuple[str, str]]:
+        """Fields with ``fetch_from`` -> (link field, field of the linked entity)."""
+        out: dict[str, tuple[str, str]] = {}
+        for k, f in self.spec.fields.items():
+            if f.fetch_from is not None:
+                link, _, target = f.fetch_from.partition(".")
+                out[k] = (link, target)
+        return out
+
+    def derived_fields(self) -> frozenset[str]:
+        """Fields the server fills and clients cannot write: computed, fetched, the
+        workflow's state field and the field a naming series fills."""
+        out = {k for k, f in self.spec.fields.items()
+               if f.computed is not None or f.fetch_from is not None}
+        if self.spec.workflow is not None:
+            out.add(self.spec.workflow.field)
+        if self.series is not None:
+            out.add(self.series.field)
+        return frozenset(out)
+
+    def expressions(self) -> list[ExprSite]:
+        """Every expression written on this entity, with its kind and YAML path."""
+        from .behaviour import ExprSite
+
+        base = ("entities", self.name)
+        out: list[ExprSite] = []
+        for fname, f in self.spec.fields.items():
+            for key, src in f.expressions().items():
+                out.append(ExprSite(key, src, base + ("fields", fname, key), fname))
+        for i, v in enumerate(self.spec.validations):
+            out.append(ExprSite("validation", v.rule, base + ("validations", i, "rule"),
+                                v.field, i))
+        if self.spec.workflow is not None:
+            for i, t in enumerate(self.spec.workflow.transitions):
+                if t.guard is not None:
+                    out.append(ExprSite("guard", t.guard,
+                                        base + ("workflow", "transitions", i, "guard"), None, i))
+        return out
 
     def allows(self, roles: frozenset[str] | set[str], action: str) -> bool:
         """Whether any of ``roles`` may perform ``action`` on this entity."""
