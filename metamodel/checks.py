@@ -11,6 +11,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
+from .behaviourchecks import check_behaviour
 from .errors import Location, Problems, expected_one_of
 from .fieldchecks import check_field
 from .model import CHILD_COLUMNS, SYSTEM_COLUMNS, Entity, Role
@@ -43,6 +44,7 @@ def check_entities(salvage: Salvage, entities: dict[str, Entity], roles: dict[st
         _check_lists(d, ent, problems)
         _check_generated_names(d, ent, problems)
         _check_permissions(d, ent, roles, salvage, problems)
+        check_behaviour(d, ent, entities, roles, salvage, problems)
         if ent.spec.child and ent.parent is None and not salvage.maybe_referenced(ent.name):
             problems.add(d.doc.where_key(d.path + ("child",)), _dotted(d.path + ("child",)),
                          f"child entity '{qual}' is not the table of any entity",
@@ -53,6 +55,16 @@ def check_entities(salvage: Salvage, entities: dict[str, Entity], roles: dict[st
 
 
 # --------------------------------------------------------------------------- names
+
+
+def check_module_name(doc: Any, module: str, problems: Problems) -> None:
+    """``campo`` and ``campo_*`` are reserved: the platform's own tables are ``campo_*``."""
+    if module == "campo" or module.startswith("campo_"):
+        problems.add(doc.where(("module",)), "module",
+                     f"module name '{module}' is reserved: Campo's own tables are named "
+                     "campo_<name> and a module's tables <module>_<entity>",
+                     "choose a module name that is not 'campo' and does not start with "
+                     "'campo_'")
 
 
 def _check_entity_name(d: EntityDef, tables: dict[str, EntityDef], problems: Problems) -> None:
@@ -159,6 +171,9 @@ def _field_ref(d: EntityDef, ent: Entity, fname: str, indexed: bool
     f = ent.fields.get(fname)
     if f is not None and f.type == "table":
         return (f"'{fname}' is a table field; only columns of this entity's table can be used",
+                None)
+    if f is not None and f.is_virtual:
+        return (f"'{fname}' is a virtual computed field (stored: false); it has no column",
                 None)
     if f is not None and f.type == "json" and indexed:
         return (f"'{fname}' is a json field and cannot be part of a unique constraint or index",

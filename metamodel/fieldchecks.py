@@ -82,8 +82,8 @@ def check_field(d: EntityDef, ent: Entity, fname: str, f: Any,
                     "a table field holds rows of a child entity, not a column")
         if f.default is not None:
             add("default", "'default' does not apply to a table field")
-    if f.default is not None and f.type not in ("table", "link"):
-        _check_default(d, fpath, f, problems)
+    if f.literal_default is not None and f.type not in ("table", "link"):
+        _check_default(d, fpath, f, problems)  # '=expr' defaults are compiled by engine.rules
 
 
 def _check_enum(d: EntityDef, fpath: tuple[Any, ...], f: Any, problems: Problems) -> None:
@@ -111,8 +111,8 @@ def _check_link(d: EntityDef, ent: Entity, fname: str, f: Any,
         where = f" '{parent[0]}'" if parent else ""
         add("to", f"'{target}' is a child entity; its rows are reached through their parent",
             f"link to the parent entity{where} instead")
-    if f.default is not None and not (isinstance(f.default, int)
-                                      and not isinstance(f.default, bool)):
+    if f.literal_default is not None and not (isinstance(f.default, int)
+                                              and not isinstance(f.default, bool)):
         add("default", f"default {_show(f.default)} of a link must be a record id (an integer)")
 
 

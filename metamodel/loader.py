@@ -24,13 +24,14 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .checks import check_entities
+from .checks import check_entities, check_module_name
 from .errors import Location, Problems, did_you_mean, expected_one_of
 from .model import (
     BUILTIN_ROLES,
@@ -78,14 +79,31 @@ def read_documents(root: Path, folder: str, problems: Problems) -> list[Document
 def load(root: Path | str = ".", overlays: Sequence[Path | str] = ()) -> Model:
     """Load and validate the project at ``root``; raise DefinitionError listing every problem.
 
-    ``overlays`` are reserved for site layers (added by the low-code issue).
+    ``overlays`` are site folders whose ``modules/**/*.yaml`` change the base model
+    (:mod:`metamodel.overlays`); later ones take precedence.
     """
+    model, problems = collect(root, overlays)
+    problems.raise_if_any()
+    return model
+
+
+def collect(root: Path | str = ".", overlays: Sequence[Path | str] = ()
+            ) -> tuple[Model, Problems]:
+    """Like :func:`load`, but return the model built from what is sound plus the problems.
+
+    The engine uses this to add its own checks (expressions) before reporting everything.
+    """
+    from .overlays import apply_overlays
+
     root = Path(root)
     problems = Problems()
     docs = read_documents(root, "modules", problems)
+    if overlays:
+        docs = apply_overlays(docs, [Path(o) for o in overlays], root, problems)
     model = build_model(docs, problems, root=str(root))
-    problems.raise_if_any()
-    return model
+    if overlays:
+        model = dataclasses.replace(model, overlays=tuple(str(o) for o in overlays))
+    return model, problems
 
 
 def build_model(docs: Iterable[Document], problems: Problems, root: str = ".") -> Model:
@@ -94,10 +112,15 @@ def build_model(docs: Iterable[Document], problems: Problems, root: str = ".") -
     salvage = Salvage()
     for pf in files:
         salvage.add_file(pf)
+        if pf.module is not None:
+            check_module_name(pf.doc, pf.module, problems)
     roles = _resolve_roles(files, salvage, problems)
     modules, entities = _resolve_entities(files, roles, salvage, problems)
     check_entities(salvage, entities, roles, problems)
-    return Model(modules=modules, entities=entities, roles=roles, root=root)
+    incomplete = frozenset(q for q, d in salvage.defs.items()
+                           if d.spec is None or d.broken_fields or d.dropped_keys)
+    return Model(modules=modules, entities=entities, roles=roles, root=root,
+                 incomplete=incomplete)
 
 
 def _resolve_roles(files: list[ParsedFile], salvage: Salvage, problems: Problems

@@ -611,6 +611,11 @@ class Model:
     roles: dict[str, Role]
     root: str = "."
     extras: dict[str, Any] = field(default_factory=dict)
+    #: entities loaded with problems (a field or key failed validation): later checks of
+    #: what they contain (expressions) are skipped, the problems already say what is wrong
+    incomplete: frozenset[str] = frozenset()
+    #: overlay folders applied on top of ``root``, in order
+    overlays: tuple[str, ...] = ()
 
     def entity(self, qualname: str) -> Entity:
         """The entity named ``module.entity`` (KeyError if unknown)."""

@@ -40,6 +40,9 @@ class Document:
     keys: dict[KeyPath, Location] = field(default_factory=dict)
     #: nodes already reported while reading (unsupported tags); read as ``None``
     unreadable: set[Location] = field(default_factory=set)
+    #: the text of every file this document's locations point into (display name -> text);
+    #: an overlay merged into the document adds its file (see :mod:`metamodel.overlays`)
+    texts: dict[str, str] = field(default_factory=dict)
 
     def where(self, path: Sequence[Any]) -> Location:
         """Location of the value at ``path``, or of its nearest known ancestor."""
@@ -199,7 +202,7 @@ def read_yaml(path: Path, display: str, problems: Problems) -> Document | None:
     except yaml.YAMLError as exc:
         problems.add(Location(display, 1, 1), "", f"YAML error: {exc}")
         return None
-    doc = Document(display, None)
+    doc = Document(display, None, texts={display: text})
     if node is None:
         doc.value = {}
         doc.values[()] = Location(display, 1, 1)
