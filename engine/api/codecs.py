@@ -463,8 +463,11 @@ def output_field(name: str, f: Any) -> mf.Field[Any]:
 
 
 def default_value(f: Any) -> Any:
-    """The value a record gets for ``f`` when the input leaves it out (may be None)."""
-    value = f.default
+    """The value a record gets for ``f`` when the input leaves it out (may be None).
+
+    Only literal defaults: an expression default (``'=...'``) is not evaluated here.
+    """
+    value = getattr(f, "literal_default", f.default)
     if value is None:
         return None
     if f.type == "date" and value == "today":

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import Engine
 
@@ -62,6 +63,9 @@ def prepare_database(engine: Engine, model: Model, project_dir: Path) -> list[st
         raise UserError(f"{exc}\nnot starting: the database needs changes that "
                         "'campo serve' does not make on its own (see 'campo plan' and "
                         "'campo migrate --allow-data-loss')") from None
+    except sa.exc.OperationalError as exc:
+        raise UserError(f"cannot reach the database {engine.url!r}: "
+                        f"{str(exc.orig).strip().splitlines()[0]}") from None
 
 
 class Plugin:
@@ -107,9 +111,12 @@ def serve_command(args: argparse.Namespace) -> int:
     for line in applied:
         print(f"applied: {line}", flush=True)
     plugins = load_plugins(getattr(cli, "SERVE_PLUGINS", ()), model, engine, settings)
-    app = create_app(model, engine, settings,
-                     extra_blueprints=[b for p in plugins for b in p.blueprints],
-                     on_start=[p.start_hook for p in plugins])
+    try:
+        app = create_app(model, engine, settings,
+                         extra_blueprints=[b for p in plugins for b in p.blueprints],
+                         on_start=[p.start_hook for p in plugins])
+    except ValueError as exc:  # e.g. a module named like a built-in URL
+        raise cli.UserError(str(exc)) from None
     try:
         run_waitress(app, settings.host, settings.port, args.threads)
     finally:

@@ -57,7 +57,8 @@ def field_meta(model: Model, ent: Entity, name: str, f: Any, url_prefix: str) ->
         child = model.entity(ent.targets[name])
         out["table"] = {"entity": child.qualname, "label": _labels(child.spec.label, child.name),
                         "fields": [field_meta(model, child, n, cf, url_prefix)
-                                   for n, cf in child.fields.items()]}
+                                   for n, cf in child.fields.items()
+                                   if not getattr(cf, "hidden", False)]}
     return out
 
 
@@ -72,7 +73,8 @@ def entity_meta(model: Model, ent: Entity, url_prefix: str = "/api") -> dict[str
         "title": ent.spec.title,
         "naming": ent.spec.naming.field if ent.spec.naming else None,
         "permissions": {role: sorted(actions) for role, actions in ent.permissions.items()},
-        "fields": [field_meta(model, ent, n, f, url_prefix) for n, f in ent.fields.items()],
+        "fields": [field_meta(model, ent, n, f, url_prefix) for n, f in ent.fields.items()
+                   if not getattr(f, "hidden", False)],
     }
 
 

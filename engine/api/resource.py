@@ -76,6 +76,10 @@ class TableApi:
     # Statements are built once: SQLAlchemy memoizes a statement's cache key on the object,
     # so reusing it skips rebuilding and re-hashing it on every request.
 
+    def warm(self) -> None:
+        """Build every statement now (at app build time), not on a first request."""
+        _ = (self.select_by_id, self.select_by_ids, self.insert_one, self.insert_many)
+
     @cached_property
     def select_by_id(self) -> sa.Select[Any]:
         """All columns of the record ``:record_id``."""
@@ -121,6 +125,10 @@ class ChildTable:
     @cached_property
     def with_parent(self) -> tuple[str, ...]:
         return ("parent_id", *self.row_names)
+
+    def warm(self) -> None:
+        """Build the row statements now (at app build time)."""
+        _ = (self.select_rows, self.insert_rows)
 
     @cached_property
     def select_rows(self) -> sa.Select[Any]:
@@ -192,6 +200,10 @@ def build_resources(model: Model, metadata: sa.MetaData, url_prefix: str = "/api
                 children[name] = ChildTable(name, capi, row_names)
             elif f.type == "link":
                 links[name] = ent.targets[name]
+        for table_api in (api, *(c.api for c in children.values())):
+            table_api.warm()
+        for child in children.values():
+            child.warm()
         schema = input_schema(model, ent)()
         resources[qual] = Resource(ent, api, children, links, schema,
                                    compile_loader(model, ent), output_schema(model, ent),
