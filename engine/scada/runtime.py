@@ -234,7 +234,8 @@ class Runtime:
         fut = worker.submit(job, WRITE)
         timeout = self.write_timeout or max(5.0, 4 * worker.device.timeout)
         try:
-            result: WriteResult = await asyncio.wait_for(asyncio.shield(fut), timeout)
+            async with asyncio.timeout(timeout):
+                result: WriteResult = await asyncio.shield(fut)
             return result
         except TimeoutError:
             raise WriteError(path, f"no confirmation within {timeout:g} s", 504) from None

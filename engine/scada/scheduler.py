@@ -74,6 +74,19 @@ class _Job:
 WRITE, POLL = 0, 1
 
 
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling again if a cancel was swallowed.
+
+    Python 3.11's ``asyncio.wait_for`` (in libraries we await) can lose a cancellation that
+    races with completion; a single ``cancel()`` then ``await task`` would wait forever.
+    """
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    if task is not None and not task.cancelled() and task.exception() is not None:
+        log.debug("task %s ended with %r", task.get_name(), task.exception())
+
+
 class DeviceWorker:
     """Owns one device's driver and queue; runs its polls and writes one at a time."""
 
@@ -103,13 +116,8 @@ class DeviceWorker:
 
     async def stop(self) -> None:
         """Stop taking jobs, fail what is queued, close the driver."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         while not self._queue.empty():
             job = self._queue.get_nowait()
             if not job.future.done():
@@ -153,7 +161,8 @@ class DeviceWorker:
         if now < self.backoff.retry_at:
             return False
         try:
-            await asyncio.wait_for(self.driver.connect(), max(self.device.timeout * 2, 1.0))
+            async with asyncio.timeout(max(self.device.timeout * 2, 1.0)):
+                await self.driver.connect()
         except asyncio.CancelledError:
             raise
         except TimeoutError:
@@ -204,7 +213,8 @@ class DeviceWorker:
             return len(self.pipeline.fail(group.paths, f"device offline: {self.reason} "
                                           f"(next attempt in {wait:.1f} s)", now))
         try:
-            readings = await asyncio.wait_for(self.driver.read(group.points), self.read_budget)
+            async with asyncio.timeout(self.read_budget):
+                readings = await self.driver.read(group.points)
         except asyncio.CancelledError:
             raise
         except TimeoutError:
@@ -221,7 +231,8 @@ class DeviceWorker:
         if not await self.ensure_connected():
             raise DeviceUnavailable(f"device offline: {self.reason}")
         try:
-            return dict(await asyncio.wait_for(self.driver.read(points), self.read_budget))
+            async with asyncio.timeout(self.read_budget):
+                return dict(await self.driver.read(points))
         except DeviceUnavailable as exc:
             self.went_offline(str(exc), exc)
             raise
@@ -252,13 +263,8 @@ class PollGroup:
         self._task = asyncio.create_task(self._run(), name=f"scada poll {self.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def note(self, readings: Any) -> None:
         """Log once when every tag of the group turns BAD, and once when one recovers."""

@@ -297,3 +297,43 @@ def test_plan_measures_the_round_trip(project: Callable[[dict[str, str]], Path],
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+        loop.close()
+
+
+async def test_concurrency_spreads_requests_over_connections(
+        project: Callable[[dict[str, str]], Path]) -> None:
+    site, unit1 = build()
+    unit1.latency = 0.05  # every request takes 50 ms on the device
+    server = TcpServer({1: unit1})
+    await server.start()
+    try:
+        times = {}
+        for n in (1, 3):
+            root = project({"tags/scan_classes.yaml": "scan_classes: {fast: {period: 1s}}\n",
+                            "tags/sites/s.yaml": site.replace(
+                                "timeout: 300ms", f"concurrency: {n}, timeout: 300ms")})
+            model = load_tags(root, params={"s.port": server.port})
+            tags = [t for t in model.tags_of("s.plc")
+                    if t.modbus.unit_id == 1 and t.path != "s.missing"]
+            plan = plan_tags(tags, Limits.of(model.devices["s.plc"]))
+            driver = ModbusDriver(model.devices["s.plc"])
+            await driver.connect()
+            try:
+                assert len(driver._clients) == n
+                points = [point(t) for t in tags]
+                spent = []
+                for _ in range(2):
+                    t0 = time.monotonic()
+                    readings = await driver.read(points)
+                    spent.append(time.monotonic() - t0)
+                times[n] = min(spent)
+                assert driver.requests_sent == 2 * len(plan)
+                assert all(r.quality is GOOD for r in readings.values())
+                assert struct.unpack(">f", readings["s.f32_abcd"].value)[0] == pytest.approx(
+                    -1234.5677490234375)
+            finally:
+                await driver.close()
+        assert len(plan) >= 4
+        assert times[3] < times[1] * 0.7  # requests overlapped on three connections
+    finally:
+        await server.stop()

@@ -54,9 +54,12 @@ class Tables:
     #: a unit that never answers (pymodbus answers unknown ids with exception 4, so a dead
     #: unit is a known one whose hook raises NoSuchIdException: the server stays silent)
     dead: bool = False
+    #: seconds the unit takes to answer each request (a slow device)
+    latency: float = 0.0
 
     def device(self, unit: int) -> SimDevice:
-        return SimDevice(unit, action=_silent if self.dead else None, simdata=(
+        action = _silent if self.dead else (_slow(self.latency) if self.latency else None)
+        return SimDevice(unit, action=action, simdata=(
             [SimData(0, values=list(self.co), datatype=DataType.BITS)],
             [SimData(0, values=list(self.di), datatype=DataType.BITS)],
             [SimData(0, values=list(self.hr), datatype=DataType.REGISTERS)],
@@ -66,6 +69,12 @@ class Tables:
 
 async def _silent(*_: Any) -> None:
     raise NoSuchIdException("this unit is dead")
+
+
+def _slow(seconds: float) -> Any:
+    async def action(*_: Any) -> None:
+        await asyncio.sleep(seconds)
+    return action
 
 
 class TcpServer:

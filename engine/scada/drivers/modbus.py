@@ -143,7 +143,8 @@ class ModbusDriver:
             for c in self._clients:
                 if not c.connected:
                     try:
-                        await asyncio.wait_for(c.connect(), self.timeout)
+                        async with asyncio.timeout(self.timeout):
+                            await c.connect()
                     except (TimeoutError, OSError):
                         pass
             clients = self._connected()
