@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from metamodel import DefinitionError, Model, load
+from metamodel import DefinitionError, Model
 
 from .settings import Settings
 
@@ -55,14 +55,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "mqtt_url": getattr(args, "mqtt_url", None),
+        "overlays": getattr(args, "overlay", None) or None,
     }.items() if v is not None}
     return Settings(**overrides)
 
 
 def load_model(settings: Settings) -> Model:
-    """Load the project's YAML or raise :class:`UserError` with every problem."""
+    """Load the project's YAML (plus overlays), compile its expressions, or raise
+    :class:`UserError` with every problem."""
+    from .rules import load_project
+
     try:
-        return load(settings.project)
+        return load_project(settings.project, settings.overlays)
     except DefinitionError as err:
         raise UserError(err.report()) from None
 
@@ -70,6 +74,10 @@ def load_model(settings: Settings) -> Model:
 def add_project_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", type=Path, default=None,
                    help="folder with modules/, tags/ and screens/ (default: current folder)")
+    p.add_argument("--overlay", type=Path, action="append", default=None, metavar="DIR",
+                   help="site overlay folder with modules/**/*.yaml applied on top of the "
+                        "project; repeatable, later ones win (env CAMPO_OVERLAYS, "
+                        "comma-separated)")
 
 
 def add_database_option(p: argparse.ArgumentParser) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -15,6 +16,9 @@ class Settings(BaseSettings):
 
     #: folder holding modules/, tags/, screens/ and migrations/
     project: Path = Path(".")
+    #: site overlay folders applied on top of the project's modules, in order (env:
+    #: comma-separated); relative ones are taken from the current folder
+    overlays: Annotated[list[Path], NoDecode] = []
     #: SQLAlchemy URL; empty means the embedded SQLite file in ``data_dir``
     database_url: str = ""
     data_dir: Path = Path("data")
@@ -52,6 +56,13 @@ class Settings(BaseSettings):
     #: first-start admin: created only when ``CAMPO_ADMIN_PASSWORD`` is set and no admin exists
     admin_username: str = "admin"
     admin_password: SecretStr = SecretStr("")
+
+    @field_validator("overlays", mode="before")
+    @classmethod
+    def _split_overlays(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [Path(p.strip()) for p in value.split(",") if p.strip()]
+        return value
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<data_dir>/campo.db``."""

@@ -1,0 +1,34 @@
+"""Load a project with every check, the metamodel's and the expressions'.
+
+``metamodel`` cannot import the engine, so the expression checks run here, after
+:func:`metamodel.loader.collect` has built what is sound; all problems of both are
+reported together, sorted by file and line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from metamodel import Model
+from metamodel.loader import collect
+
+from .compiled import compile_rules, remember
+
+log = logging.getLogger(__name__)
+
+
+def load_project(root: Path | str = ".", overlays: Sequence[Path | str] = ()) -> Model:
+    """Load, check and compile a project; raise ``DefinitionError`` listing every problem.
+
+    The compiled expressions are cached on the model (:func:`engine.rules.rules_for`).
+    """
+    model, problems = collect(root, overlays)
+    rules = compile_rules(model, problems)
+    problems.raise_if_any()
+    remember(model, rules)
+    log.debug("loaded %s: %d entities, %d with rules", root, len(model.entities),
+              sum(1 for r in rules.entities.values() if r.computed or r.validations
+                  or r.guards or r.defaults or r.visible_if or r.required_if or r.readonly_if))
+    return model
