@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.api.commands",
     "engine.scada.commands",
     "engine.auth.commands",
+    "engine.rules.commands",
 )
 
 #: What ``campo serve`` runs next to the API, as ``"module:function"``. The function is
