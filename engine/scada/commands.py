@@ -6,7 +6,8 @@
 - ``expand [SITE]``: every tag a site expands to, and the ERP bindings, sorted (stable output
   for reviews and diffs);
 - ``check [TEMPLATE...]``: decode the captured register dumps beside each template
-  (``<template>.dumps/*.yaml``) and compare them with the values they expect.
+  (``<template>.dumps/*.yaml``) and compare them with the values they expect;
+- ``schema``: the JSON Schema of a tags file, for editor completion.
 
 Other modules add their own subcommands to ``campo``; more ``tags`` subcommands go in
 :data:`TAGS_COMMANDS` (name -> (help, add_arguments, handler)).
@@ -254,6 +255,16 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+# --------------------------------------------------------------------------- schema
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from metamodel.tags.schema import tags_json_schema
+
+    print(json.dumps(tags_json_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
 # --------------------------------------------------------------------------- wiring
 
 
@@ -291,6 +302,8 @@ TAGS_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], H
     "expand": ("list every tag and binding a site expands to", _expand_args, _expand),
     "check": ("decode captured register dumps and compare with expected values",
               _check_args, _check),
+    "schema": ("print the JSON Schema of a tags file (for editor completion)",
+               lambda p: None, _schema),
 }
 
 

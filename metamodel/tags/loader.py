@@ -324,8 +324,8 @@ class _Sites:
         units = getattr(dev.spec, "units", [])
         unit = spec.unit_id if spec.unit_id is not None else getattr(dev.spec, "unit_id", None)
         if units and unit not in units:
-            k = key + ("unit_id",) if spec.unit_id is not None else key
-            self.problems.add(doc.where(k), ".".join(k), f"unit id {unit} is not on line "
+            at = key + ("unit_id",) if spec.unit_id is not None else key
+            self.problems.add(doc.where(at), ".".join(at), f"unit id {unit} is not on line "
                               f"'{dev.name}' (units {', '.join(map(str, units))})",
                               "add it to the device's 'units:' list or fix the unit id")
             return

@@ -115,3 +115,18 @@ def test_check_fails_on_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "bad.yaml:2:14: registers.hr:40001[0]: 70000 is not a register 0..65535" in err
     code, _, err = run(capsys, "tags", "check", "esp_wel", "--project", str(root))
     assert code == 1 and "did you mean 'esp_well'?" in err
+
+
+def test_schema_accepts_the_shipped_templates(capsys: pytest.CaptureFixture[str]) -> None:
+    import jsonschema
+    import yaml
+
+    code, out, _ = run(capsys, "tags", "schema")
+    assert code == 0
+    schema = json.loads(out)
+    validator = jsonschema.Draft202012Validator(schema)
+    files = [REPO / "tags/scan_classes.yaml", *sorted((REPO / "tags/templates").glob("*.yaml"))]
+    for f in files:
+        assert list(validator.iter_errors(yaml.safe_load(f.read_text()))) == [], f
+    bad = {"template": "t", "tags": {"a": {"address": "hr:40001", "type": "flaot32"}}}
+    assert list(validator.iter_errors(bad))
