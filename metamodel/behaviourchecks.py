@@ -28,6 +28,11 @@ def _dotted(path: tuple[Any, ...]) -> str:
     return out
 
 
+def _a(word: str) -> str:
+    """``a string``, ``an int``."""
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
 class _Reporter:
     """Adds problems located at paths under one entity."""
 
@@ -118,7 +123,7 @@ def _check_fetch(r: _Reporter, ent: Entity, fname: str, f: Any,
                     f"'{ent.qualname}' has no link field to fetch through")
         return
     if lf.type != "link":
-        r.value(path, f"fetch_from goes through a link field; '{link}' is a {lf.type} field",
+        r.value(path, f"fetch_from goes through a link field; '{link}' is {_a(lf.type)} field",
                 "write '<link field>.<field of the linked entity>', e.g. 'well.name'"
                 + (f"; link fields here: {', '.join(links)}" if links else ""))
         return
@@ -141,8 +146,8 @@ def _check_fetch(r: _Reporter, ent: Entity, fname: str, f: Any,
     ok = (f.type == tf.type or (f.type in ("string", "text") and tf.type in _TEXTS)
           or (f.type in ("decimal", "float") and tf.type in _NUMBERS))
     if not ok:
-        r.value(path, f"fetch_from '{f.fetch_from}' copies a {tf.type} field into a "
-                f"{f.type} field", f"declare this field as 'type: {tf.type}'")
+        r.value(path, f"fetch_from '{f.fetch_from}' copies {_a(tf.type)} field into "
+                f"{_a(f.type)} field", f"declare this field as 'type: {tf.type}'")
     elif f.type == "link" and ent.targets.get(fname) != target.targets.get(tname):
         r.value(path, f"fetch_from '{f.fetch_from}' copies a link to "
                 f"'{target.targets.get(tname)}' into a link to '{ent.targets.get(fname)}'",
@@ -153,7 +158,8 @@ def _check_fetch(r: _Reporter, ent: Entity, fname: str, f: Any,
 
 
 def _check_computed_cycles(r: _Reporter, ent: Entity) -> None:
-    deps = {k: self_refs(f.computed) for k, f in ent.fields.items() if f.computed is not None}
+    deps = {k: self_refs(f.computed) for k, f in ent.fields.items()
+            if f.computed is not None and f.type != "table"}
     for cycle in dependency_order(deps)[1]:
         first = cycle[0]
         r.value(("fields", first, "computed"),
@@ -174,7 +180,7 @@ def _check_series(r: _Reporter, d: EntityDef, ent: Entity) -> None:
     nf = ent.fields.get(naming.field)
     if nf is not None and nf.type != "string":
         r.value(("naming", "field"), f"a naming series fills a string field; "
-                f"'{naming.field}' is a {nf.type} field", "declare it as 'type: string'")
+                f"'{naming.field}' is {_a(nf.type)} field", "declare it as 'type: string'")
     depth_ok = True
     level = 0
     for ch in template:
@@ -212,7 +218,7 @@ def _check_series(r: _Reporter, d: EntityDef, ent: Entity) -> None:
                     "and name that field")
         elif f.type not in _SERIES_TOKEN_TYPES or f.is_virtual:
             kind = "virtual computed" if f.is_virtual else f.type
-            r.value(path, f"token '{{{tok}}}' names a {kind} field",
+            r.value(path, f"token '{{{tok}}}' names {_a(kind)} field",
                     "a series can insert string, enum, int or date fields")
     if nf is not None and nf.type == "string" and series.min_length() > nf.max_length:
         r.value(path, f"names of series '{template}' are at least {series.min_length()} "
@@ -259,7 +265,7 @@ def _check_workflow(r: _Reporter, d: EntityDef, ent: Entity, roles: dict[str, Ro
         return
     if sf.type != "enum":
         r.value(("workflow", "field"), f"the workflow field must be an enum field; "
-                f"'{wf.field}' is a {sf.type} field",
+                f"'{wf.field}' is {_a(sf.type)} field",
                 "declare it as 'type: enum' with the states as its values")
         return
     if sf.computed is not None or sf.fetch_from is not None:

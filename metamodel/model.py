@@ -526,7 +526,7 @@ class Entity:
         from .behaviour import dependency_order, self_refs
 
         deps = {k: self_refs(f.computed) for k, f in self.spec.fields.items()
-                if f.computed is not None}
+                if f.computed is not None and f.type != "table"}
         return tuple(dependency_order(deps)[0])
 
     def computed_fields(self) -> dict[str, Any]:

@@ -117,7 +117,7 @@ def _merge(o: Document, docs: list[Document], problems: Problems) -> Document | 
             guess = did_you_mean(str(name), known)
             problems.add(o.where_key(path), dotted(path),
                          f"overlay changes unknown entity '{module}.{name}'",
-                         (guess + "; " if guess else "") + "to add a new entity, give its "
+                         (guess + " " if guess else "") + "To add a new entity, give its "
                          "'fields:'")
     value = {k: v for k, v in value.items() if k != "overlay"}
     value["entities"] = added
@@ -211,8 +211,8 @@ def _merge_fields(o: Document, b: Document, kp: KeyPath, fields: Any,
                 problems.add(o.where_key(fp), dotted(fp),
                              f"overlay changes unknown field '{fname}' of "
                              f"'{b.value.get('module')}.{kp[1]}'",
-                             (guess + "; " if guess else "") + "to add a new field, give its "
-                             "'type:'")
+                             (guess + " " if guess else "") + "To add a new field, give "
+                             "its 'type:'")
             continue
         base = have[fname]
         if not isinstance(spec, dict):

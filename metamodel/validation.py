@@ -33,7 +33,16 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from .errors import Problem, did_you_mean, expected_one_of
-from .model import ENTITY_REF_PATTERN, ENUM_CODE_PATTERN, NAME_HINT, NAME_PATTERN, FieldBase
+from .model import (
+    ENTITY_REF_PATTERN,
+    ENUM_CODE_PATTERN,
+    FETCH_PATTERN,
+    NAME_HINT,
+    NAME_PATTERN,
+    STATE_COLOR_PATTERN,
+    STATE_COLORS,
+    FieldBase,
+)
 from .source import Document, dotted
 
 #: pattern -> (what a matching string is, hint); see :func:`describe_pattern`.
@@ -44,6 +53,10 @@ _PATTERNS: dict[str, tuple[str, str]] = {
                         "or '-' (no spaces)"),
     ENTITY_REF_PATTERN: ("a valid entity reference",
                          "write 'entity' for an entity of the same module or 'module.entity'"),
+    FETCH_PATTERN: ("a valid fetch_from reference",
+                    "write '<link field>.<field of the linked entity>', e.g. 'well.name'"),
+    STATE_COLOR_PATTERN: ("a state color", "use one of " + ", ".join(STATE_COLORS)
+                          + ", or '#rrggbb'"),
 }
 
 

@@ -159,6 +159,8 @@ def compile_entity(model: Model, ent: Entity, problems: Problems) -> EntityRules
     out = EntityRules(ent, user_scope)
     compiled: dict[tuple[str, str | None, int | None], Expression] = {}
     for site in ent.expressions():
+        if not site.source.strip():
+            continue  # an empty expression is reported by the metamodel
         try:
             compiled[(site.kind, site.field, site.index)] = _compile_site(ent, site, scope,
                                                                           user_scope)

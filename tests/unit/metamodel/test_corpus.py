@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from metamodel import DefinitionError, load
+from engine.rules import load_project
+from metamodel import DefinitionError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "defs"
 INVALID = FIXTURES / "invalid"
@@ -25,10 +26,20 @@ CASES = sorted(p.name for p in INVALID.iterdir() if p.is_dir())
 UPDATE = os.environ.get("CAMPO_UPDATE_GOLDEN") == "1"
 
 
+def overlays_of(case: Path) -> list[Path]:
+    """A case's overlay folders: ``<case>/sites/*``, in name order."""
+    sites = case / "sites"
+    return sorted(p for p in sites.iterdir() if p.is_dir()) if sites.is_dir() else []
+
+
 def report_for(case: Path) -> str:
-    """What ``campo validate`` prints for a project (problems, then the summary line)."""
+    """What ``campo validate`` prints for a project (problems, then the summary line).
+
+    Expressions are checked too (``engine.rules``), as ``campo validate`` does; a case with
+    a ``sites/`` folder is loaded with each of its subfolders as an overlay.
+    """
     with pytest.raises(DefinitionError) as info:
-        load(case)
+        load_project(case, overlays_of(case))
     return info.value.report() + "\n"
 
 
@@ -57,7 +68,7 @@ def test_invalid_case_lines_are_well_formed(case: str) -> None:
     heads = [line for line in lines[:-1] if not line.startswith("  hint: ")]
     assert heads
     for line in heads:
-        m = re.match(r"^(modules/[^:]+):(\d+):(\d+): (.+)$", line)
+        m = re.match(r"^((?:modules|sites)/[^:]+):(\d+):(\d+): (.+)$", line)
         assert m, line
         source = (INVALID / case / m.group(1)).read_text(encoding="utf-8").split("\n")
         row, col = int(m.group(2)), int(m.group(3))
