@@ -45,6 +45,20 @@ EXCEPTION_CODES: dict[int, str] = {
     11: "gateway target device failed to respond",
 }
 
+class _DemoteTimeouts(logging.Filter):
+    """pymodbus logs every unanswered request at ERROR; this driver reports a silent unit
+    itself (BAD quality with the reason, one log line per state change in the runtime), so
+    those lines are demoted to DEBUG instead of repeating every scan."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith("No response received"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+logging.getLogger("pymodbus.logging").addFilter(_DemoteTimeouts())
+
 _READS = {
     "coil": "read_coils", "discrete_input": "read_discrete_inputs",
     "holding_register": "read_holding_registers", "input_register": "read_input_registers",
