@@ -96,6 +96,10 @@ async def test_rtu_reads_every_unit_and_a_dead_unit_costs_one_timeout(
         # the silent unit is in the readings, not an ERROR line from pymodbus every scan
         assert not [r for r in caplog.records if r.name.startswith("pymodbus")
                     and r.levelno >= logging.ERROR]
+        await driver.read(points)
+        silent = [r.getMessage() for r in caplog.records if "not answering" in r.getMessage()]
+        assert silent == ["device s.line: unit 3 not answering: unit 3 did not answer "
+                          "within 0.25 s"]  # once, not once per scan
     finally:
         await driver.close()
 

@@ -84,6 +84,7 @@ class ModbusDriver:
         self._clients: list[Any] = []
         self._plans: dict[int, tuple[Sequence[PointRef], list[Request]]] = {}
         self.requests_sent = 0
+        self._silent: set[int] = set()
 
     # ------------------------------------------------------------------ connection
 
@@ -174,11 +175,24 @@ class ModbusDriver:
             self._fail(req, lost[0] if lost else "not read", out)
         if lost and not self._connected():
             raise DeviceUnavailable(lost[0])
-        if dead and len(dead) == len({r.unit_id for r in requests}) and \
-                all(r.quality is BAD for r in out.values()):
+        units = {r.unit_id for r in requests}
+        if dead and len(dead) == len(units) and all(r.quality is BAD for r in out.values()):
             # not one unit answered: the link (or the gateway) is gone, not a unit
             raise DeviceUnavailable(f"no unit answered within {self.timeout:g} s")
+        self._note_units(units, dead)
         return out
+
+    def _note_units(self, units: set[int], dead: dict[int, str]) -> None:
+        """Log once when a unit stops answering and once when it answers again."""
+        for unit, reason in dead.items():
+            if unit not in self._silent:
+                self._silent.add(unit)
+                log.warning("device %s: unit %d not answering: %s", self.device.qualname,
+                            unit, reason)
+        for unit in units - dead.keys():
+            if unit in self._silent:
+                self._silent.discard(unit)
+                log.info("device %s: unit %d answering again", self.device.qualname, unit)
 
     async def _worker(self, client: Any, pending: list[Request], out: dict[str, Reading],
                       dead: dict[int, str], lost: list[str]) -> None:
