@@ -16,7 +16,7 @@ from metamodel.schema import json_schema
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "defs"
 REPO = Path(__file__).resolve().parents[3]
-VALID_FILES = sorted([*(REPO / "modules").rglob("*.yaml"),
+VALID_FILES = sorted([*(REPO / "modules").rglob("*.yaml"), *(REPO / "sites").rglob("*.yaml"),
                       *(FIXTURES / "valid").rglob("*.yaml"), *(FIXTURES / "valid").rglob("*.yml")])
 
 
@@ -31,8 +31,11 @@ def test_schema_is_draft7_for_the_yaml_language_server() -> None:
     schema = json_schema()
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
     assert "$defs" not in json.dumps(schema)  # draft-07 uses definitions
-    assert schema["required"] == ["module"]
-    assert schema["additionalProperties"] is False
+    module_file = schema["definitions"]["ModuleFile"]
+    assert module_file["required"] == ["module"]
+    assert module_file["additionalProperties"] is False
+    assert schema["else"] == {"$ref": "#/definitions/ModuleFile"}
+    assert schema["then"] == {"$ref": "#/definitions/OverlayFile"}
 
 
 def _as_editor_sees(value: Any) -> Any:
@@ -57,13 +60,21 @@ def test_valid_files_pass_the_schema(validator: jsonschema.Draft7Validator, path
     "module: Bad\n",
     "entities: {}\n",
     "module: a\nentities: {x: {fields: {n: {type: int}}, permissions: {viewer: [write]}}}",
+    "module: a\nentities: {x: {fields: {n: {type: int, stored: 'no'}}}}",
+    "module: a\nentities: {x: {fields: {s: {type: enum, values: [a]}}, workflow: {field: s, "
+    "transitions: [{action: go, form: [a], to: a}]}}}",
+    "module: a\nentities: {x: {fields: {n: {type: int}}, validations: [{rul: 'x'}]}}",
+    "module: a\nentities: {x: {fields: {n: {type: string}}, naming: {field: n, serie: 'A'}}}",
+    "overlay: true\nmodule: a\nentities: {x: {workflow: {field: s}}}",
+    "overlay: true\nmodule: a\nentities: {x: {fields: {n: {hiden: true}}}}",
+    "overlay: true\nentities: {}",
 ])
 def test_typos_fail_the_schema(validator: jsonschema.Draft7Validator, text: str) -> None:
     assert list(validator.iter_errors(yaml.safe_load(text)))
 
 
 def _properties(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    out = [("ModuleFile", k, v) for k, v in schema["properties"].items()]
+    out = []
     for name, d in schema["definitions"].items():
         out += [(name, k, v) for k, v in d.get("properties", {}).items()]
     return out
@@ -77,7 +88,8 @@ def test_every_key_is_described_for_editors() -> None:
     examples = {f"{m}.{k}" for m, k, v in _properties(schema) if v.get("examples")}
     assert {"ModuleFile.module", "LinkField.to", "EnumField.values", "EntitySpec.title",
             "EntitySpec.permissions", "RoleSpec.inherits"} <= examples
-    assert schema["patternProperties"] == {"^x-": schema["patternProperties"]["^x-"]}
+    pattern = schema["definitions"]["ModuleFile"]["patternProperties"]
+    assert pattern == {"^x-": pattern["^x-"]}
 
 
 def test_campo_schema_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
