@@ -43,12 +43,13 @@ def apply_overlays(docs: list[Document], folders: Sequence[Path], root: Path,
     seen: set[Path] = set()
     for folder in folders:
         if folder.resolve() in seen:
-            problems.add(Location(folder.as_posix(), 1, 1), "", "overlay folder is given twice",
+            problems.add(Location(display_path(folder, root), 1, 1), "",
+                         "overlay folder is given twice",
                          "give each overlay folder once")
             continue
         seen.add(folder.resolve())
         if not (folder / "modules").is_dir():
-            problems.add(Location(folder.as_posix(), 1, 1), "",
+            problems.add(Location(display_path(folder, root), 1, 1), "",
                          "overlay folder has no modules/ folder" if folder.is_dir()
                          else "overlay folder does not exist",
                          "give a folder that contains modules/**/*.yaml")
