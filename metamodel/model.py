@@ -491,13 +491,15 @@ class Entity:
         if self.doc is None:
             return self.field_locations.get(path[1], self.location) if len(path) > 1 and \
                 path[0] == "fields" else self.location
-        return self.doc.where(("entities", self.name, *path))
+        loc: Location = self.doc.where(("entities", self.name, *path))
+        return loc
 
     def where_key(self, *path: Any) -> Location:
         """Location of the key that ends ``path`` under this entity."""
         if self.doc is None:
             return self.where(*path)
-        return self.doc.where_key(("entities", self.name, *path))
+        loc: Location = self.doc.where_key(("entities", self.name, *path))
+        return loc
 
     @property
     def validations(self) -> tuple[ValidationSpec, ...]:

@@ -9,8 +9,14 @@ expressions for the runtime (:func:`rules_for`).
 
 from __future__ import annotations
 
-from .compiled import EntityRules, Rules, compile_entity, compile_rules, rules_for, \
-    scope_with_virtuals
+from .compiled import (
+           EntityRules,
+           Rules,
+           compile_entity,
+           compile_rules,
+           rules_for,
+           scope_with_virtuals,
+)
 from .loading import load_project
 from .locate import expression_location
 

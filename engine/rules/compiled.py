@@ -25,8 +25,8 @@ from typing import Any
 from engine.expr import (
     Context,
     EvalError,
-    Expression,
     ExprError,
+    Expression,
     FieldType,
     ObjectType,
     Scope,

@@ -25,8 +25,8 @@ _COMMENT_COLUMN = 64
 
 def _flow(value: Any) -> str:
     """One-line YAML for ``value`` (flow style)."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf, allow_unicode=True,
-                          sort_keys=False).strip()
+    text = str(yaml.safe_dump(value, default_flow_style=True, width=math.inf,
+                              allow_unicode=True, sort_keys=False)).strip()
     return text[:-4] if text.endswith("\n...") else text.removesuffix("...").strip()
 
 

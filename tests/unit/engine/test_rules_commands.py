@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.cli import main, settings_from, build_parser
+from engine.cli import build_parser, main, settings_from
 from engine.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
