@@ -5,8 +5,18 @@ See ``engine/api/README.md`` for the package's rules and ``docs/api.md`` for the
 
 from __future__ import annotations
 
-from .access import Authorize, CurrentUser, allow_all, no_user
+from .access import (
+    Authorize,
+    CurrentUser,
+    RecordChange,
+    RowFilter,
+    all_rows,
+    allow_all,
+    no_audit,
+    no_user,
+)
 from .app import InitHook, StartHook, api_context, create_app, shutdown
 
-__all__ = ["Authorize", "CurrentUser", "InitHook", "StartHook", "allow_all", "api_context",
-           "create_app", "no_user", "shutdown"]
+__all__ = ["Authorize", "CurrentUser", "InitHook", "RecordChange", "RowFilter", "StartHook",
+           "all_rows", "allow_all", "api_context", "create_app", "no_audit", "no_user",
+           "shutdown"]

@@ -35,7 +35,16 @@ from engine.db import build_metadata
 from engine.settings import Settings
 from metamodel import Model
 
-from .access import Authorize, CurrentUser, allow_all, no_user
+from .access import (
+    Authorize,
+    CurrentUser,
+    RecordChange,
+    RowFilter,
+    all_rows,
+    allow_all,
+    no_audit,
+    no_user,
+)
 from .errors import register_error_handlers
 from .health import Health, campo_version, health_blueprint
 from .meta import meta_blueprint
@@ -63,6 +72,7 @@ def _docs_static() -> flask.Blueprint:
 
 def create_app(model: Model, engine: Engine, settings: Settings | None = None, *,
                authorize: Authorize = allow_all, current_user: CurrentUser = no_user,
+               row_filter: RowFilter = all_rows, record_change: RecordChange = no_audit,
                on_init: Iterable[InitHook] = (),
                extra_blueprints: Iterable[flask.Blueprint] = (),
                on_start: Iterable[StartHook] = ()) -> Flask:
@@ -70,6 +80,10 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
 
     :param authorize: ``(entity, action) -> bool`` called by every generated view.
     :param current_user: ``() -> str | None`` recorded in created_by/updated_by.
+    :param row_filter: ``(entity, table) -> clause | None``: the caller's row-level scope,
+        added to every read and to the link checks of writes.
+    :param record_change: ``(conn, *, action, entity, record_id, before, after)`` audits
+        each write in its own transaction.
     :param on_init: hooks called with ``(app, api)`` before the generated blueprints.
     :param extra_blueprints: more routes (flask-smorest Blueprints are also documented).
     :param on_start: hooks called with the app once it is built; a hook may return a
@@ -96,7 +110,8 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
         init(app, api)
     metadata = build_metadata(model)
     ctx = ApiContext(model, engine, settings, build_resources(model, metadata), authorize,
-                     current_user, delete_referrers(model, metadata))
+                     current_user, delete_referrers(model, metadata), row_filter,
+                     record_change)
     for blp in module_blueprints(ctx):
         api.register_blueprint(blp)
     api.register_blueprint(meta_blueprint(ctx))

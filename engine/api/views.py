@@ -25,7 +25,7 @@ from engine.settings import Settings
 from metamodel import Model
 
 from . import openapi
-from .access import Authorize, CurrentUser
+from .access import Authorize, CurrentUser, RecordChange, RowFilter, all_rows, no_audit
 from .errors import ApiError, json_response
 from .query import QueryError, parse_list_query
 from .reads import get_record, list_page
@@ -54,6 +54,14 @@ class ApiContext:
     current_user: CurrentUser
     #: qualified entity -> links that restrict deleting its records
     referrers: dict[str, list[Referrer]] = field(default_factory=dict)
+    #: ``(entity, table) -> clause | None``: the caller's row-level scope (see .access)
+    row_filter: RowFilter = all_rows
+    #: ``(conn, *, action, entity, record_id, before, after)``: audit a write (see .access)
+    record_change: RecordChange = no_audit
+
+    def scope(self, res: Resource) -> sa.ColumnElement[bool] | None:
+        """The caller's row-level scope on ``res``'s table (None: every row)."""
+        return self.row_filter(res.entity, res.table)
 
     def check(self, res: Resource, action: str) -> None:
         """403 unless the current user may ``action`` on the entity."""
