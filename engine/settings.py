@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     mqtt_url: str = ""
     #: start the simulated well pad with ``campo serve`` (the embedded default)
     simulate: bool = True
+    #: run the SCADA runtime (polling the devices of ``tags/``) inside ``campo serve``
+    scada: bool = True
+    #: how the web side reaches the SCADA runtime: ``inproc`` (same process) or ``mqtt``
+    #: (separate processes joined by the broker at ``mqtt_url``)
+    bus: str = "inproc"
+    bus_prefix: str = "campo/bus"
     #: largest page a list endpoint serves
     max_page_size: int = 1000
     default_page_size: int = 50

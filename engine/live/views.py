@@ -98,7 +98,8 @@ def build_blueprint(live: LiveTags) -> Blueprint:
                 deny(err.message, entity="tag", record_id=path, action="write")
             fail(err.status, err.message, field=err.field)
         before = live.values([tag]).get(tag.path)
-        outcome = live.write(tag, value, {"user": p.username, "user_id": p.user_id})
+        outcome = live.write(tag, value, {"user": p.username, "user_id": p.user_id,
+                                          "roles": sorted(p.roles)})
         state = get_state()
         with state.engine.begin() as conn:
             record(conn, action="tag.write", entity="tag", record_id=path,
@@ -225,5 +226,6 @@ def init_live(app: Flask, api: Api, live: LiveTags) -> None:
     app.extensions["campo_live"] = live
     api.register_blueprint(build_blueprint(live))
     register_ws(app, live)
-    state = get_state()
-    state.public_paths = state.public_paths | {WS_PATH}  # it authenticates itself
+    with app.app_context():
+        state = get_state()
+        state.public_paths = state.public_paths | {WS_PATH}  # it authenticates itself

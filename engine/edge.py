@@ -1,0 +1,139 @@
+"""The edge process: the SCADA runtime, the bus and the live-tag API beside ``campo serve``.
+
+This module is wiring, like the CLI: it is the one place that imports both the SCADA side
+(:mod:`engine.scada`) and the web side (:mod:`engine.live`), which never import each other.
+Listed in :data:`engine.cli.SERVE_PLUGINS`; ``campo serve`` calls :func:`serve_plugin`, then
+
+- ``init_app(app, api)``: registers ``/api/tags`` and ``/api/ws``;
+- ``start()``: starts the runtime thread (when ``tags/`` defines devices and
+  ``CAMPO_SCADA`` is true), publishes every tag change to the bus and serves write requests;
+- ``stop()``: stops both.
+
+With ``CAMPO_BUS=mqtt`` the web process only reads the bus; run the runtime elsewhere
+with ``campo scada`` (same project, same broker).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+from sqlalchemy.engine import Engine
+
+from engine.bus import Bus, InProcessBus, LiveValue, WriteOutcome
+from engine.settings import Settings
+from metamodel import DefinitionError, Model
+from metamodel.tags import TagModel, load_tags, tag_files
+
+log = logging.getLogger(__name__)
+
+
+def to_live(values: Sequence[Any]) -> list[LiveValue]:
+    """Runtime ``TagValue``s as bus messages."""
+    return [LiveValue(v.tag, v.value, v.quality.name.lower(), v.ts, v.reason) for v in values]
+
+
+def make_bus(settings: Settings) -> Bus:
+    """The bus the settings ask for."""
+    if settings.bus == "mqtt":
+        from engine.bus.mqtt import MqttBus
+
+        if not settings.mqtt_url:
+            raise ValueError("CAMPO_BUS=mqtt needs CAMPO_MQTT_URL")
+        return MqttBus(settings.mqtt_url, prefix=settings.bus_prefix)
+    if settings.bus != "inproc":
+        raise ValueError(f"CAMPO_BUS must be 'inproc' or 'mqtt', not {settings.bus!r}")
+    return InProcessBus()
+
+
+def load_site_tags(project: Path, model: Model | None) -> TagModel | None:
+    """The project's tag model, or None when it has no ``tags/`` files."""
+    if not tag_files(project):
+        return None
+    roles = list(model.roles) if model is not None else None
+    return load_tags(project, environ=dict(os.environ), roles=roles)
+
+
+class RuntimeBridge:
+    """Runs the SCADA runtime in a thread and joins it to a bus."""
+
+    def __init__(self, tags: TagModel, bus: Bus) -> None:
+        from engine.scada.runtime import Runtime, RuntimeThread
+
+        self.bus = bus
+        self.thread = RuntimeThread(Runtime(tags))
+        self._sub: Any = None
+
+    def start(self) -> None:
+        """Start polling; every change goes to the bus, the bus's writes come here."""
+        self.thread.start()
+        self._sub = self.thread.subscribe("**", lambda vs: self.bus.publish(to_live(vs)))
+        self.bus.publish(to_live(list(self.thread.snapshot().values())))
+        self.bus.serve_writes(self.write)
+
+    def write(self, tag: str, value: Any, meta: dict[str, Any]) -> WriteOutcome:
+        """Bus write handler: write through the runtime, confirmed by read-back."""
+        from engine.scada.runtime import WriteError
+
+        roles = meta.get("roles") or ()
+        timeout = float(meta.get("timeout") or 10.0)
+        try:
+            result = self.thread.write(tag, value, roles, timeout=timeout)
+        except WriteError as err:
+            return WriteOutcome(False, error=err.message)
+        return WriteOutcome(True, result.value)
+
+    def stop(self) -> None:
+        if self._sub is not None:
+            close = getattr(self._sub, "close", None)
+            if close is not None:
+                close()
+        self.thread.stop()
+
+
+class EdgePlugin:
+    """What ``campo serve`` runs beside the API (see the module docstring)."""
+
+    def __init__(self, tags: TagModel | None, bus: Bus, engine: Engine,
+                 run_runtime: bool) -> None:
+        from engine.live import LiveTags
+
+        self.tags = tags
+        self.bus = bus
+        self.live = LiveTags(tags, bus, engine)
+        self.bridge = RuntimeBridge(tags, bus) if (tags is not None and run_runtime) else None
+
+    def init_app(self, app: Flask, api: Api) -> None:
+        from engine.live import init_live
+
+        init_live(app, api, self.live)
+
+    def start(self) -> None:
+        if self.bridge is not None:
+            self.bridge.start()
+            log.info("SCADA runtime started: %d tags", len(self.tags.tags) if self.tags else 0)
+
+    def stop(self) -> None:
+        if self.bridge is not None:
+            self.bridge.stop()
+        self.bus.close()
+
+
+def serve_plugin(model: Model, engine: Engine, settings: Settings) -> EdgePlugin:
+    """``campo serve`` plugin: live tags always; the runtime when tags and settings allow."""
+    from engine.cli import UserError
+
+    try:
+        tags = load_site_tags(settings.project, model)
+    except DefinitionError as err:
+        raise UserError(err.report()) from None
+    try:
+        bus = make_bus(settings)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    return EdgePlugin(tags, bus, engine, settings.scada and settings.bus == "inproc")
