@@ -103,6 +103,11 @@ def _audit(conn: sa.Connection, action: str, user_id: int, **kw: Any) -> None:
 def _user_create(args: argparse.Namespace) -> int:
     model = load_model(settings_from(args))
     engine = _engine(args)
+    if args.if_missing:
+        with engine.connect() as conn:
+            if find_user(conn, args.username) is not None:
+                print(f"user {args.username} exists already; nothing to do")
+                return 0
     pw_hash = None
     if not args.service:
         pw_hash = Passwords().hash(_read_password(args, args.username))
@@ -256,6 +261,8 @@ def register(subparsers: Any) -> None:
     p = us.add_parser("create", help="create a user (the first admin: --role admin)")
     p.add_argument("username")
     p.add_argument("--role", action="append", default=[], help="role (repeatable)")
+    p.add_argument("--if-missing", action="store_true",
+                   help="do nothing (exit 0) when the user exists already")
     p.add_argument("--site", action="append", default=[], help="site code, * = all (repeatable)")
     p.add_argument("--display-name", default=None)
     p.add_argument("--email", default=None)
