@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from .access import (
     Authorize,
+    CurrentRoles,
     CurrentUser,
     RecordChange,
     RowFilter,
+    admin_roles,
     all_rows,
     allow_all,
     no_audit,
@@ -17,6 +19,6 @@ from .access import (
 )
 from .app import InitHook, StartHook, api_context, create_app, shutdown
 
-__all__ = ["Authorize", "CurrentUser", "InitHook", "RecordChange", "RowFilter", "StartHook",
-           "all_rows", "allow_all", "api_context", "create_app", "no_audit", "no_user",
-           "shutdown"]
+__all__ = ["Authorize", "CurrentRoles", "CurrentUser", "InitHook", "RecordChange", "RowFilter",
+           "StartHook", "admin_roles", "all_rows", "allow_all", "api_context", "create_app",
+           "no_audit", "no_user", "shutdown"]

@@ -25,6 +25,9 @@ from metamodel import Entity
 Authorize = Callable[[Entity, str], bool]
 #: ``current_user() -> name or None``; called once per write, inside the request.
 CurrentUser = Callable[[], str | None]
+#: ``current_roles() -> effective roles`` (inherited ones included) of the caller; workflow
+#: actions check them against a transition's ``roles`` and expressions read ``user.roles``.
+CurrentRoles = Callable[[], frozenset[str]]
 #: ``row_filter(entity, table) -> boolean clause over table, or None`` (no restriction).
 #: Called inside the request; ``table`` is the entity's generated ``sa.Table``.
 RowFilter = Callable[[Entity, sa.Table], "sa.ColumnElement[bool] | None"]
@@ -52,6 +55,11 @@ def allow_all(entity: Entity, action: str) -> bool:
 def no_user() -> str | None:
     """No user is known (no authentication)."""
     return None
+
+
+def admin_roles() -> frozenset[str]:
+    """The caller acts as admin (no authentication: everyone may do everything)."""
+    return frozenset({"admin"})
 
 
 def all_rows(entity: Entity, table: sa.Table) -> sa.ColumnElement[bool] | None:

@@ -37,9 +37,11 @@ from metamodel import Model
 
 from .access import (
     Authorize,
+    CurrentRoles,
     CurrentUser,
     RecordChange,
     RowFilter,
+    admin_roles,
     all_rows,
     allow_all,
     no_audit,
@@ -73,6 +75,7 @@ def _docs_static() -> flask.Blueprint:
 def create_app(model: Model, engine: Engine, settings: Settings | None = None, *,
                authorize: Authorize = allow_all, current_user: CurrentUser = no_user,
                row_filter: RowFilter = all_rows, record_change: RecordChange = no_audit,
+               current_roles: CurrentRoles = admin_roles,
                on_init: Iterable[InitHook] = (),
                extra_blueprints: Iterable[flask.Blueprint] = (),
                on_start: Iterable[StartHook] = ()) -> Flask:
@@ -84,6 +87,8 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
         added to every read and to the link checks of writes.
     :param record_change: ``(conn, *, action, entity, record_id, before, after)`` audits
         each write in its own transaction.
+    :param current_roles: ``() -> frozenset[str]``: the caller's effective roles (workflow
+        transitions, ``user.roles`` in expressions); the default acts as admin.
     :param on_init: hooks called with ``(app, api)`` before the generated blueprints.
     :param extra_blueprints: more routes (flask-smorest Blueprints are also documented).
     :param on_start: hooks called with the app once it is built; a hook may return a
@@ -111,7 +116,7 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
     metadata = build_metadata(model)
     ctx = ApiContext(model, engine, settings, build_resources(model, metadata), authorize,
                      current_user, delete_referrers(model, metadata), row_filter,
-                     record_change)
+                     record_change, current_roles)
     for blp in module_blueprints(ctx):
         api.register_blueprint(blp)
     api.register_blueprint(meta_blueprint(ctx))

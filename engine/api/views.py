@@ -25,7 +25,16 @@ from engine.settings import Settings
 from metamodel import Model
 
 from . import openapi
-from .access import Authorize, CurrentUser, RecordChange, RowFilter, all_rows, no_audit
+from .access import (
+    Authorize,
+    CurrentRoles,
+    CurrentUser,
+    RecordChange,
+    RowFilter,
+    admin_roles,
+    all_rows,
+    no_audit,
+)
 from .errors import ApiError, json_response
 from .query import QueryError, parse_list_query
 from .reads import get_record, list_page
@@ -58,6 +67,8 @@ class ApiContext:
     row_filter: RowFilter = all_rows
     #: ``(conn, *, action, entity, record_id, before, after)``: audit a write (see .access)
     record_change: RecordChange = no_audit
+    #: ``() -> roles`` of the caller (workflow actions, ``user.roles`` in expressions)
+    current_roles: CurrentRoles = admin_roles
 
     def scope(self, res: Resource) -> sa.ColumnElement[bool] | None:
         """The caller's row-level scope on ``res``'s table (None: every row)."""
