@@ -44,6 +44,7 @@ def check_entities(salvage: Salvage, entities: dict[str, Entity], roles: dict[st
         _check_lists(d, ent, problems)
         _check_generated_names(d, ent, problems)
         _check_permissions(d, ent, roles, salvage, problems)
+        _check_access_rules(d, ent, roles, salvage, problems)
         check_behaviour(d, ent, entities, roles, salvage, problems)
         if ent.spec.child and ent.parent is None and not salvage.maybe_referenced(ent.name):
             problems.add(d.doc.where_key(d.path + ("child",)), _dotted(d.path + ("child",)),
@@ -298,6 +299,31 @@ def _check_permissions(d: EntityDef, ent: Entity, roles: dict[str, Role], salvag
                 problems.add(d.doc.where(p + (i,)), f"{_dotted(p)}[{i}]",
                              f"action '{action}' is listed twice")
             seen.add(action)
+
+
+def _check_access_rules(d: EntityDef, ent: Entity, roles: dict[str, Role],
+                        salvage: Salvage, problems: Problems) -> None:
+    """``hidden_for``/``readonly_for`` name known roles, on top-level entities only;
+    ``scope`` only on top-level entities (its expression is checked by engine.rules)."""
+    if ent.spec.child and ent.spec.scope is not None:
+        p = d.path + ("scope",)
+        problems.add(d.doc.where_key(p), _dotted(p),
+                     "a child entity has no scope of its own; its rows are seen with their "
+                     "parent", "move 'scope:' to the parent entity")
+    for fname, f in ent.fields.items():
+        for key in ("hidden_for", "readonly_for"):
+            listed = getattr(f, key, None) or []
+            base = d.path + ("fields", fname, key)
+            if listed and ent.spec.child:
+                problems.add(d.doc.where_key(base), _dotted(base),
+                             f"fields of a child entity have no {key} of their own; its rows "
+                             "are shown and written with their parent's",
+                             f"put '{key}' on the parent's table field")
+                continue
+            for i, role in enumerate(listed):
+                if role not in roles and role not in salvage.broken_roles:
+                    problems.add(d.doc.where(base + (i,)), f"{_dotted(base)}[{i}]",
+                                 f"unknown role '{role}'", expected_one_of(role, roles))
 
 
 # --------------------------------------------------------------------------- cycles

@@ -45,13 +45,13 @@ StateColor = Annotated[str, StringConstraints(pattern=STATE_COLOR_PATTERN)]
 #: Field options that hold an expression (``default: '=...'`` is one too).
 FIELD_EXPRESSION_KEYS: tuple[str, ...] = ("computed", "visible_if", "required_if", "readonly_if")
 
-ACTIONS: tuple[str, ...] = ("read", "create", "update", "delete")
-Action = Literal["read", "create", "update", "delete"]
+ACTIONS: tuple[str, ...] = ("read", "create", "update", "delete", "export")
+Action = Literal["read", "create", "update", "delete", "export"]
 BUILTIN_ROLES: tuple[str, ...] = ("admin", "supervisor", "operator", "viewer", "scada")
 #: Permissions an entity gets when its YAML has no ``permissions:`` block.
 DEFAULT_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "admin": ACTIONS,
-    "supervisor": ("read", "create", "update"),
+    "supervisor": ("read", "create", "update", "export"),
     "operator": ("read",),
     "viewer": ("read",),
 }
@@ -139,6 +139,14 @@ class FieldBase(Spec):
     hidden: bool = Field(
         False, description="Not shown in forms, lists or /api/meta, but still stored (site "
         "overlays use it to hide a field they do not need).")
+    hidden_for: list[Name] = Field(
+        [], description="Roles that may not see this field: it is left out of their records, "
+        "/api/meta and exports, and they cannot filter, sort or write it (a user holding or "
+        "inheriting any listed role).", examples=[["operator", "viewer"]])
+    readonly_for: list[Name] = Field(
+        [], description="Roles that may see but not change this field: a write that changes "
+        "it is refused with 403 (a user holding or inheriting any listed role).",
+        examples=[["operator"]])
 
     @property
     def default_expression(self) -> str | None:
@@ -400,13 +408,21 @@ class EntitySpec(Spec):
     indexes: list[list[Name]] = Field(
         [], description="Database indexes over several fields.", examples=[[["status", "pad"]]])
     permissions: dict[Name, list[Action]] | None = Field(
-        None, description="Role -> allowed actions (read, create, update, delete). Without "
-        "this block: admin all, supervisor read/create/update, operator and viewer read. With "
-        "it, only the roles listed (admin keeps everything unless listed).",
+        None, description="Role -> allowed actions (read, create, update, delete, export). "
+        "Without this block: admin all, supervisor read/create/update/export, operator and "
+        "viewer read. With it, only the roles listed (admin keeps everything unless listed).",
         examples=[{"operator": ["read", "create"], "viewer": ["read"]}])
     renamed_from: Name | None = Field(
         None, description="Previous name of this entity: the migration renames its table "
         "and keeps the data.")
+    scope: Expr | None = Field(
+        None, description="Row-level scope: an expression over self and user that a record "
+        "must satisfy to be visible to the caller (lists, gets, links, exports, aggregates); "
+        "it must translate to SQL: fields of self or of a record linked from self, compared "
+        "with constants and user.username, user.id, user.sites, user.roles, joined with "
+        "and/or/not. Admins see every row; for a user with site '*' every test on "
+        "user.sites passes.",
+        examples=["self.site in user.sites", "self.created_by == user.username"])
     validations: list[ValidationSpec] = Field(
         [], description="Rules a record must satisfy to be saved; every failed rule is "
         "reported (422).", examples=[[{"rule": "self.total >= 0", "message": {

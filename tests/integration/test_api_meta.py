@@ -61,7 +61,7 @@ def test_meta_lists_modules_entities_and_fields(env: ApiEnv) -> None:
 def test_meta_of_one_entity(env: ApiEnv) -> None:
     body = env.client.get("/api/meta/plant/site").json
     assert body["qualname"] == "plant.site" and body["naming"] == "name"
-    assert body["permissions"]["admin"] == ["create", "delete", "read", "update"]
+    assert body["permissions"]["admin"] == ["create", "delete", "export", "read", "update"]
     child = env.client.get("/api/meta/plant/reading").json
     assert child["child"] is True and child["parent"] == "plant.equipment" and child["url"] is None
     assert "plant.nope" in assert_error(env.client.get("/api/meta/plant/nope"), 404)["message"]

@@ -13,7 +13,7 @@ from metamodel.model import BUILTIN_ROLES, DEFAULT_PERMISSIONS, Labels
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "defs"
 REPO = Path(__file__).resolve().parents[3]
-ALL = frozenset({"read", "create", "update", "delete"})
+ALL = frozenset({"read", "create", "update", "delete", "export"})
 
 
 @pytest.fixture(scope="module")
