@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 #: Modules that add subcommands (``register(subparsers)``), in help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "engine.db.commands",
-    "engine.api.commands",
+    "engine.serve",
     "engine.scada.commands",
     "engine.auth.commands",
     "engine.rules.commands",
@@ -35,7 +35,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 #: called with ``(model, engine, settings)`` and returns None or an object with optional
 #: ``blueprints`` (Flask blueprints to add), ``start()`` and ``stop()``. The SCADA runtime
 #: plugs in here, so ``engine.api`` and ``engine.scada`` never import each other.
-SERVE_PLUGINS: tuple[str, ...] = ()
+SERVE_PLUGINS: tuple[str, ...] = (
+    "engine.scada.simulator:serve_plugin",
+    "engine.edge:serve_plugin",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -109,6 +112,32 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line on stderr (ARCHITECTURE: JSON logs)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": self.formatTime(record), "level": record.levelname,
+               "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+#: chatty libraries: their INFO lines are per request or per notification
+QUIET_LOGGERS = ("asyncua", "pymodbus", "urllib3", "werkzeug")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """JSON lines to stderr; libraries' per-message INFO logging kept out unless verbose."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
     parser = argparse.ArgumentParser(prog="campo", description="Campo ERP + SCADA engine")
@@ -135,11 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``campo`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format='{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
-               '"message":"%(message)s"}',
-    )
+    configure_logging(verbose=args.verbose)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

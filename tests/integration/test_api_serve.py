@@ -1,4 +1,4 @@
-"""``campo serve``: a real waitress server in a subprocess, plugins, destructive changes."""
+"""``campo serve``: a real gunicorn server in a subprocess, auth, plugins, destructive changes."""
 
 from __future__ import annotations
 
@@ -27,10 +27,20 @@ from metamodel import Model, load
 pytestmark = pytest.mark.integration
 
 
+ADMIN_PASSWORD = "serve-test-admin-pw"
+
+
+def serve_env() -> dict[str, str]:
+    """The environment of a served test project: no simulator, a bootstrap admin."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPO_")}
+    env.update(CAMPO_SIMULATE="false", CAMPO_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    return env
+
+
 @contextmanager
 def running(root: Path, db: str, log: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """``campo serve`` on a free port; yields (process, port); stops it with SIGINT."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPO_")}
+    env = serve_env()
     with log.open("w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "engine.cli", "serve", "--project", str(root),
@@ -54,11 +64,15 @@ def running(root: Path, db: str, log: Path) -> Iterator[tuple[subprocess.Popen[s
             proc.stdout.close()
 
 
-def _request(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def _request(port: int, method: str, path: str, body: Any = None,
+             token: str | None = None) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         data = json.dumps(body) if body is not None else None
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         raw = resp.read()
         return resp.status, json.loads(raw) if raw else None
@@ -66,15 +80,26 @@ def _request(port: int, method: str, path: str, body: Any = None) -> tuple[int, 
         conn.close()
 
 
+def _login(port: int) -> str:
+    status, body = _request(port, "POST", "/api/auth/login",
+                            {"username": "admin", "password": ADMIN_PASSWORD})
+    assert status == 200, body
+    return str(body["access_token"])
+
+
 def test_serve_migrates_serves_and_stops_on_sigint(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     root = project({"modules/plant.yaml": PLANT_YAML})
     with running(root, f"sqlite:///{tmp_path}/serve.db", tmp_path / "err.log") as (proc, port):
         status, body = _request(port, "GET", "/api/health")
         assert status == 200 and body["database"] == "ok" and body["mqtt"] == "disabled"
-        status, body = _request(port, "POST", "/api/plant/site", {"name": "Pad 7"})
+        assert _request(port, "POST", "/api/plant/site", {"name": "Pad 7"})[0] == 401
+        token = _login(port)
+        status, body = _request(port, "POST", "/api/plant/site", {"name": "Pad 7"}, token)
         assert status == 201 and body["id"] == 1
-        status, body = _request(port, "GET", "/api/plant/site?count=exact")
+        status, body = _request(port, "GET", "/api/plant/site?count=exact", token=token)
         assert status == 200 and body["count"] == 1
+        status, body = _request(port, "GET", "/api/tags", token=token)
+        assert status == 200 and body["items"] == []  # no tags/ in this project
     assert proc.returncode == 0
 
 
@@ -84,13 +109,14 @@ def test_serve_refuses_a_destructive_change(project, tmp_path: Path) -> None:  #
     db = f"sqlite:///{tmp_path}/destroy.db"
     with running(root, db, tmp_path / "err.log") as (proc, port):
         assert _request(port, "POST", "/api/plant/site", {"name": "keep me",
-                                                          "region": "north"})[0] == 201
+                                                          "region": "north"},
+                        _login(port))[0] == 201
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     # drop the 'region' field: serving now would lose data
     (root / "modules" / "plant.yaml").write_text(
         PLANT_YAML.replace("      region: {type: string, max_length: 20}\n", ""))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPO_")}
+    env = serve_env()
     done = subprocess.run([sys.executable, "-m", "engine.cli", "serve", "--project", str(root),
                            "--database-url", db, "--port", "0"],
                           capture_output=True, text=True, timeout=60, env=env)

@@ -1,0 +1,138 @@
+"""``campo serve``: migrate, then serve the API, live tags and the SCADA runtime.
+
+Wiring, like :mod:`engine.cli`: this module joins the web side (:mod:`engine.api`,
+:mod:`engine.auth`) and the runtimes listed in :data:`engine.cli.SERVE_PLUGINS` (the
+simulated pad, :mod:`engine.edge`), which never import each other.
+
+Phases: in the gunicorn master, load and validate everything a mistake could break (YAML,
+tags, JWT secret, database schema: a destructive change stops the start with the plan);
+then, in the single ``gthread`` worker, build the app, start the plugins and serve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from flask import Flask
+
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` command."""
+    from engine.cli import add_database_option, add_project_option
+
+    p = subparsers.add_parser(
+        "serve", help="apply safe schema changes and serve the API, live tags and SCADA",
+        description="Load the model, apply non-destructive schema changes, start the SCADA "
+                    "runtime (and the simulated pad unless CAMPO_SIMULATE=false) and serve the "
+                    "REST API (OpenAPI at /api/openapi.json, docs at /api/docs) and the "
+                    "WebSocket /api/ws with gunicorn (one worker, threads).")
+    add_project_option(p)
+    add_database_option(p)
+    p.add_argument("--host", default=None,
+                   help="address to listen on (default 127.0.0.1; env CAMPO_HOST)")
+    p.add_argument("--port", type=int, default=None,
+                   help="port (default 8080; 0 picks a free port; env CAMPO_PORT)")
+    p.add_argument("--threads", type=int, default=16,
+                   help="worker threads (default 16; each open WebSocket holds one)")
+    p.set_defaults(handler=serve_command)
+
+
+def check_before_start(settings: Settings, model: Any) -> None:
+    """Fail fast (UserError) on what would otherwise break inside the worker."""
+    from engine.auth import AuthConfigError, resolve_jwt_secret
+    from engine.cli import UserError
+    from engine.edge import load_site_tags
+    from metamodel import DefinitionError
+
+    try:
+        resolve_jwt_secret(settings)
+    except AuthConfigError as err:
+        raise UserError(str(err)) from None
+    try:
+        load_site_tags(settings.project, model)
+    except DefinitionError as err:
+        raise UserError(err.report()) from None
+    if settings.bus not in ("inproc", "mqtt"):
+        raise UserError(f"CAMPO_BUS must be 'inproc' or 'mqtt', not {settings.bus!r}")
+    if settings.bus == "mqtt" and not settings.mqtt_url:
+        raise UserError("CAMPO_BUS=mqtt needs CAMPO_MQTT_URL")
+
+
+def build_app(settings: Settings, model: Any, url: str) -> Flask:
+    """The full app: generated API + auth + plugins (called inside the worker)."""
+    from engine import cli
+    from engine.api import create_app
+    from engine.api.commands import load_plugins
+    from engine.auth.hooks import auth_init_hook, authorize, current_username
+    from engine.db import create_engine_for
+
+    engine = create_engine_for(url)
+    plugins = load_plugins(getattr(cli, "SERVE_PLUGINS", ()), model, engine, settings)
+    on_init: list[Any] = [auth_init_hook(engine, settings, model)]
+    on_init += [p.init_app for p in plugins if p.init_app is not None]
+    app = create_app(model, engine, settings, authorize=authorize,
+                     current_user=current_username, on_init=on_init,
+                     extra_blueprints=[b for p in plugins for b in p.blueprints],
+                     on_start=[p.start_hook for p in plugins])
+    app.extensions["campo_engine"] = engine
+    return app
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Handler of ``campo serve``."""
+    from engine import cli
+    from engine.api import shutdown
+    from engine.api.commands import prepare_database
+    from engine.auth import ensure_platform_tables
+    from engine.db import create_engine_for
+    from engine.server import run
+
+    settings = cli.settings_from(args)
+    model = cli.load_model(settings)
+    url = settings.resolved_database_url()
+    engine = create_engine_for(url)
+    try:
+        applied = prepare_database(engine, model, settings.project)
+        ensure_platform_tables(engine)
+    except cli.UserError:
+        raise
+    except Exception as exc:  # an unreachable or refusing database: a message, not a trace
+        raise cli.UserError(f"database {engine.url.render_as_string(hide_password=True)}: "
+                            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+    finally:
+        engine.dispose()  # the worker opens its own connections
+    for line in applied:
+        print(f"applied: {line}", flush=True)
+    check_before_start(settings, model)
+    try:  # build once without plugins: a module named like a built-in URL fails here
+        from engine.api import create_app
+
+        create_app(model, engine, settings)
+    except ValueError as exc:
+        raise cli.UserError(str(exc)) from None
+    finally:
+        engine.dispose()
+    apps: list[Flask] = []
+
+    def factory() -> Flask:
+        app = build_app(settings, model, url)
+        apps.append(app)
+        return app
+
+    def ready(host: str, port: int) -> None:
+        print(f"serving on http://{host}:{port}  (docs: http://{host}:{port}/api/docs)",
+              flush=True)
+
+    def on_exit() -> None:
+        for app in apps:
+            shutdown(app)
+            app.extensions["campo_engine"].dispose()
+
+    run(factory, settings.host, settings.port, args.threads, on_ready=ready, on_exit=on_exit)
+    return 0

@@ -1,0 +1,70 @@
+"""The WSGI server of ``campo serve``: gunicorn with one ``gthread`` worker.
+
+Threads, never gevent, for the embedded SQLite default: ``sqlite3`` never yields to gevent
+(ARCHITECTURE.md). One worker process, because the SCADA runtime and the simulator run in
+the same process as the web app and share its in-process bus; the app is built inside the
+worker (no preload, so psycopg picks its wait function after any patching). gunicorn also
+gives the WebSocket endpoint (flask-sock) the raw socket it needs, which waitress does not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+log = logging.getLogger(__name__)
+
+
+class EdgeServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn, configured in code, building the app in its worker."""
+
+    def __init__(self, factory: Callable[[], Flask], options: dict[str, Any],
+                 on_ready: Callable[[str, int], None] | None = None) -> None:
+        self.factory = factory
+        self.options = options
+        self.on_ready = on_ready
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        if self.on_ready is not None:
+            ready = self.on_ready
+
+            def when_ready(server: Any) -> None:
+                host, port = server.LISTENERS[0].sock.getsockname()[:2]
+                ready(host, port)
+
+            self.cfg.set("when_ready", when_ready)
+
+    def load(self) -> Flask:
+        return self.factory()
+
+
+def run(factory: Callable[[], Flask], host: str, port: int, threads: int = 8,
+        on_ready: Callable[[str, int], None] | None = None,
+        on_exit: Callable[[], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. ``factory`` runs in the worker and builds the app."""
+    options: dict[str, Any] = {
+        "bind": f"{host}:{port}",
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": threads,
+        # a WebSocket keeps its thread; the worker still heartbeats from its main loop
+        "timeout": 60,
+        "graceful_timeout": 15,
+        "keepalive": 5,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "preload_app": False,
+        "proc_name": "campo",
+        "control_socket_disable": True,
+    }
+    if on_exit is not None:
+        options["worker_exit"] = lambda _server, _worker: on_exit()
+    EdgeServer(factory, options, on_ready).run()
