@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[str, ...] = (
     "engine.db.commands",
     "engine.serve",
+    "engine.edge",
     "engine.scada.commands",
     "engine.auth.commands",
     "engine.rules.commands",

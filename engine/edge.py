@@ -137,3 +137,54 @@ def serve_plugin(model: Model, engine: Engine, settings: Settings) -> EdgePlugin
     except ValueError as err:
         raise UserError(str(err)) from None
     return EdgePlugin(tags, bus, engine, settings.scada and settings.bus == "inproc")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``campo scada``: the runtime alone, joined to web processes over MQTT."""
+    from engine.cli import add_project_option
+
+    p = subparsers.add_parser(
+        "scada", help="run the SCADA runtime alone, publishing to the MQTT bus",
+        description="Poll the devices of tags/ and publish every change to the MQTT bus "
+                    "(CAMPO_MQTT_URL, CAMPO_BUS_PREFIX); serve the write requests of web "
+                    "processes started with CAMPO_BUS=mqtt.")
+    add_project_option(p)
+    p.add_argument("--mqtt-url", default=None, help="broker, e.g. mqtt://127.0.0.1:1883")
+    p.set_defaults(handler=scada_command)
+
+
+def scada_command(args: Any) -> int:
+    """Handler of ``campo scada``: runs until SIGINT/SIGTERM."""
+    import signal
+    import threading
+
+    from engine import cli
+    from engine.bus.mqtt import MqttBus
+
+    settings = cli.settings_from(args)
+    if not settings.mqtt_url:
+        raise cli.UserError("campo scada needs a broker: --mqtt-url or CAMPO_MQTT_URL")
+    model = cli.load_model(settings)
+    try:
+        tags = load_site_tags(settings.project, model)
+    except DefinitionError as err:
+        raise cli.UserError(err.report()) from None
+    if tags is None:
+        raise cli.UserError(f"{settings.project}: no tags/ definitions to poll")
+    bus = MqttBus(settings.mqtt_url, prefix=settings.bus_prefix)
+    if not bus.wait_connected(10):
+        log.warning("broker %s not reachable yet; values are queued until it is",
+                    settings.mqtt_url)
+    bridge = RuntimeBridge(tags, bus)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    bridge.start()
+    print(f"scada runtime: {len(tags.tags)} tags, bus {settings.mqtt_url} "
+          f"prefix {settings.bus_prefix}", flush=True)
+    try:
+        done.wait()
+    finally:
+        bridge.stop()
+        bus.close()
+    return 0
