@@ -10,15 +10,17 @@ from .access import (
     CurrentRoles,
     CurrentUser,
     RecordChange,
+    RecordDenial,
     RowFilter,
     admin_roles,
     all_rows,
     allow_all,
     no_audit,
+    no_denial,
     no_user,
 )
 from .app import InitHook, StartHook, api_context, create_app, shutdown
 
-__all__ = ["Authorize", "CurrentRoles", "CurrentUser", "InitHook", "RecordChange", "RowFilter",
-           "StartHook", "admin_roles", "all_rows", "allow_all", "api_context", "create_app",
-           "no_audit", "no_user", "shutdown"]
+__all__ = ["Authorize", "CurrentRoles", "CurrentUser", "InitHook", "RecordChange",
+           "RecordDenial", "RowFilter", "StartHook", "admin_roles", "all_rows", "allow_all",
+           "api_context", "create_app", "no_audit", "no_denial", "no_user", "shutdown"]

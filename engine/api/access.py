@@ -47,6 +47,18 @@ class RecordChange(Protocol):
                  after: Mapping[str, Any] | None) -> None: ...
 
 
+class RecordDenial(Protocol):
+    """``record_denial(entity, action, message, record_id=None)``: audit a refusal that the
+    API answers with 403 (a read-only or out-of-scope write), in its own transaction.
+
+    Called after the write's transaction was rolled back (``authorize`` audits the refusals
+    it makes itself).
+    """
+
+    def __call__(self, entity: Entity, action: str, message: str,
+                 record_id: Any = None) -> None: ...
+
+
 def allow_all(entity: Entity, action: str) -> bool:
     """Allow every action (no authentication)."""
     return True
@@ -64,6 +76,11 @@ def admin_roles() -> frozenset[str]:
 
 def all_rows(entity: Entity, table: sa.Table) -> sa.ColumnElement[bool] | None:
     """No row-level scope (no authentication): every row is visible."""
+    return None
+
+
+def no_denial(entity: Entity, action: str, message: str, record_id: Any = None) -> None:
+    """Record nothing (no authentication)."""
     return None
 
 

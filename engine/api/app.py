@@ -40,11 +40,13 @@ from .access import (
     CurrentRoles,
     CurrentUser,
     RecordChange,
+    RecordDenial,
     RowFilter,
     admin_roles,
     all_rows,
     allow_all,
     no_audit,
+    no_denial,
     no_user,
 )
 from .errors import register_error_handlers
@@ -76,6 +78,7 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
                authorize: Authorize = allow_all, current_user: CurrentUser = no_user,
                row_filter: RowFilter = all_rows, record_change: RecordChange = no_audit,
                current_roles: CurrentRoles = admin_roles,
+               record_denial: RecordDenial = no_denial,
                on_init: Iterable[InitHook] = (),
                extra_blueprints: Iterable[flask.Blueprint] = (),
                on_start: Iterable[StartHook] = ()) -> Flask:
@@ -89,6 +92,8 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
         each write in its own transaction.
     :param current_roles: ``() -> frozenset[str]``: the caller's effective roles (workflow
         transitions, ``user.roles`` in expressions); the default acts as admin.
+    :param record_denial: ``(entity, action, message, record_id=None)`` audits a 403 the
+        API decides itself (read-only fields, writes outside the row scope).
     :param on_init: hooks called with ``(app, api)`` before the generated blueprints.
     :param extra_blueprints: more routes (flask-smorest Blueprints are also documented).
     :param on_start: hooks called with the app once it is built; a hook may return a
@@ -116,7 +121,7 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
     metadata = build_metadata(model)
     ctx = ApiContext(model, engine, settings, build_resources(model, metadata), authorize,
                      current_user, delete_referrers(model, metadata), row_filter,
-                     record_change, current_roles)
+                     record_change, current_roles, record_denial)
     for blp in module_blueprints(ctx):
         api.register_blueprint(blp)
     api.register_blueprint(meta_blueprint(ctx))

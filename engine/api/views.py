@@ -30,10 +30,12 @@ from .access import (
     CurrentRoles,
     CurrentUser,
     RecordChange,
+    RecordDenial,
     RowFilter,
     admin_roles,
     all_rows,
     no_audit,
+    no_denial,
 )
 from .errors import ApiError, json_response
 from .query import QueryError, parse_list_query
@@ -69,6 +71,8 @@ class ApiContext:
     record_change: RecordChange = no_audit
     #: ``() -> roles`` of the caller (workflow actions, ``user.roles`` in expressions)
     current_roles: CurrentRoles = admin_roles
+    #: ``(entity, action, message, record_id=None)``: audit a 403 decided here (see .access)
+    record_denial: RecordDenial = no_denial
 
     def scope(self, res: Resource) -> sa.ColumnElement[bool] | None:
         """The caller's row-level scope on ``res``'s table (None: every row)."""
@@ -77,7 +81,7 @@ class ApiContext:
     def check(self, res: Resource, action: str) -> None:
         """403 unless the current user may ``action`` on the entity."""
         if not self.authorize(res.entity, action):
-            raise ApiError(403, f"not allowed to {action} {res.qualname}")
+            raise ApiError(403, f"missing permission: {action} on {res.qualname}")
 
 
 def _reject_constant(name: str) -> Any:

@@ -259,7 +259,7 @@ def test_current_user_and_authorize_hooks(project, db_url: str) -> None:  # type
         site = e.create("site", {"name": "S"})
         assert site["created_by"] == "ana" and site["updated_by"] == "ana"
         body = assert_error(e.client.delete(f"/api/plant/site/{site['id']}"), 403)
-        assert "delete plant.site" in body["message"]
+        assert "missing permission: delete on plant.site" in body["message"]
         assert e.client.get(f"/api/plant/site/{site['id']}").status_code == 200
     finally:
         e.engine.dispose()
