@@ -21,17 +21,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def record_denial(*, entity: str | None = None, record_id: Any = None,
-                  action: str | None = None) -> None:
+                  action: str | None = None, reason: str | None = None) -> None:
     """Write a ``permission.denied`` audit row for the current request (own transaction).
 
-    Call it before opening the request's write transaction: on SQLite a second writer
-    would wait for the first.
+    ``reason`` (the 403's message) goes into ``detail``. Call it before opening the
+    request's write transaction, or after it ended: on SQLite a second writer would wait
+    for the first.
     """
     state = get_state()
+    detail: dict[str, Any] = {"action": action, "method": request.method, "path": request.path}
+    if reason is not None:
+        detail["reason"] = reason
     with state.engine.begin() as conn:
         record(conn, action="permission.denied", entity=entity, record_id=record_id,
-               detail={"action": action, "method": request.method, "path": request.path},
-               ts=state.now())
+               detail=detail, ts=state.now())
     log.info("permission denied: %s %s (%s on %s)", request.method, request.path, action,
              entity)
 
