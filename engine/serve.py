@@ -69,15 +69,14 @@ def build_app(settings: Settings, model: Any, url: str) -> Flask:
     from engine import cli
     from engine.api import create_app
     from engine.api.commands import load_plugins
-    from engine.auth.hooks import auth_init_hook, authorize, current_username
+    from engine.auth.hooks import api_hooks, auth_init_hook
     from engine.db import create_engine_for
 
     engine = create_engine_for(url)
     plugins = load_plugins(getattr(cli, "SERVE_PLUGINS", ()), model, engine, settings)
     on_init: list[Any] = [auth_init_hook(engine, settings, model)]
     on_init += [p.init_app for p in plugins if p.init_app is not None]
-    app = create_app(model, engine, settings, authorize=authorize,
-                     current_user=current_username, on_init=on_init,
+    app = create_app(model, engine, settings, **api_hooks(), on_init=on_init,
                      extra_blueprints=[b for p in plugins for b in p.blueprints],
                      on_start=[p.start_hook for p in plugins])
     app.extensions["campo_engine"] = engine
