@@ -142,3 +142,15 @@ def test_base_files_are_not_changed(project: Any) -> None:
     load(root, overlays=[root / "s"])
     assert (root / "modules/maint.yaml").read_text() == before
     assert load(root).entity("maint.work_order").fields["priority"].default == "low"
+
+
+def test_overlays_change_permission_keys(project: Any) -> None:
+    extra = ("      title: {hidden_for: [viewer], readonly_for: [operator]}\n"
+             "    scope: \"user.username != null\"\n")
+    root = project({"modules/maint.yaml": BASE, "s/modules/o.yaml": overlay("X", "low", extra)})
+    ent = load(root, overlays=[root / "s"]).entity("maint.work_order")
+    assert ent.fields["title"].hidden_for == ["viewer"]
+    assert ent.fields["title"].readonly_for == ["operator"]
+    assert ent.fields["title"].max_length == 40
+    assert ent.spec.scope == "user.username != null"
+    assert ent.where("scope").file == "s/modules/o.yaml"
