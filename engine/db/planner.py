@@ -294,8 +294,8 @@ class _Builder:
         text = f"add column {table}.{col.name} {self.type_str(col.type)}"
         text += "" if col.nullable else " NOT NULL"
         step = Step("+", text, table)
-        if f is not None and f.default is not None:
-            step.text += f" (existing rows get {f.default!r})"
+        if f is not None and f.literal_default is not None:
+            step.text += f" (existing rows get {f.literal_default!r})"
             step.items.append(Item(Phase.ALTER, table, ops.AddColumnOp(
                 table, sa.Column(col.name, col.type, nullable=True))))
             code, imports = fill_code(table, col.name, f)
@@ -333,8 +333,8 @@ class _Builder:
         if op.modify_nullable is False:
             f = self.field_of(table, final)
             empty = rows - blast.non_null(self.conn, db_table, db_col) if rows else 0
-            if empty and f is not None and f.default is not None:
-                parts.append(f"make required; {empty} empty row(s) get {f.default!r}")
+            if empty and f is not None and f.literal_default is not None:
+                parts.append(f"make required; {empty} empty row(s) get {f.literal_default!r}")
                 op.modify_nullable = None
                 code, imports = fill_code(table, final, f)
                 step.items.append(Item(Phase.FILL, None, code=code, imports=frozenset(imports)))

@@ -124,7 +124,7 @@ def type_source(f: Any) -> str:
 
 def value_source(f: Any) -> tuple[str, set[str]]:
     """Source of a field's default value (``today``/``now`` become SQL functions)."""
-    v = f.default
+    v = f.literal_default  # an '=expression' default is the API's, never written by a migration
     if f.type == "date" and v == "today":
         return "sa.func.current_date()", set()
     if f.type == "datetime" and v == "now":
