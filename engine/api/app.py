@@ -52,6 +52,7 @@ from .access import (
 from .errors import register_error_handlers
 from .health import Health, campo_version, health_blueprint
 from .meta import meta_blueprint
+from .naming import ensure_tables
 from .resource import build_resources
 from .views import ApiContext, delete_referrers, module_blueprints
 
@@ -122,6 +123,8 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
     ctx = ApiContext(model, engine, settings, build_resources(model, metadata), authorize,
                      current_user, delete_referrers(model, metadata), row_filter,
                      record_change, current_roles, record_denial)
+    if any(e.workflow is not None or e.series is not None for e in model.entities.values()):
+        ensure_tables(engine)  # campo_series, campo_transition (engine.api.naming)
     for blp in module_blueprints(ctx):
         api.register_blueprint(blp)
     api.register_blueprint(meta_blueprint(ctx))

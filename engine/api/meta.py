@@ -19,6 +19,7 @@ from metamodel import Entity, Model
 from metamodel.model import labels_of
 
 from .errors import ApiError, json_response
+from .rules import entity_rules_meta, field_rules_meta
 from .views import ApiContext
 
 
@@ -44,6 +45,7 @@ def field_meta(model: Model, ent: Entity, name: str, f: Any, url_prefix: str) ->
     for key in ("max_length", "min_length", "pattern", "min", "max", "precision", "scale"):
         if hasattr(f, key):
             out[key] = _plain(getattr(f, key))
+    out.update(field_rules_meta(ent, name, f))  # computed, *_if texts, readonly (rules.py)
     if f.type == "enum":
         values = f.values if isinstance(f.values, dict) else dict.fromkeys(f.values)
         out["values"] = [{"value": code, "label": _labels(lab, code)}
@@ -75,6 +77,7 @@ def entity_meta(model: Model, ent: Entity, url_prefix: str = "/api") -> dict[str
         "permissions": {role: sorted(actions) for role, actions in ent.permissions.items()},
         "fields": [field_meta(model, ent, n, f, url_prefix) for n, f in ent.fields.items()
                    if not getattr(f, "hidden", False)],
+        **entity_rules_meta(ent),  # validations, workflow, naming series (rules.py)
     }
 
 

@@ -55,6 +55,8 @@ def get_record(conn: Connection, res: Resource, record_id: int) -> dict[str, Any
     item = res.api.dump_all(row)
     for name, child in res.children.items():
         item[name] = child_rows(conn, child, [record_id]).get(record_id, [])
+    if res.behaviour is not None:
+        res.behaviour.serve(conn, [row], res.api.names, [item])
     return item
 
 
@@ -84,11 +86,14 @@ def list_page(conn: Connection, res: Resource, q: ListQuery,
         stmt = stmt.offset(q.offset)
     dump = res.api.dump_all if select_names is names and q.fields is None else \
         res.api.dumper(select_names)
-    items = [dump(row) for row in conn.execute(stmt)]
+    fetched = conn.execute(stmt).all()
+    items = [dump(row) for row in fetched]
     next_cursor = None
     if len(items) > q.limit:
         del items[q.limit:]
         next_cursor = encode_cursor(res, q, items[-1])
+    if res.behaviour is not None and q.fields is None:  # virtual fields: with all fields
+        res.behaviour.serve(conn, fetched, select_names, items)
     if hidden:
         for item in items:
             for n in hidden:

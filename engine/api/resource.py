@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import marshmallow as ma
 import sqlalchemy as sa
@@ -21,6 +21,9 @@ from metamodel import Entity, Model
 from .codecs import Codec, default_value, field_codec, system_codecs
 from .fastload import Loader, compile_loader
 from .schemas import input_schema, output_schema
+
+if TYPE_CHECKING:
+    from .prepare import Behaviour
 
 Dumper = Callable[[Sequence[Any]], dict[str, Any]]
 
@@ -163,6 +166,9 @@ class Resource:
     #: stored fields, in model order
     stored: list[str]
     url: str
+    #: the model's rules applied on write and read (:class:`engine.api.prepare.Behaviour`);
+    #: None when the entity has none
+    behaviour: Behaviour | None = None
 
     @property
     def table(self) -> sa.Table:

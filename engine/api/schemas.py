@@ -46,7 +46,9 @@ def schema_name(ent: Entity, suffix: str = "") -> str:
 
 
 def _required_on_input(f: Any) -> bool:
-    return bool(f.required) and f.default is None
+    # computed and fetched fields are filled by the server (engine.api.prepare)
+    return bool(f.required) and f.default is None and f.computed is None \
+        and f.fetch_from is None
 
 
 def child_input_schema(ent: Entity) -> type[ma.Schema]:
@@ -74,7 +76,8 @@ def input_schema(model: Model, ent: Entity) -> type[ma.Schema]:
             nested = child_input_schema(model.entity(ent.targets[name]))
             fields[name] = input_field(name, f, required=False, nested=nested)
         else:
-            fields[name] = input_field(name, f, required=_required_on_input(f))
+            fields[name] = input_field(name, f, required=_required_on_input(f)
+                                       and name not in ent.derived_fields())
     cls = cast(type[InputSchema], InputSchema.from_dict(fields, name=schema_name(ent, "Input")))
     cls.ignored = READ_ONLY
     return cls

@@ -37,10 +37,13 @@ from .access import (
     no_audit,
     no_denial,
 )
+from .aggregate import add_aggregate_route
 from .errors import ApiError, json_response
+from .prepare import attach_behaviour
 from .query import QueryError, parse_list_query
 from .reads import get_record, list_page
 from .resource import Resource
+from .workflow import add_workflow_routes
 from .writes import (
     Referrer,
     delete_record,
@@ -240,7 +243,7 @@ def _insert(ctx: ApiContext, res: Resource, rows: Sequence[Mapping[str, Any]], *
     user = ctx.current_user()
     try:
         with ctx.engine.begin() as conn:
-            return insert_records(conn, res, rows, user)
+            return insert_records(conn, res, rows, user, bulk=bulk)
     except sa.exc.IntegrityError as err:
         raise explain_integrity(ctx.engine, res, err, rows, bulk=bulk) from None
 
@@ -267,12 +270,15 @@ def module_blueprints(ctx: ApiContext) -> list[Blueprint]:
         blp = Blueprint(module.name, __name__, url_prefix=f"/api/{module.name}",
                         description=module.labels.get("en"))
         for res in resources:
+            attach_behaviour(ctx, res)  # the model's rules (engine.api.prepare)
             collection, item, bulk = make_views(ctx, res)
             name = res.entity.name
             blp.route(f"/{name}", endpoint=f"{name}_collection")(collection)
             blp.route(f"/{name}/<int:record_id>", endpoint=f"{name}_item",
                       parameters=[openapi.ID_PARAMETER])(item)
             blp.route(f"/{name}/bulk", endpoint=f"{name}_bulk")(bulk)
+            add_aggregate_route(ctx, res, blp)
+            add_workflow_routes(ctx, res, blp)
         blueprints.append(blp)
     return blueprints
 

@@ -66,8 +66,14 @@ def _row_values(child: ChildTable, row: Mapping[str, Any], idx: int) -> dict[str
 
 
 def insert_records(conn: Connection, res: Resource, items: Sequence[Mapping[str, Any]],
-                   user: str | None) -> list[dict[str, Any]]:
-    """Insert validated records (with their child rows); return them as served."""
+                   user: str | None, *, bulk: bool = False) -> list[dict[str, Any]]:
+    """Insert validated records (with their child rows); return them as served.
+
+    The model's rules (``res.behaviour``, :mod:`engine.api.prepare`) run first: defaults,
+    computed and fetched values, checks (422), naming series.
+    """
+    if res.behaviour is not None:
+        items = res.behaviour.before_insert(conn, items, bulk=bulk)
     now = utcnow()
     stamp = {"created_at": now, "updated_at": now, "created_by": user, "updated_by": user,
              "version": 1}
@@ -86,6 +92,8 @@ def insert_records(conn: Connection, res: Resource, items: Sequence[Mapping[str,
             record[name] = []
         if pending:
             _insert_child_rows(conn, child, pending, out)
+    if res.behaviour is not None:
+        res.behaviour.serve(conn, result, res.api.names, out)
     return out
 
 
@@ -99,8 +107,14 @@ def _insert_child_rows(conn: Connection, child: ChildTable, rows: list[dict[str,
 
 
 def update_record(conn: Connection, res: Resource, record_id: int, data: Mapping[str, Any],
-                  *, partial: bool, user: str | None) -> dict[str, Any]:
-    """Replace (PUT) or patch one record and its child tables; 404/409 when it cannot."""
+                  *, partial: bool, user: str | None, rules: bool = True) -> dict[str, Any]:
+    """Replace (PUT) or patch one record and its child tables; 404/409 when it cannot.
+
+    The model's rules run first unless ``rules`` is false (a caller that already ran them,
+    like a workflow action).
+    """
+    if rules and res.behaviour is not None:
+        data = res.behaviour.before_update(conn, record_id, data, partial=partial)
     t = res.table
     now = utcnow()
     values = record_values(res, data, partial=partial)
@@ -117,6 +131,8 @@ def update_record(conn: Connection, res: Resource, record_id: int, data: Mapping
         if name in data or not partial:
             sync_child_rows(conn, child, record_id, data.get(name) or [], now, user)
         item[name] = child_rows(conn, child, [record_id]).get(record_id, [])
+    if res.behaviour is not None:
+        res.behaviour.serve(conn, [row], res.api.names, [item])
     return item
 
 

@@ -1,0 +1,236 @@
+"""``GET /api/<module>/<entity>/aggregate``: grouped counts, sums, averages, minima, maxima.
+
+``?group_by=status,kind&sum=total&avg=total&min=due_on&max=due_on&count`` plus the same
+filters as the list (parsed by :func:`engine.api.query.parse_list_query`), the ``read``
+permission and the caller's row scope. One ``SELECT ... GROUP BY`` with bound values;
+field names are looked up in the table's codecs, never put into SQL text. Answer::
+
+    {"items": [{"group": {"status": "draft"}, "count": 3,
+                "sum": {"total": "1250.00"}, "avg": {"total": "416.67"}}],
+     "truncated": false}
+
+Values are typed like the rest of the API: decimals as strings with the field's scale,
+dates and datetimes in ISO 8601; ``sum`` of an int field is an int, ``avg`` of an int or
+float field a float. Groups are ordered by the ``group_by`` values (nulls last); at most
+``limit`` groups (default and maximum: the list's page size), ``truncated`` says when
+there were more.
+"""
+
+from __future__ import annotations
+
+import decimal
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import Response, request
+from flask_smorest import Blueprint
+from werkzeug.datastructures import MultiDict
+
+from metamodel.errors import expected_one_of
+
+from .codecs import Codec, dump_decimal
+from .errors import ApiError, json_response
+from .openapi import filter_parameters
+from .query import QueryError, parse_list_query
+
+if TYPE_CHECKING:
+    from .resource import Resource
+    from .views import ApiContext
+
+log = logging.getLogger(__name__)
+
+FUNCTIONS = ("sum", "avg", "min", "max")
+#: parameters of this endpoint (not filters); ``count`` needs no value
+PARAMS = ("group_by", *FUNCTIONS, "count", "limit")
+#: list parameters that mean nothing here
+NOT_HERE = ("sort", "offset", "cursor", "fields", "expand")
+NUMERIC = frozenset({"int", "decimal", "float"})
+ORDERED = NUMERIC | {"date", "datetime"}
+
+
+class AggregateQuery:
+    """A parsed aggregate request."""
+
+    def __init__(self) -> None:
+        self.group: list[Codec] = []
+        #: (function, codec)
+        self.measures: list[tuple[str, Codec]] = []
+        self.count = False
+        self.limit = 0
+
+
+def _names(res: Resource, param: str, text: str) -> list[Codec]:
+    out = []
+    for name in (p.strip() for p in text.split(",")):
+        if not name:
+            continue
+        codec = res.api.codecs.get(name)
+        if codec is None:
+            hint = expected_one_of(name, list(res.api.codecs))
+            raise QueryError(param, f"{param}: unknown field '{name}'" + (f"; {hint}" if hint
+                                                                           else ""))
+        out.append(codec)
+    return out
+
+
+def parse_aggregate(res: Resource, args: MultiDict[str, str], max_groups: int
+                    ) -> AggregateQuery:
+    """Parse ``group_by``, the functions, ``count`` and ``limit``; QueryError when wrong."""
+    q = AggregateQuery()
+    for param in NOT_HERE:
+        if param in args:
+            raise QueryError(param, f"'{param}' does not apply to aggregates (groups are "
+                             "ordered by the group_by fields)")
+    for param in PARAMS:
+        if len(args.getlist(param)) > 1:
+            raise QueryError(param, f"'{param}' is given {len(args.getlist(param))} times; "
+                             "give it once, with comma-separated fields")
+    for codec in _names(res, "group_by", args.get("group_by", "")):
+        if not codec.sortable:
+            raise QueryError("group_by", f"group_by: '{codec.name}' is a {codec.type} field "
+                             "and cannot be grouped")
+        if codec in q.group:
+            raise QueryError("group_by", f"group_by: '{codec.name}' is given twice")
+        q.group.append(codec)
+    for fn in FUNCTIONS:
+        allowed = NUMERIC if fn in ("sum", "avg") else ORDERED
+        for codec in _names(res, fn, args.get(fn, "")):
+            if codec.type not in allowed or codec.name in ("id", "version"):
+                kinds = "int, decimal or float" if fn in ("sum", "avg") else \
+                    "number, date or datetime"
+                raise QueryError(fn, f"{fn}: '{codec.name}' is a {codec.type} field; "
+                                 f"{fn} takes {kinds} fields")
+            q.measures.append((fn, codec))
+    count = args.get("count")
+    if count is not None:
+        if count.strip().lower() not in ("", "true", "1"):
+            raise QueryError("count", "count takes no value (or true)")
+        q.count = True
+    if not q.measures:
+        q.count = True
+    text = args.get("limit")
+    q.limit = max_groups
+    if text:
+        try:
+            q.limit = int(text)
+        except ValueError:
+            raise QueryError("limit", f"limit must be an integer, not '{text}'") from None
+        if not 1 <= q.limit <= max_groups:
+            raise QueryError("limit", f"limit must be between 1 and {max_groups}")
+    return q
+
+
+def _converter(fn: str, codec: Codec, scale: int | None) -> Callable[[Any], Any]:
+    """Turns a database result of ``fn(field)`` into its JSON value."""
+    if fn in ("min", "max"):
+        dump = codec.dump
+        return (lambda v: v) if dump is None else dump
+    if codec.type == "decimal":
+        return dump_decimal(scale or 0)
+    if fn == "sum" and codec.type == "int":
+        return lambda v: int(decimal.Decimal(str(v)))
+    return float
+
+
+def run_aggregate(ctx: ApiContext, res: Resource) -> Response:
+    """Answer one aggregate request."""
+    ctx.check(res, "read")
+    args = request.args
+    settings = ctx.settings
+    dialect = ctx.engine.dialect.name
+    try:
+        q = parse_aggregate(res, args, settings.max_page_size)
+        filters: MultiDict[str, str] = MultiDict(
+            [(k, v) for k, v in args.items(multi=True) if k not in PARAMS])
+        lq = parse_list_query(res, filters, default_limit=1, max_limit=1, dialect=dialect)
+    except QueryError as err:
+        raise ApiError(400, err.message, {"query": {err.param: [err.message]}}) from None
+    t = res.table
+    groups = [t.c[c.name] for c in q.group]
+    columns: list[Any] = list(groups)
+    convert: list[tuple[str, str, Callable[[Any], Any]]] = []
+    for fn, codec in q.measures:
+        col = t.c[codec.name]
+        columns.append(getattr(sa.func, fn)(col))
+        scale = getattr(res.entity.fields.get(codec.name), "scale", None)
+        convert.append((fn, codec.name, _converter(fn, codec, scale)))
+    if q.count:
+        columns.append(sa.func.count())
+    stmt = sa.select(*columns).select_from(t)
+    where = list(lq.where)
+    scope = ctx.scope(res)
+    if scope is not None:
+        where.append(scope)
+    if where:
+        stmt = stmt.where(*where)
+    if groups:
+        stmt = (stmt.group_by(*groups)
+                .order_by(*(g.asc().nulls_last() for g in groups)).limit(q.limit + 1))
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    truncated = len(rows) > q.limit
+    items = []
+    for row in rows[:q.limit]:
+        item: dict[str, Any] = {"group": {}}
+        for i, c in enumerate(q.group):
+            v = row[i]
+            item["group"][c.name] = v if v is None or c.dump is None else c.dump(v)
+        pos = len(q.group)
+        if q.count:
+            item["count"] = int(row[-1])
+        for fn, name, conv in convert:
+            v = row[pos]
+            pos += 1
+            item.setdefault(fn, {})[name] = None if v is None else conv(v)
+        items.append(item)
+    return json_response({"items": items, "truncated": truncated})
+
+
+def _docs(res: Resource) -> dict[str, Any]:
+    label = res.entity.labels.get("en")
+
+    def param(name: str, description: str) -> dict[str, Any]:
+        return {"in": "query", "name": name, "required": False, "schema": {"type": "string"},
+                "description": description}
+
+    params = [
+        param("group_by", "comma-separated fields to group by (groups ordered by them)"),
+        param("sum", "comma-separated int/decimal/float fields to sum"),
+        param("avg", "comma-separated int/decimal/float fields to average"),
+        param("min", "comma-separated number/date/datetime fields: smallest value"),
+        param("max", "comma-separated number/date/datetime fields: largest value"),
+        {"in": "query", "name": "count", "required": False, "allowEmptyValue": True,
+         "schema": {"type": "string"}, "description": "count the records of each group "
+         "(the default when no function is asked)"},
+        {"in": "query", "name": "limit", "required": False,
+         "schema": {"type": "integer", "minimum": 1},
+         "description": "most groups to return (default and maximum: the list page size)"},
+    ]
+    measures = {"type": "object", "additionalProperties": {"nullable": True}}
+    schema = {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "group": {"type": "object", "description": "the group_by values"},
+            "count": {"type": "integer"}, "sum": measures, "avg": measures, "min": measures,
+            "max": measures}}},
+        "truncated": {"type": "boolean", "description": "more groups than limit"}}}
+    return {"summary": f"Aggregate {label} records (group by, sum, avg, min, max, count)",
+            "tags": [res.entity.module],
+            "description": "Takes the same filters as the list; decimals are strings.",
+            "parameters": params + [p for p in filter_parameters(res)
+                                    if p["name"] not in PARAMS],
+            "responses": {"200": {"description": "one item per group",
+                                  "content": {"application/json": {"schema": schema}}},
+                          "400": "BAD_REQUEST", "403": "FORBIDDEN"}}
+
+
+def add_aggregate_route(ctx: ApiContext, res: Resource, blp: Blueprint) -> None:
+    """Register ``GET /<entity>/aggregate`` on the module's blueprint."""
+    name = res.entity.name
+
+    def aggregate() -> Response:
+        return run_aggregate(ctx, res)
+
+    blp.route(f"/{name}/aggregate", endpoint=f"{name}_aggregate", methods=["GET"])(
+        Blueprint.doc(**_docs(res))(aggregate))
