@@ -48,7 +48,7 @@ SCOPE = Scope(
     parent=ObjectType("t.parent", {"p": FieldType(Type.NUMBER)}),
     variables={"value": FieldType(Type.ANY)},
 )
-TIME_BOUND_S = 1.0
+TIME_BOUND_S = 5.0
 _VALUE_TYPES = (type(None), bool, int, float, Decimal, str, dt.date, dt.datetime)
 
 
@@ -89,7 +89,7 @@ def _is_data(v: Any, depth: int = 0) -> bool:
 def check(source: str, contexts: list[Context]) -> None:
     """Compile and evaluate ``source``; only ExprError, only data, no audit events, fast."""
     _Watch.events.clear()
-    t0 = time.perf_counter()
+    t0 = time.thread_time()  # CPU time: another process's load does not count
     _Watch.thread = threading.get_ident()
     gc_was_on = gc.isenabled()
     gc.disable()  # a collector finalizer of some unrelated object must not count as ours
@@ -110,7 +110,7 @@ def check(source: str, contexts: list[Context]) -> None:
             assert _is_data(value), (source, value)
     finally:
         _Watch.on = False
-        elapsed = time.perf_counter() - t0
+        elapsed = time.thread_time() - t0
         if gc_was_on:
             gc.enable()
     assert not _Watch.events, list(_Watch.events)
