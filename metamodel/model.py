@@ -420,8 +420,8 @@ class EntitySpec(Spec):
         "must satisfy to be visible to the caller (lists, gets, links, exports, aggregates); "
         "it must translate to SQL: fields of self or of a record linked from self, compared "
         "with constants and user.username, user.id, user.sites, user.roles, joined with "
-        "and/or/not. Admins see every row; for a user with site '*' every test on "
-        "user.sites passes.",
+        "and/or/not. Admins see every row; a user with site '*' has every site ('x in "
+        "user.sites' is always true).",
         examples=["self.site in user.sites", "self.created_by == user.username"])
     validations: list[ValidationSpec] = Field(
         [], description="Rules a record must satisfy to be saved; every failed rule is "

@@ -9,7 +9,8 @@ with ``and``, ``or`` and ``not``. Anything else is reported when the model loads
 
 The translation keeps the language's two-valued null rules (``x != 'a'`` is true when x is
 missing, ``x < 3`` is false), so ``not (...)`` means the same in SQL as in Python. A caller
-whose sites include ``*`` passes every test that reads ``user.sites``.
+whose sites include ``*`` has every site: ``x in user.sites`` is true for any record (also one
+without a site) and ``x not in user.sites`` false.
 
 Example::
 
@@ -93,10 +94,21 @@ def _reads(node: ast.AST, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
 
 
-def _reads_sites(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Attribute) and n.attr == "sites"
-               and isinstance(n.value, ast.Name) and n.value.id == "user"
-               for n in ast.walk(node))
+def _is_sites(node: ast.AST) -> bool:
+    """Whether ``node`` is ``user.sites``."""
+    return isinstance(node, ast.Attribute) and node.attr == "sites" \
+        and isinstance(node.value, ast.Name) and node.value.id == "user"
+
+
+def _sites_test(node: ast.AST) -> bool | None:
+    """For ``x in user.sites`` True, ``x not in user.sites`` False (what they give for a
+    caller with every site, ``*``); None for anything else."""
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and _is_sites(node.comparators[0]):
+        if isinstance(node.ops[0], ast.In):
+            return True
+        if isinstance(node.ops[0], ast.NotIn):
+            return False
+    return None
 
 
 _FLIP = {ast.Eq: ast.Eq, ast.NotEq: ast.NotEq, ast.Lt: ast.Gt, ast.Gt: ast.Lt,
@@ -147,22 +159,22 @@ class _Translator:
             return lambda t, c: sa.and_(*(a(t, c) for a in atoms))
         if isinstance(node, ast.Attribute):
             col = self.column(node)
-            return self.atom(col, lambda table, caller: (True,), "truth", False, node)
+            return self.atom(col, lambda table, caller: (True,), "truth", None, node)
         raise self.error(node, f"cannot be run as SQL: {self.text(node)}")
 
     def caller_test(self, node: ast.expr) -> Builder:
         """A part that reads only the caller: evaluated per request to true or false."""
         expr = compile(self.text(node), self.user_scope, expect=Type.BOOL)
-        sites = _reads_sites(node)
+        every_site = _sites_test(node)
 
         def build(table: sa.Table, caller: Caller) -> Clause:
-            if sites and caller.all_sites:
-                return sa.true()
+            if every_site is not None and caller.all_sites:
+                return sa.true() if every_site else sa.false()
             return sa.true() if expr.evaluate(caller.context()) else sa.false()
         return build
 
     def value(self, node: ast.expr) -> tuple[Callable[[Caller], Any], Type, bool]:
-        """A value that depends only on the caller: (getter, type, reads user.sites)."""
+        """A value that depends only on the caller: (getter, type, is user.sites)."""
         if _reads(node, "self"):
             raise self.error(node, f"compares two fields of the record ({self.text(node)}); "
                              "a scope compares a field with a value of the caller", None)
@@ -170,7 +182,7 @@ class _Translator:
 
         def get(caller: Caller) -> Any:
             return expr.evaluate(caller.context())
-        return get, expr.type, _reads_sites(node)
+        return get, expr.type, _is_sites(node)
 
     def column(self, node: ast.expr) -> _Column:
         """``self.f`` or ``self.link.f`` as a column reference; else an error."""
@@ -223,13 +235,15 @@ class _Translator:
                              "scope can test a field 'in' a list (user.sites, [..])", None)
         names = {ast.Eq: "==", ast.NotEq: "!=", ast.Is: "==", ast.IsNot: "!=", ast.Lt: "<",
                  ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.In: "in", ast.NotIn: "not in"}
-        return self.atom(col, lambda table, caller: (get(caller),), names[kind], sites, node)
+        every_site = {ast.In: True, ast.NotIn: False}.get(kind) if sites else None
+        return self.atom(col, lambda table, caller: (get(caller),), names[kind], every_site,
+                         node)
 
     def atom(self, col: _Column, value: Callable[[sa.Table, Caller], tuple[Any]], op: str,
-             sites: bool, node: ast.AST) -> Builder:
+             every_site: bool | None, node: ast.AST) -> Builder:
         def build(table: sa.Table, caller: Caller) -> Clause:
-            if sites and caller.all_sites:
-                return sa.true()
+            if every_site is not None and caller.all_sites:
+                return sa.true() if every_site else sa.false()
             (v,) = value(table, caller)
             if col.hop is None:
                 return _test(table.c[col.name], op, v)
