@@ -138,6 +138,32 @@ def run_action(ctx: ApiContext, res: Resource, record_id: int, action: str) -> R
         values["version"] = body["version"]
     user = ctx.current_user()
     scope = ctx.scope(res)
+    try:
+        item, state, t = _run(ctx, res, record_id, action, values, body, scope)
+    except _Denied as denied:  # audited after the rollback, in its own transaction
+        if not denied.audited:
+            ctx.record_denial(res.entity, f"workflow.{action}", denied.message,
+                              record_id=record_id)
+        raise ApiError(403, denied.message) from None
+    log.info("%s %s: %s %s -> %s by %s", res.qualname, record_id, action, state, t.to, user)
+    return json_response(item)
+
+
+class _Denied(Exception):
+    def __init__(self, message: str, audited: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        #: ``authorize`` refused (and audits its own refusals)
+        self.audited = audited
+
+
+def _run(ctx: ApiContext, res: Resource, record_id: int, action: str,
+         values: dict[str, Any], body: dict[str, Any], scope: Any
+         ) -> tuple[dict[str, Any], str, TransitionSpec]:
+    wf = res.entity.workflow
+    behaviour = res.behaviour
+    assert wf is not None and behaviour is not None
+    user = ctx.current_user()
     with ctx.engine.begin() as conn:
         begin_write(conn)
         state = _state_of(res, conn, record_id, scope)
@@ -145,8 +171,10 @@ def run_action(ctx: ApiContext, res: Resource, record_id: int, action: str) -> R
         if t is None:
             raise _no_transition(res, action, state)
         if not may_run(ctx, res, t):
-            raise ApiError(403, f"not allowed to {action} {res.qualname}: the action "
-                           f"needs the role {' or '.join(t.roles) or 'with update permission'}")
+            need = " or ".join(t.roles) if t.roles else "update permission"
+            raise _Denied(f"not allowed to {action} {res.qualname} {record_id}: the action "
+                          f"needs {'the role ' if t.roles else ''}{need}",
+                          audited=not t.roles and "admin" not in ctx.current_roles())
         prepared = behaviour.prepare_update(conn, record_id, values, partial=True,
                                             transition=t, scope=scope)
         item = update_record(conn, res, record_id, prepared.data, partial=True, user=user,
@@ -158,8 +186,7 @@ def run_action(ctx: ApiContext, res: Resource, record_id: int, action: str) -> R
                           record_id=record_id,
                           before=_served(res, prepared.before, prepared.before_rows),
                           after=item)
-    log.info("%s %s: %s %s -> %s by %s", res.qualname, record_id, action, state, t.to, user)
-    return json_response(item)
+    return item, state, t
 
 
 def list_actions(ctx: ApiContext, res: Resource, record_id: int) -> Response:
