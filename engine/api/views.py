@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from engine.settings import Settings
 from metamodel import Model
 
-from . import openapi
+from . import openapi, security
 from .access import (
     Authorize,
     CurrentRoles,
@@ -39,9 +39,10 @@ from .access import (
 )
 from .aggregate import add_aggregate_route
 from .errors import ApiError, json_response
+from .export import add_export_route
 from .prepare import attach_behaviour
-from .query import QueryError, parse_list_query
-from .reads import get_record, list_page
+from .query import QueryError
+from .reads import list_page
 from .resource import Resource
 from .workflow import add_workflow_routes
 from .writes import (
@@ -141,24 +142,20 @@ def make_views(ctx: ApiContext, res: Resource) -> tuple[type[MethodView], type[M
     """The collection, item and bulk MethodViews of one resource."""
     engine = ctx.engine
     settings = ctx.settings
-    dialect = engine.dialect.name
 
     def list_records(self: MethodView) -> Response:
         ctx.check(res, "read")
-        try:
-            q = parse_list_query(res, request.args, default_limit=settings.default_page_size,
-                                 max_limit=settings.max_page_size, dialect=dialect)
-        except QueryError as err:
-            raise _query_error(err) from None
+        q = security.list_query(ctx, res, request.args)  # field rules, row scope
         for name in q.expand:
             ctx.check(ctx.resources[res.links[name]], "read")
         with engine.connect() as conn:
             page = list_page(conn, res, q, ctx.resources)
+            security.shape(ctx, conn, res, page["items"])
         return json_response(page)
 
     def create_record(self: MethodView) -> Response:
         ctx.check(res, "create")
-        data = validate(res, read_json())
+        data = validate(res, security.check_body(ctx, res, read_json()))
         items = _insert(ctx, res, [data], bulk=False)
         resp = json_response(items[0], 201)
         resp.headers["Location"] = f"{res.url}/{items[0]['id']}"
@@ -176,7 +173,7 @@ def make_views(ctx: ApiContext, res: Resource) -> tuple[type[MethodView], type[M
         rows, errors = [], {}
         for i, item in enumerate(body):
             try:
-                rows.append(validate(res, item))
+                rows.append(validate(res, security.check_body(ctx, res, item)))
             except ApiError as err:
                 errors[i] = (err.errors or {}).get("json")
         if errors:
@@ -188,7 +185,7 @@ def make_views(ctx: ApiContext, res: Resource) -> tuple[type[MethodView], type[M
     def get_one(self: MethodView, record_id: int) -> Response:
         ctx.check(res, "read")
         with engine.connect() as conn:
-            item = get_record(conn, res, record_id)
+            item = security.get_visible(ctx, conn, res, record_id)  # scope, hidden fields
         if item is None:
             raise ApiError(404, f"{res.qualname} {record_id} not found")
         return json_response(item)
@@ -204,7 +201,9 @@ def make_views(ctx: ApiContext, res: Resource) -> tuple[type[MethodView], type[M
         expected = _version_arg()
         try:
             with engine.begin() as conn:
+                before = security.before_write(ctx, conn, res, record_id)
                 delete_record(conn, res, record_id, expected)
+                security.after_delete(ctx, conn, res, record_id, before)
         except sa.exc.IntegrityError:
             with engine.connect() as conn:
                 refs = restricting_references(conn, record_id, ctx.referrers.get(res.qualname,
@@ -243,20 +242,32 @@ def _insert(ctx: ApiContext, res: Resource, rows: Sequence[Mapping[str, Any]], *
     user = ctx.current_user()
     try:
         with ctx.engine.begin() as conn:
-            return insert_records(conn, res, rows, user, bulk=bulk)
+            security.before_insert(ctx, conn, res, rows, bulk=bulk)
+            items = insert_records(conn, res, rows, user, bulk=bulk)
+            security.after_insert(ctx, conn, res, items)  # scope check, audit
     except sa.exc.IntegrityError as err:
         raise explain_integrity(ctx.engine, res, err, rows, bulk=bulk) from None
+    except security.Denied as err:
+        security.deny(ctx, res, err)
+    security.strip(ctx, res, items)
+    return items
 
 
 def _update(ctx: ApiContext, res: Resource, record_id: int, *, partial: bool) -> Response:
     ctx.check(res, "update")
-    data = validate(res, read_json(), partial=partial)
+    body = security.update_body(ctx, res, read_json(), record_id, partial=partial)
+    data = validate(res, body, partial=partial)
     user = ctx.current_user()
     try:
         with ctx.engine.begin() as conn:
+            before = security.before_update(ctx, conn, res, record_id, data)
             item = update_record(conn, res, record_id, data, partial=partial, user=user)
+            security.after_update(ctx, conn, res, record_id, before, item)  # scope, audit
     except sa.exc.IntegrityError as err:
         raise explain_integrity(ctx.engine, res, err, [data], bulk=False) from None
+    except security.Denied as err:
+        security.deny(ctx, res, err)
+    security.strip(ctx, res, [item])
     return json_response(item)
 
 
@@ -278,6 +289,7 @@ def module_blueprints(ctx: ApiContext) -> list[Blueprint]:
                       parameters=[openapi.ID_PARAMETER])(item)
             blp.route(f"/{name}/bulk", endpoint=f"{name}_bulk")(bulk)
             add_aggregate_route(ctx, res, blp)
+            add_export_route(ctx, res, blp)
             add_workflow_routes(ctx, res, blp)
         blueprints.append(blp)
     return blueprints
