@@ -2,9 +2,11 @@
 
 Modules, their entities and every field with its type, labels (es/en), help, unit,
 constraints, enum values with labels, link targets and child tables (with their own fields).
-Built once from the model when the app is built. Every entity is described whatever the
-caller's roles (the model is not data, and asking ``authorize`` here would record a refusal
-for each entity); ``permissions`` (role -> actions) lets a UI hide what the user cannot use.
+Built once from the model when the app is built, then narrowed per request to what the
+caller may read (:func:`engine.api.security.meta_for`: entities their roles may read, fields
+not hidden from them, ``allowed`` actions and ``readonly_fields``), using their roles
+directly: asking ``authorize`` here would record a refusal for each entity.
+``permissions`` (role -> actions) is the whole map of the entity.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from flask_smorest import Blueprint
 from metamodel import Entity, Model
 from metamodel.model import labels_of
 
+from . import security
 from .errors import ApiError, json_response
 from .rules import entity_rules_meta, field_rules_meta
 from .views import ApiContext
@@ -94,7 +97,8 @@ def meta_blueprint(ctx: ApiContext) -> Blueprint:
     def modules() -> Response:
         out = []
         for module in model.modules.values():
-            ents = [entities[e.qualname] for e in module.entities.values() if e.parent is None]
+            ents = [m for e in module.entities.values() if e.parent is None
+                    and (m := security.meta_for(ctx, e, entities[e.qualname])) is not None]
             if ents:
                 out.append({"name": module.name, "label": _labels(module.labels, module.name),
                             "entities": ents})
@@ -105,8 +109,10 @@ def meta_blueprint(ctx: ApiContext) -> Blueprint:
              responses={"200": {"description": "the entity"}, "404": "NOT_FOUND"})
     def entity(module: str, entity: str) -> Response:
         qual = f"{module}.{entity}"
-        if qual not in entities:
+        seen = security.meta_for(ctx, model.entity(qual), entities[qual]) \
+            if qual in entities else None
+        if seen is None:  # unknown, or not readable by the caller
             raise ApiError(404, f"unknown entity '{qual}'")
-        return json_response(entities[qual])
+        return json_response(seen)
 
     return blp

@@ -405,3 +405,21 @@ def after_delete(ctx: ApiContext, conn: Connection, res: Resource, record_id: in
     ctx.record_change(conn, action="delete", entity=res.qualname, record_id=record_id,
                       before=before, after=None)
 
+
+
+# --------------------------------------------------------------------------- /api/meta
+
+
+def meta_for(ctx: ApiContext, ent: Entity, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """``meta`` (the prebuilt description of ``ent``) as the caller may see it, or None when
+    they may not read the entity (a child entity: its parent). Adds ``allowed`` (the
+    caller's actions) and ``readonly_fields``; fields hidden from the caller are left out."""
+    owner = ctx.model.entity(ent.parent[0]) if ent.parent is not None else ent
+    allowed = allowed_actions(ctx, owner)
+    if "read" not in allowed:
+        return None
+    rules = field_rules(ctx, ent)
+    out = {**meta, "allowed": allowed, "readonly_fields": sorted(rules.readonly)}
+    if rules.hidden:
+        out["fields"] = [f for f in meta["fields"] if f["name"] not in rules.hidden]
+    return out
