@@ -30,6 +30,7 @@ from werkzeug.datastructures import MultiDict
 
 from metamodel.errors import expected_one_of
 
+from . import security
 from .codecs import Codec, dump_decimal
 from .errors import ApiError, json_response
 from .openapi import filter_parameters
@@ -138,6 +139,8 @@ def run_aggregate(ctx: ApiContext, res: Resource) -> Response:
     """Answer one aggregate request."""
     ctx.check(res, "read")
     args = request.args
+    security.check_query_names(res, args, security.field_rules(ctx, res.entity).hidden,
+                               params=("group_by", *FUNCTIONS))  # hidden fields: unknown
     settings = ctx.settings
     dialect = ctx.engine.dialect.name
     try:

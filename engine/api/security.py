@@ -289,9 +289,11 @@ def check_readonly(ctx: ApiContext, res: Resource, items: Sequence[Mapping[str, 
 
 
 def check_links(ctx: ApiContext, conn: Connection, res: Resource,
-                items: Sequence[Mapping[str, Any]], *, bulk: bool) -> None:
+                items: Sequence[Mapping[str, Any]], *, bulk: bool,
+                before: Mapping[str, Any] | None = None) -> None:
     """422 when an item links to a record outside the caller's scope of the target (one
-    query per scoped target entity, whatever the number of rows)."""
+    query per scoped target entity, whatever the number of rows). Links an update leaves
+    as they were (``before``) are not checked: keeping a link is not making one."""
     scopes: dict[str, sa.ColumnElement[bool] | None] = {}
 
     def scope_of(target: str) -> sa.ColumnElement[bool] | None:
@@ -300,19 +302,23 @@ def check_links(ctx: ApiContext, conn: Connection, res: Resource,
             scopes[target] = ctx.scope(tres) if tres is not None else None
         return scopes[target]
 
+    old = before or {}
     wanted: dict[str, set[int]] = defaultdict(set)
     uses: list[tuple[int, str, str, int]] = []
     for i, data in enumerate(items):
         for name, target in res.links.items():
             value = data.get(name)
-            if value is not None and scope_of(target) is not None:
+            if value is not None and value != old.get(name) and scope_of(target) is not None:
                 wanted[target].add(value)
                 uses.append((i, name, target, value))
         for tname, child in res.children.items():
+            kept = {(r.get("id"), f, r.get(f)) for r in old.get(tname) or ()
+                    for f in child.api.entity.targets}
             for r, row in enumerate(data.get(tname) or ()):
                 for fname, target in child.api.entity.targets.items():
                     value = row.get(fname)
-                    if value is not None and scope_of(target) is not None:
+                    if value is not None and (row.get("id"), fname, value) not in kept \
+                            and scope_of(target) is not None:
                         wanted[target].add(value)
                         uses.append((i, f"{tname}.{r}.{fname}", target, value))
     if not uses:
@@ -387,7 +393,7 @@ def before_update(ctx: ApiContext, conn: Connection, res: Resource, record_id: i
     fields and scoped links."""
     before = before_write(ctx, conn, res, record_id)
     check_readonly(ctx, res, [data], before, "update", record_id)
-    check_links(ctx, conn, res, [data], bulk=False)
+    check_links(ctx, conn, res, [data], bulk=False, before=before)
     return before
 
 
