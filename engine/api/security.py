@@ -234,7 +234,7 @@ def _differs(res: Resource, name: str, value: Any, current: Any) -> bool:
     """Whether a validated input value changes the served value ``current``."""
     if name in res.children:
         return _rows_dumped(res, name, value) != _rows_dumped(res, name, current)
-    return _dumped(res.api.codecs, name, value) != current
+    return bool(_dumped(res.api.codecs, name, value) != current)
 
 
 def check_body(ctx: ApiContext, res: Resource, body: Any) -> Any:

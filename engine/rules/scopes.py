@@ -285,6 +285,7 @@ def _test(col: sa.ColumnElement[Any], op: str, v: Any) -> Clause:
     nullable = getattr(col, "nullable", True)
     if op in ("==", "!=") and v is None:
         return col.is_(None) if op == "==" else col.is_not(None)
+    test: Clause
     if op == "==":
         test = col == v
     elif op == "!=":
