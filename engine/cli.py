@@ -180,4 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # run the importable engine.cli, not this __main__ copy: the UserError other modules
+    # raise (``from engine.cli import UserError``) is that module's class
+    from engine.cli import main as _main
+
+    sys.exit(_main())

@@ -94,6 +94,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     settings = cli.settings_from(args)
     model = cli.load_model(settings)
+    check_before_start(settings, model)  # JWT secret, tags: before touching the database
     url = settings.resolved_database_url()
     engine = create_engine_for(url)
     try:
@@ -108,7 +109,6 @@ def serve_command(args: argparse.Namespace) -> int:
         engine.dispose()  # the worker opens its own connections
     for line in applied:
         print(f"applied: {line}", flush=True)
-    check_before_start(settings, model)
     try:  # build once without plugins: a module named like a built-in URL fails here
         from engine.api import create_app
 
