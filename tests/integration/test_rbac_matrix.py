@@ -204,6 +204,19 @@ def test_row_scope_on_writes_and_links(project: Any, db_url: str, tmp_path: Path
         "W-1"]
     assert [a["action"] for a in s.audit(entity="field.well")] == [
         "permission.denied", "create", "permission.denied"]
+    # child rows: their links are checked against the scope too, errors name the row
+    r = s.call("operator", "PATCH", f"/api/field/well/{well}", {"visits": [
+        {"area": s.ids["north"], "note": "ok"}, {"area": south, "note": "not mine"}]})
+    assert r.status_code == 422
+    assert list(r.json["errors"]["json"]) == ["visits.1.area"]
+    # bulk: one record outside the scope refuses the whole request
+    r = s.call("operator", "POST", "/api/field/well/bulk", [
+        {"name": "W-2", "site": "north"}, {"name": "W-3", "site": "south"}])
+    assert r.status_code == 403
+    r = s.call("operator", "POST", "/api/field/well/bulk", [
+        {"name": "W-4", "site": "north", "visits": [{"area": south}]}])
+    assert r.status_code == 422 and list(r.json["errors"]["json"]["0"]) == ["visits.0.area"]
+    assert s.call("admin", "GET", "/api/field/well?count=exact").json["count"] == 1
     # the supervisor (site *) may link anywhere; the admin sees everything
     r = s.call("supervisor", "PATCH", f"/api/field/asset/{s1}", {"backup": s.ids["north"]})
     assert r.status_code == 200

@@ -66,9 +66,15 @@ entities:
     fields:
       name: {type: string, max_length: 40, required: true}
       site: {type: string, max_length: 20}
+      visits: {type: table, of: visit}
     permissions:
       supervisor: [read, create, update, delete]
       operator: [read, create, update]
+  visit:
+    child: true
+    fields:
+      area: {type: link, to: area}
+      note: {type: string, max_length: 40}
   log_entry:
     scope: self.created_by == user.username or has_role('supervisor')
     fields:
