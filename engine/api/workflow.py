@@ -27,6 +27,7 @@ from flask_smorest import Blueprint
 from metamodel.errors import expected_one_of
 from metamodel.model import TransitionSpec, labels_of
 
+from . import security
 from .errors import ApiError, json_response
 from .naming import begin_write, transition_table
 from .openapi import ID_PARAMETER
@@ -135,7 +136,8 @@ def run_action(ctx: ApiContext, res: Resource, record_id: int, action: str) -> R
         raise ApiError(404, f"{res.qualname} has no action '{action}'; "
                        + expected_one_of(action, wf.actions()))
     body = _action_body()
-    values = validate(res, body["values"], partial=True) if body.get("values") else {}
+    values = validate(res, security.check_body(ctx, res, body["values"]), partial=True) \
+        if body.get("values") else {}  # a field hidden from the caller: unknown (422)
     values.pop("version", None)
     if body.get("version") is not None:
         values["version"] = body["version"]
@@ -148,6 +150,9 @@ def run_action(ctx: ApiContext, res: Resource, record_id: int, action: str) -> R
             ctx.record_denial(res.entity, f"workflow.{action}", denied.message,
                               record_id=record_id)
         raise ApiError(403, denied.message) from None
+    except security.Denied as err:  # a read-only field in values (field rules)
+        security.deny(ctx, res, err)
+    security.strip(ctx, res, [item])
     log.info("%s %s: %s %s -> %s by %s", res.qualname, record_id, action, state, t.to, user)
     return json_response(item)
 
@@ -180,6 +185,9 @@ def _run(ctx: ApiContext, res: Resource, record_id: int, action: str,
                           audited=not t.roles and "admin" not in ctx.current_roles())
         prepared = behaviour.prepare_update(conn, record_id, values, partial=True,
                                             transition=t, scope=scope)
+        served = _served(res, prepared.before, prepared.before_rows)
+        security.check_readonly(ctx, res, [values], served, f"workflow.{action}", record_id)
+        security.check_links(ctx, conn, res, [values], bulk=False, before=served)
         item = update_record(conn, res, record_id, prepared.data, partial=True, user=user,
                              rules=False)
         conn.execute(transition_table.insert().values(
@@ -187,8 +195,7 @@ def _run(ctx: ApiContext, res: Resource, record_id: int, action: str,
             to_state=t.to, username=user, at=utcnow(), comment=body.get("comment")))
         ctx.record_change(conn, action=f"workflow.{action}", entity=res.qualname,
                           record_id=record_id,
-                          before=_served(res, prepared.before, prepared.before_rows),
-                          after=item)
+                          before=served, after=item)
     return item, state, t
 
 

@@ -254,3 +254,45 @@ def test_meta_shows_what_the_caller_may_read(project: Any, db_url: str, tmp_path
         assert one.status_code == (200 if "field.log_entry" in readers else 404), role
         assert s.call(role, "GET", "/api/meta/field/part").status_code == 200
     s.engine.dispose()
+
+
+PERMIT_YAML = """
+module: permits
+entities:
+  permit:
+    fields:
+      title: {type: string, max_length: 40, required: true}
+      status: {type: enum, values: [draft, submitted], default: draft}
+      budget: {type: int, readonly_for: [operator]}
+      secret: {type: string, max_length: 20, hidden_for: [operator]}
+    workflow:
+      field: status
+      transitions:
+        - {action: submit, from: [draft], to: submitted, roles: [operator, supervisor]}
+    permissions:
+      supervisor: [read, create, update]
+      operator: [read, create, update]
+"""
+
+
+def test_field_rules_in_workflow_actions(project: Any, sqlite_url: str, tmp_path: Path
+                                         ) -> None:
+    s = secured_app(project({"modules/field.yaml": FIELD_YAML,
+                             "modules/permits.yaml": PERMIT_YAML}), sqlite_url, tmp_path)
+    r = s.call("supervisor", "POST", "/api/permits/permit", {"title": "hot work", "budget": 5,
+                                                             "secret": "x"})
+    assert r.status_code == 201, r.json
+    url = f"/api/permits/permit/{r.json['id']}/actions/submit"
+    r = s.call("operator", "POST", url, {"values": {"budget": 9}})
+    assert (r.status_code, r.json["message"]) == (403, "field 'budget' is read-only for your "
+                                                       "roles")
+    assert s.audit(action="permission.denied")[-1]["detail"]["action"] == "workflow.submit"
+    r = s.call("operator", "POST", url, {"values": {"secret": "y"}})
+    assert r.status_code == 422 and r.json["errors"]["json"] == {"secret": ["Unknown field."]}
+    r = s.call("operator", "POST", url, {"values": {"budget": 5}, "comment": "ready"})
+    assert r.status_code == 200, r.json
+    assert r.json["status"] == "submitted" and "secret" not in r.json
+    [row] = s.audit(action="workflow.submit")
+    assert (row["username"], row["before"], row["after"]) == ("otto", {"status": "draft"},
+                                                               {"status": "submitted"})
+    s.engine.dispose()
