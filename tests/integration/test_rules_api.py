@@ -8,6 +8,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_api_support import assert_error
 from test_rules_support import RulesEnv, make_rules_env, seed
 
@@ -196,3 +198,36 @@ def test_meta_serves_rules_as_expression_texts(env: RulesEnv) -> None:
     spec = env.client.get("/api/openapi.json").json
     schema = spec["components"]["schemas"]["WorksJobInput"]
     assert "number" not in schema.get("required", [])
+
+
+_SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
+                    st.floats(allow_nan=False), st.text(max_size=20),
+                    st.sampled_from(["draft", "done", "2025-01-01", "1e400", "10.00", "1"]))
+_LINE = st.dictionaries(st.sampled_from(["id", "item", "description", "qty", "unit_price",
+                                         "amount"]), _SCALAR, max_size=6)
+_BODY = st.dictionaries(st.sampled_from([
+    "crew", "crew_name", "kind", "cause", "locked", "assigned_to", "due_on", "total",
+    "line_count", "crew_site", "status", "number", "version", "lines"]),
+    st.one_of(_SCALAR, st.lists(_LINE, max_size=3)), max_size=8)
+
+
+def test_random_bodies_never_reach_a_500(sqlite_url: str, tmp_path: Path) -> None:
+    env = make_rules_env(tmp_path / "project", sqlite_url)
+    ids = seed(env)
+    job = env.create("job", {"crew": ids["C1"], "lines": _lines(ids)})
+
+    @settings(max_examples=150, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(_BODY, st.sampled_from(["post", "patch", "put", "approve", "cancel"]))
+    def check(body: dict[str, object], how: str) -> None:
+        url = f"/api/works/job/{job['id']}"
+        if how == "post":
+            r = env.client.post("/api/works/job", json=body)
+        elif how in ("patch", "put"):
+            r = env.client.open(url, method=how.upper(), json=body)
+        else:
+            r = env.client.post(f"{url}/actions/{how}", json={"values": body})
+        assert r.status_code < 500, (how, body, r.json)
+
+    check()
+    env.engine.dispose()
