@@ -85,7 +85,9 @@ VALUES: dict[str, Any] = {
 BODIES = st.fixed_dictionaries({}, optional={k: v for k, v in VALUES.items()})
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, decimal.Decimal) or isinstance(b, decimal.Decimal):
-        return type(a) is type(b) and a == b and str(a) == str(b)
+        return type(a) is type(b) and str(a) == str(b) and (a == b or a.is_nan())
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True  # NaN equals nothing, not even itself; both sides agree on it
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
