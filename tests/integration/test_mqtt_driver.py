@@ -233,7 +233,11 @@ async def test_tag_model_device_through_create_and_point(mqtt_url: str, probe: P
     await drv.connect()
     try:
         await drv.read(pts)
-        probe.publish(f"{prefix}/sep1", '{"data": {"p": 101.3}}')
+        # the subscription may still be on its way to the broker: publish until it lands
+        end = time.monotonic() + 20
+        while drv._cache.get("t.sep.pressure") is None and time.monotonic() < end:
+            probe.publish(f"{prefix}/sep1", '{"data": {"p": 101.3}}')
+            await asyncio.sleep(0.5)
         await until(lambda: drv._cache.get("t.sep.pressure") is not None)
         assert (await drv.read(pts))["t.sep.pressure"].value == 101.3
     finally:
