@@ -10,6 +10,8 @@ gives the WebSocket endpoint (flask-sock) the raw socket it needs, which waitres
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +58,7 @@ def run(factory: Callable[[], Flask], host: str, port: int, threads: int = 8,
         "threads": threads,
         # a WebSocket keeps its thread; the worker still heartbeats from its main loop
         "timeout": 60,
-        "graceful_timeout": 15,
+        "graceful_timeout": 10,
         "keepalive": 5,
         "accesslog": None,
         "errorlog": "-",
@@ -65,6 +67,18 @@ def run(factory: Callable[[], Flask], host: str, port: int, threads: int = 8,
         "proc_name": "campo",
         "control_socket_disable": True,
     }
-    if on_exit is not None:
-        options["worker_exit"] = lambda _server, _worker: on_exit()
+    def worker_exit(_server: Any, _worker: Any) -> None:
+        try:
+            if on_exit is not None:
+                on_exit()
+        finally:
+            # Our runtimes are stopped and engines disposed: leave now instead of letting
+            # interpreter shutdown wait on library threads (a stuck one would hold the
+            # worker until gunicorn's SIGKILL).
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+    options["worker_exit"] = worker_exit
     EdgeServer(factory, options, on_ready).run()

@@ -59,7 +59,7 @@ def running(root: Path, db: str, log: Path) -> Iterator[tuple[subprocess.Popen[s
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
         finally:
             proc.stdout.close()
 
