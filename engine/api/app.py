@@ -64,7 +64,8 @@ StartHook = Callable[[Flask], Callable[[], None] | None]
 #: blueprint is registered (authentication installs its guard and blueprints here).
 InitHook = Callable[[Flask, Api], None]
 #: First URL segments under /api that modules may not use.
-RESERVED_SEGMENTS = frozenset({"meta", "health", "docs", "openapi.json", "auth", "audit", "ws"})
+RESERVED_SEGMENTS = frozenset({"meta", "health", "docs", "openapi.json", "auth", "audit", "ws",
+                               "tags"})
 STATIC = Path(__file__).parent / "static" / "swagger-ui"
 #: Largest request body accepted (bytes); larger bodies get 413.
 MAX_BODY = 16 * 1024 * 1024
