@@ -28,6 +28,9 @@ CurrentUser = Callable[[], str | None]
 #: ``current_roles() -> effective roles`` (inherited ones included) of the caller; workflow
 #: actions check them against a transition's ``roles`` and expressions read ``user.roles``.
 CurrentRoles = Callable[[], frozenset[str]]
+#: ``current_identity() -> {"id", "username", "roles", "sites"}`` of the caller, or None:
+#: ``user`` in expressions the API evaluates (validations, computed values, guards).
+CurrentIdentity = Callable[[], "dict[str, Any] | None"]
 #: ``row_filter(entity, table) -> boolean clause over table, or None`` (no restriction).
 #: Called inside the request; ``table`` is the entity's generated ``sa.Table``.
 RowFilter = Callable[[Entity, sa.Table], "sa.ColumnElement[bool] | None"]
@@ -72,6 +75,11 @@ def no_user() -> str | None:
 def admin_roles() -> frozenset[str]:
     """The caller acts as admin (no authentication: everyone may do everything)."""
     return frozenset({"admin"})
+
+
+def no_identity() -> dict[str, Any] | None:
+    """No identity beyond ``current_user``/``current_roles`` (no authentication)."""
+    return None
 
 
 def all_rows(entity: Entity, table: sa.Table) -> sa.ColumnElement[bool] | None:

@@ -37,12 +37,14 @@ from metamodel import Model
 
 from .access import (
     Authorize,
+    CurrentIdentity,
     CurrentRoles,
     CurrentUser,
     RecordChange,
     RecordDenial,
     RowFilter,
     admin_roles,
+    no_identity,
     all_rows,
     allow_all,
     no_audit,
@@ -81,6 +83,7 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
                row_filter: RowFilter = all_rows, record_change: RecordChange = no_audit,
                current_roles: CurrentRoles = admin_roles,
                record_denial: RecordDenial = no_denial,
+               current_identity: CurrentIdentity = no_identity,
                on_init: Iterable[InitHook] = (),
                extra_blueprints: Iterable[flask.Blueprint] = (),
                on_start: Iterable[StartHook] = ()) -> Flask:
@@ -96,6 +99,8 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
         transitions, ``user.roles`` in expressions); the default acts as admin.
     :param record_denial: ``(entity, action, message, record_id=None)`` audits a 403 the
         API decides itself (read-only fields, writes outside the row scope).
+    :param current_identity: ``() -> {"id", "username", "roles", "sites"} | None``: the
+        caller as ``user`` in expressions (defaults to current_user/current_roles, no sites).
     :param on_init: hooks called with ``(app, api)`` before the generated blueprints.
     :param extra_blueprints: more routes (flask-smorest Blueprints are also documented).
     :param on_start: hooks called with the app once it is built; a hook may return a
@@ -123,7 +128,7 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
     metadata = build_metadata(model)
     ctx = ApiContext(model, engine, settings, build_resources(model, metadata), authorize,
                      current_user, delete_referrers(model, metadata), row_filter,
-                     record_change, current_roles, record_denial)
+                     record_change, current_roles, record_denial, current_identity)
     if any(e.workflow is not None or e.series is not None for e in model.entities.values()):
         ensure_tables(engine)  # campo_series, campo_transition (engine.api.naming)
     for blp in module_blueprints(ctx):

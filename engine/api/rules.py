@@ -226,7 +226,12 @@ def compile_entity_rules(model: Model, metadata: sa.MetaData, ent: Entity) -> En
 
 
 def user_context(ctx: ApiContext) -> dict[str, Any]:
-    """``user`` in expressions: the caller's name and effective roles."""
+    """``user`` in expressions: the caller's id, name, effective roles and sites."""
+    ident = ctx.current_identity()
+    if ident is not None:
+        return {"id": ident.get("id"), "username": ident.get("username"),
+                "roles": sorted(ident.get("roles") or ()),
+                "sites": sorted(ident.get("sites") or ())}
     return {"id": None, "username": ctx.current_user(), "roles": sorted(ctx.current_roles()),
             "sites": []}
 

@@ -27,12 +27,14 @@ from metamodel import Model
 from . import openapi, security
 from .access import (
     Authorize,
+    CurrentIdentity,
     CurrentRoles,
     CurrentUser,
     RecordChange,
     RecordDenial,
     RowFilter,
     admin_roles,
+    no_identity,
     all_rows,
     no_audit,
     no_denial,
@@ -77,6 +79,8 @@ class ApiContext:
     current_roles: CurrentRoles = admin_roles
     #: ``(entity, action, message, record_id=None)``: audit a 403 decided here (see .access)
     record_denial: RecordDenial = no_denial
+    #: ``() -> {"id", "username", "roles", "sites"} | None``: ``user`` in expressions
+    current_identity: CurrentIdentity = no_identity
 
     def scope(self, res: Resource) -> sa.ColumnElement[bool] | None:
         """The caller's row-level scope on ``res``'s table (None: every row)."""

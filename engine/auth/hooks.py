@@ -90,11 +90,21 @@ def record_denial(entity: Entity, action: str, message: str, record_id: Any = No
     _record_denial(entity=entity.qualname, record_id=record_id, action=action, reason=message)
 
 
+def current_identity() -> dict[str, Any] | None:
+    """The caller as ``user`` in expressions: id, name, effective roles and sites."""
+    p = optional_principal()
+    if p is None:
+        return None
+    return {"id": p.user_id, "username": p.username, "roles": sorted(p.roles),
+            "sites": sorted(p.sites)}
+
+
 def api_hooks() -> dict[str, Any]:
     """Every access hook of :func:`engine.api.create_app`, as keyword arguments."""
     return {"authorize": authorize, "current_user": current_username,
             "current_roles": current_roles, "row_filter": row_filter,
-            "record_change": record_change, "record_denial": record_denial}
+            "record_change": record_change, "record_denial": record_denial,
+            "current_identity": current_identity}
 
 
 def auth_init_hook(engine: Engine, settings: Settings, model: Model,

@@ -77,3 +77,46 @@ def test_workflow_with_signed_in_users(db_url: str, tmp_path: Path) -> None:
     assert ("workflow.approve", "boss", str(job["id"])) in [tuple(r) for r in rows]
     assert any(r.action == "permission.denied" and r.username == "olga" for r in rows)
     engine.dispose()
+
+
+SITES_YAML = """
+module: ops
+entities:
+  ticket:
+    fields:
+      site: {type: string, max_length: 20, required: true}
+      note: {type: string, max_length: 80}
+      opened_by: {type: string, max_length: 150, default: '=user.username'}
+    validations:
+      - rule: "self.site in user.sites or has_role('admin')"
+        message: {es: "Solo en sus locaciones", en: "Only at your own sites"}
+        field: site
+"""
+
+
+def test_expressions_see_the_signed_in_users_sites_and_name(db_url: str,
+                                                            tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "modules").mkdir(parents=True)
+    (root / "modules" / "ops.yaml").write_text(SITES_YAML, encoding="utf-8")
+    model = load_project(root)
+    engine = create_engine_for(db_url)
+    build_metadata(model).create_all(engine)
+    settings = build_settings(tmp_path)
+    app = create_app(model, engine, settings, **api_hooks(),
+                     on_init=[auth_init_hook(engine, settings, model, hasher=FAST_HASHER)])
+    state = app.extensions["campo_auth"]
+    with engine.begin() as conn:
+        create_user(conn, model, username="nora", now=state.now(),
+                    password_hash=state.passwords.hash(PASSWORD), roles=["supervisor"],
+                    sites=["north"])
+    c = app.test_client()
+    r = c.post("/api/auth/login", json={"username": "nora", "password": PASSWORD})
+    nora = bearer(r.json["access_token"])
+    ok = c.post("/api/ops/ticket", json={"site": "north"}, headers=nora)
+    assert ok.status_code == 201, ok.json
+    assert ok.json["opened_by"] == "nora"
+    refused = c.post("/api/ops/ticket", json={"site": "south"}, headers=nora)
+    assert refused.status_code == 422
+    assert "Only at your own sites" in str(refused.json["errors"]["json"]["site"])
+    engine.dispose()
