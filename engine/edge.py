@@ -59,22 +59,86 @@ def load_site_tags(project: Path, model: Model | None) -> TagModel | None:
     return load_tags(project, environ=dict(os.environ), roles=roles)
 
 
-class RuntimeBridge:
-    """Runs the SCADA runtime in a thread and joins it to a bus."""
+class Upstream:
+    """Tag changes published to an upstream broker: retained JSON and/or Sparkplug B.
 
-    def __init__(self, tags: TagModel, bus: Bus) -> None:
+    Lives in the runtime's event loop (the edge node must publish from the loop it started
+    in); the runtime's subscriber callbacks run there too.
+    """
+
+    def __init__(self, tags: TagModel, settings: Settings) -> None:
+        self.tags = tags
+        self.settings = settings
+        self.links: list[Any] = []
+        self.sinks: list[Any] = []
+        self.edge: Any = None
+
+    @staticmethod
+    def wanted(settings: Settings) -> bool:
+        return bool(settings.mqtt_url and (settings.upstream_topic or (
+            settings.sparkplug_group and settings.sparkplug_node)))
+
+    async def start(self) -> None:
+        from engine.scada.drivers.mqtt import MqttLink, MqttPublisher
+        from engine.scada.sparkplug import SparkplugEdgeNode, datatypes_from
+
+        s = self.settings
+        if s.upstream_topic:
+            link = MqttLink(s.mqtt_url)
+            self.links.append(link)
+            site = next(iter(self.tags.sites), "")
+            self.sinks.append(MqttPublisher(link, s.upstream_topic, fields={"site": site}))
+            if not await link.connect():
+                log.warning("upstream broker %s not reachable yet; publishing when it is",
+                            s.mqtt_url)
+        if s.sparkplug_group and s.sparkplug_node:
+            link = MqttLink(s.mqtt_url)
+            self.edge = SparkplugEdgeNode(link, s.sparkplug_group, s.sparkplug_node,
+                                          datatypes_from(self.tags.tags.values()))
+            self.sinks.append(self.edge)
+            if not await self.edge.start():
+                log.warning("Sparkplug broker %s not reachable yet; births when it is",
+                            s.mqtt_url)
+
+    def publish(self, values: Sequence[Any]) -> None:
+        for sink in self.sinks:
+            try:
+                sink.publish(values)
+            except Exception:  # an upstream problem must never stop local polling
+                log.exception("upstream publish failed")
+
+    async def stop(self) -> None:
+        if self.edge is not None:
+            await self.edge.stop()
+        for link in self.links:
+            await link.close()
+
+
+class RuntimeBridge:
+    """Runs the SCADA runtime in a thread and joins it to a bus (and upstream MQTT)."""
+
+    def __init__(self, tags: TagModel, bus: Bus, settings: Settings | None = None) -> None:
         from engine.scada.runtime import Runtime, RuntimeThread
 
         self.bus = bus
         self.thread = RuntimeThread(Runtime(tags))
         self._sub: Any = None
+        self._up_sub: Any = None
+        self.upstream = Upstream(tags, settings) if (
+            settings is not None and Upstream.wanted(settings)) else None
 
     def start(self) -> None:
         """Start polling; every change goes to the bus, the bus's writes come here."""
+        import asyncio
+
         self.thread.start()
         self._sub = self.thread.subscribe("**", lambda vs: self.bus.publish(to_live(vs)))
         self.bus.publish(to_live(list(self.thread.snapshot().values())))
         self.bus.serve_writes(self.write)
+        if self.upstream is not None and self.thread.loop is not None:
+            asyncio.run_coroutine_threadsafe(self.upstream.start(), self.thread.loop).result(30)
+            self._up_sub = self.thread.subscribe("**", self.upstream.publish)
+            self.upstream.publish(list(self.thread.snapshot().values()))
 
     def write(self, tag: str, value: Any, meta: dict[str, Any]) -> WriteOutcome:
         """Bus write handler: write through the runtime, confirmed by read-back."""
@@ -89,10 +153,17 @@ class RuntimeBridge:
         return WriteOutcome(True, result.value)
 
     def stop(self) -> None:
-        if self._sub is not None:
-            close = getattr(self._sub, "close", None)
-            if close is not None:
-                close()
+        import asyncio
+
+        for sub in (self._sub, self._up_sub):
+            if sub is not None:
+                sub.cancel()
+        if self.upstream is not None and self.thread.loop is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(self.upstream.stop(),
+                                                 self.thread.loop).result(10)
+            except Exception:  # stopping must go on
+                log.exception("upstream stop failed")
         self.thread.stop()
 
 
@@ -100,13 +171,14 @@ class EdgePlugin:
     """What ``campo serve`` runs beside the API (see the module docstring)."""
 
     def __init__(self, tags: TagModel | None, bus: Bus, engine: Engine,
-                 run_runtime: bool) -> None:
+                 run_runtime: bool, settings: Settings | None = None) -> None:
         from engine.live import LiveTags
 
         self.tags = tags
         self.bus = bus
         self.live = LiveTags(tags, bus, engine)
-        self.bridge = RuntimeBridge(tags, bus) if (tags is not None and run_runtime) else None
+        self.bridge = (RuntimeBridge(tags, bus, settings)
+                       if (tags is not None and run_runtime) else None)
 
     def init_app(self, app: Flask, api: Api) -> None:
         from engine.live import init_live
@@ -136,7 +208,7 @@ def serve_plugin(model: Model, engine: Engine, settings: Settings) -> EdgePlugin
         bus = make_bus(settings)
     except ValueError as err:
         raise UserError(str(err)) from None
-    return EdgePlugin(tags, bus, engine, settings.scada and settings.bus == "inproc")
+    return EdgePlugin(tags, bus, engine, settings.scada and settings.bus == "inproc", settings)
 
 
 def register(subparsers: Any) -> None:
@@ -175,7 +247,7 @@ def scada_command(args: Any) -> int:
     if not bus.wait_connected(10):
         log.warning("broker %s not reachable yet; values are queued until it is",
                     settings.mqtt_url)
-    bridge = RuntimeBridge(tags, bus)
+    bridge = RuntimeBridge(tags, bus, settings)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     #: (separate processes joined by the broker at ``mqtt_url``)
     bus: str = "inproc"
     bus_prefix: str = "campo/bus"
+    #: publish every tag change upstream to ``mqtt_url`` as retained JSON on this topic
+    #: template (``{tag}``, ``{tag_path}`` = dots as slashes, ``{site}``); empty: off
+    upstream_topic: str = ""
+    #: publish the site as a Sparkplug B edge node (both set: on) to ``mqtt_url``
+    sparkplug_group: str = ""
+    sparkplug_node: str = ""
     #: largest page a list endpoint serves
     max_page_size: int = 1000
     default_page_size: int = 50
