@@ -224,11 +224,15 @@ class Simulator:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
 
+#: how long ``campo serve`` waits for the simulated pad before starting the runtime
+STARTUP_WAIT_S = 10.0
+
+
 class SimulatorPlugin:
     """The simulated pad beside ``campo serve`` (an entry of ``engine.cli.SERVE_PLUGINS``).
 
-    ``start()`` returns at once: the servers come up in their own thread, and a port already
-    in use is logged, never fatal to the web server.
+    ``start()`` waits at most :data:`STARTUP_WAIT_S` for the servers, which come up in
+    their own thread; a port already in use is logged, never fatal to the web server.
     """
 
     def __init__(self, units: int = 4, modbus_port: int = DEFAULT_MODBUS_PORT,
@@ -250,6 +254,9 @@ class SimulatorPlugin:
 
         self._starter = threading.Thread(target=run, name="campo-simulator-start", daemon=True)
         self._starter.start()
+        # give the servers a moment so the runtime (started next) finds them listening;
+        # a slow or failed start is logged by run() and never holds the web server
+        self._starter.join(STARTUP_WAIT_S)
 
     def stop(self) -> None:
         """Stop the simulator (waits for a start still in progress)."""
