@@ -5,6 +5,7 @@ audited."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,17 +22,22 @@ from engine.rules import load_project
 pytestmark = pytest.mark.integration
 
 
-def test_workflow_with_signed_in_users(db_url: str, tmp_path: Path) -> None:
+def signed_in_app(db_url: str, tmp_path: Path, yaml: str) -> tuple[Any, Any, sa.Engine, Any]:
+    """The generated API behind real auth for one module file: (app, model, engine, state)."""
     root = tmp_path / "project"
     (root / "modules").mkdir(parents=True)
-    (root / "modules" / "works.yaml").write_text(WORKS_YAML, encoding="utf-8")
+    (root / "modules" / "module.yaml").write_text(yaml, encoding="utf-8")
     model = load_project(root)
     engine = create_engine_for(db_url)
     build_metadata(model).create_all(engine)
     settings = build_settings(tmp_path)
     app = create_app(model, engine, settings, **api_hooks(),
                      on_init=[auth_init_hook(engine, settings, model, hasher=FAST_HASHER)])
-    state = app.extensions["campo_auth"]
+    return app, model, engine, app.extensions["campo_auth"]
+
+
+def test_workflow_with_signed_in_users(db_url: str, tmp_path: Path) -> None:
+    app, model, engine, state = signed_in_app(db_url, tmp_path, WORKS_YAML)
     with engine.begin() as conn:
         for name, role in (("boss", "foreman"), ("olga", "operator")):
             create_user(conn, model, username=name, now=state.now(),
@@ -96,16 +102,7 @@ entities:
 
 def test_expressions_see_the_signed_in_users_sites_and_name(db_url: str,
                                                             tmp_path: Path) -> None:
-    root = tmp_path / "project"
-    (root / "modules").mkdir(parents=True)
-    (root / "modules" / "ops.yaml").write_text(SITES_YAML, encoding="utf-8")
-    model = load_project(root)
-    engine = create_engine_for(db_url)
-    build_metadata(model).create_all(engine)
-    settings = build_settings(tmp_path)
-    app = create_app(model, engine, settings, **api_hooks(),
-                     on_init=[auth_init_hook(engine, settings, model, hasher=FAST_HASHER)])
-    state = app.extensions["campo_auth"]
+    app, model, engine, state = signed_in_app(db_url, tmp_path, SITES_YAML)
     with engine.begin() as conn:
         create_user(conn, model, username="nora", now=state.now(),
                     password_hash=state.passwords.hash(PASSWORD), roles=["supervisor"],
