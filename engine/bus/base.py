@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from metamodel.tags import compile_pattern
 
 QUALITIES = ("bad", "uncertain", "good")
 
@@ -47,8 +48,9 @@ Callback = Callable[[Sequence[LiveValue]], None]
 
 
 def compile_patterns(patterns: Iterable[str]) -> re.Pattern[str]:
-    """One regex for shell-style tag patterns (``pad7.*.pip``, ``*``)."""
-    parts = [fnmatch.translate(p) for p in patterns] or ["(?!)"]
+    """One regex for tag patterns, with the tag language's rules (``*`` within one dotted
+    segment, ``**`` across segments), so REST, WebSocket and bus select the same tags."""
+    parts = [compile_pattern(p).pattern for p in patterns] or ["(?!)"]
     return re.compile("|".join(f"(?:{p})" for p in parts))
 
 
@@ -78,7 +80,9 @@ class Bus(Protocol):
 
     def publish(self, values: Sequence[LiveValue]) -> None: ...
 
-    def snapshot(self, patterns: Sequence[str] = ("*",)) -> list[LiveValue]: ...
+    def snapshot(self, patterns: Sequence[str] = ("**",)) -> list[LiveValue]: ...
+
+    def latest(self, tags: Iterable[str]) -> dict[str, LiveValue]: ...
 
     def subscribe(self, patterns: Sequence[str], callback: Callback) -> Subscription: ...
 
@@ -113,6 +117,11 @@ class LiveTable:
         with self._lock:
             return sorted((v for t, v in self._values.items() if matcher.match(t)),
                           key=lambda v: v.tag)
+
+    def latest(self, tags: Iterable[str]) -> dict[str, LiveValue]:
+        """The current values of ``tags`` (those that have one), by tag."""
+        with self._lock:
+            return {t: v for t in tags if (v := self._values.get(t)) is not None}
 
     def subscribe(self, patterns: Sequence[str], callback: Callback) -> Subscription:
         sub = Subscription(tuple(patterns), callback)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .base import Callback, LiveTable, LiveValue, Subscription, WriteHandler, WriteOutcome
@@ -21,8 +21,11 @@ class InProcessBus:
     def publish(self, values: Sequence[LiveValue]) -> None:
         self._table.update(values)
 
-    def snapshot(self, patterns: Sequence[str] = ("*",)) -> list[LiveValue]:
+    def snapshot(self, patterns: Sequence[str] = ("**",)) -> list[LiveValue]:
         return self._table.snapshot(patterns)
+
+    def latest(self, tags: Iterable[str]) -> dict[str, LiveValue]:
+        return self._table.latest(tags)
 
     def subscribe(self, patterns: Sequence[str], callback: Callback) -> Subscription:
         return self._table.subscribe(patterns, callback)

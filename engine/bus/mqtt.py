@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -117,8 +117,11 @@ class MqttBus:
             self._client.publish(f"{self.prefix}/v/{v.tag}",
                                  json.dumps(v.to_json(), default=_default), qos=0, retain=True)
 
-    def snapshot(self, patterns: Sequence[str] = ("*",)) -> list[LiveValue]:
+    def snapshot(self, patterns: Sequence[str] = ("**",)) -> list[LiveValue]:
         return self._table.snapshot(patterns)
+
+    def latest(self, tags: Iterable[str]) -> dict[str, LiveValue]:
+        return self._table.latest(tags)
 
     def subscribe(self, patterns: Sequence[str], callback: Callback) -> Subscription:
         return self._table.subscribe(patterns, callback)

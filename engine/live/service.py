@@ -60,11 +60,7 @@ class LiveTags:
 
     def values(self, tags: Iterable[Tag]) -> dict[str, LiveValue]:
         """Latest values of ``tags`` from the bus, by path."""
-        wanted = {t.path for t in tags}
-        if not wanted:
-            return {}
-        snap = self.bus.snapshot(["*"])
-        return {v.tag: v for v in snap if v.tag in wanted}
+        return self.bus.latest(t.path for t in tags)
 
     @staticmethod
     def describe(tag: Tag, value: LiveValue | None) -> dict[str, Any]:

@@ -201,7 +201,7 @@ def register_ws(app: Flask, live: LiveTags) -> None:
                     continue
                 known = {t.path for p in patterns for t in live.select(pattern=p)}
                 subs.append(live.bus.subscribe(patterns, push))
-                current = [v for v in live.bus.snapshot(patterns) if v.tag in known or not known]
+                current = live.bus.snapshot(patterns)
                 _send(ws, {"type": "subscribed", "patterns": patterns, "tags": len(known)})
                 if current:
                     push(current)

@@ -36,7 +36,9 @@ def test_inprocess_snapshot_subscribe_and_write() -> None:
     sub = bus.subscribe(["pad1.*.pip"], lambda vs: got.extend(v.tag for v in vs))
     bus.publish([_v("pad1.w1.pip", 812.5), _v("pad1.w1.thp", 150.0), _v("pad2.w1.pip", 1.0)])
     assert got == ["pad1.w1.pip"]
-    assert [v.tag for v in bus.snapshot(["pad1.*"])] == ["pad1.w1.pip", "pad1.w1.thp"]
+    assert [v.tag for v in bus.snapshot(["pad1.**"])] == ["pad1.w1.pip", "pad1.w1.thp"]
+    assert bus.snapshot(["pad1.*"]) == []  # '*' stays within one segment, as in REST
+    assert set(bus.latest(["pad1.w1.thp", "nope"])) == {"pad1.w1.thp"}
     sub.close()
     bus.publish([_v("pad1.w2.pip", 3.0)])
     assert got == ["pad1.w1.pip"]
