@@ -109,14 +109,6 @@ def serve_command(args: argparse.Namespace) -> int:
         engine.dispose()  # the worker opens its own connections
     for line in applied:
         print(f"applied: {line}", flush=True)
-    try:  # build once without plugins: a module named like a built-in URL fails here
-        from engine.api import create_app
-
-        create_app(model, engine, settings)
-    except ValueError as exc:
-        raise cli.UserError(str(exc)) from None
-    finally:
-        engine.dispose()
     apps: list[Flask] = []
 
     def factory() -> Flask:

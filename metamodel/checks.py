@@ -58,14 +58,25 @@ def check_entities(salvage: Salvage, entities: dict[str, Entity], roles: dict[st
 # --------------------------------------------------------------------------- names
 
 
+#: A module is served at ``/api/<module>/...``; these first segments are the platform's.
+RESERVED_MODULE_URLS: frozenset[str] = frozenset(
+    {"meta", "health", "docs", "auth", "audit", "ws", "tags"})
+
+
 def check_module_name(doc: Any, module: str, problems: Problems) -> None:
-    """``campo`` and ``campo_*`` are reserved: the platform's own tables are ``campo_*``."""
+    """``campo``/``campo_*`` name platform tables; some names are platform URLs."""
     if module == "campo" or module.startswith("campo_"):
         problems.add(doc.where(("module",)), "module",
                      f"module name '{module}' is reserved: Campo's own tables are named "
                      "campo_<name> and a module's tables <module>_<entity>",
                      "choose a module name that is not 'campo' and does not start with "
                      "'campo_'")
+    elif module in RESERVED_MODULE_URLS:
+        problems.add(doc.where(("module",)), "module",
+                     f"module name '{module}' is reserved: /api/{module} is a built-in URL "
+                     "and a module's records are served at /api/<module>/<entity>",
+                     "choose another name; reserved: "
+                     + ", ".join(sorted(RESERVED_MODULE_URLS)))
 
 
 def _check_entity_name(d: EntityDef, tables: dict[str, EntityDef], problems: Problems) -> None:

@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from engine.db import build_metadata
 from engine.settings import Settings
 from metamodel import Model
+from metamodel.checks import RESERVED_MODULE_URLS
 
 from .access import (
     Authorize,
@@ -66,8 +67,7 @@ StartHook = Callable[[Flask], Callable[[], None] | None]
 #: blueprint is registered (authentication installs its guard and blueprints here).
 InitHook = Callable[[Flask, Api], None]
 #: First URL segments under /api that modules may not use.
-RESERVED_SEGMENTS = frozenset({"meta", "health", "docs", "openapi.json", "auth", "audit", "ws",
-                               "tags"})
+RESERVED_SEGMENTS = RESERVED_MODULE_URLS | {"openapi.json"}
 STATIC = Path(__file__).parent / "static" / "swagger-ui"
 #: Largest request body accepted (bytes); larger bodies get 413.
 MAX_BODY = 16 * 1024 * 1024

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 import threading
@@ -15,7 +16,7 @@ from engine.api import create_app
 from engine.api.health import mqtt_handshake
 from engine.db import create_engine_for
 from engine.settings import Settings
-from metamodel import load
+from metamodel import DefinitionError, load
 
 pytestmark = pytest.mark.integration
 
@@ -193,5 +194,11 @@ def test_docs_page_is_served_without_external_urls(env: ApiEnv) -> None:
 def test_module_named_like_a_builtin_url_is_refused(project, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
     root = project({"modules/meta.yaml": "module: meta\nentities:\n  thing:\n    fields:\n"
                     "      name: {type: string}\n"})
-    with pytest.raises(ValueError, match="meta"):
+    # the loader refuses it first (campo validate reports it at file:line:col) ...
+    with pytest.raises(DefinitionError, match="module name 'meta' is reserved"):
         make_env(root, sqlite_url)
+    # ... and create_app still refuses a model that reaches it by another way
+    ok = load(project({"modules/meta.yaml": PLANT_YAML}))
+    renamed = dataclasses.replace(ok, modules={"meta": next(iter(ok.modules.values()))})
+    with pytest.raises(ValueError, match="meta"):
+        create_app(renamed, create_engine_for(sqlite_url), Settings())
