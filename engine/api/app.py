@@ -45,11 +45,11 @@ from .access import (
     RecordDenial,
     RowFilter,
     admin_roles,
-    no_identity,
     all_rows,
     allow_all,
     no_audit,
     no_denial,
+    no_identity,
     no_user,
 )
 from .errors import register_error_handlers

@@ -34,10 +34,10 @@ from .access import (
     RecordDenial,
     RowFilter,
     admin_roles,
-    no_identity,
     all_rows,
     no_audit,
     no_denial,
+    no_identity,
 )
 from .aggregate import add_aggregate_route
 from .errors import ApiError, json_response
