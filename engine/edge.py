@@ -51,12 +51,26 @@ def make_bus(settings: Settings) -> Bus:
     return InProcessBus()
 
 
+_loaded: dict[tuple[Any, ...], TagModel] = {}
+
+
 def load_site_tags(project: Path, model: Model | None) -> TagModel | None:
-    """The project's tag model, or None when it has no ``tags/`` files."""
-    if not tag_files(project):
+    """The project's tag model, or None when it has no ``tags/`` files.
+
+    Remembered per set of files (path, size, mtime), roles and environment: ``campo serve``
+    checks the tags in the gunicorn master and its forked worker reuses the result.
+    """
+    files = tag_files(project)
+    if not files:
         return None
-    roles = list(model.roles) if model is not None else None
-    return load_tags(project, environ=dict(os.environ), roles=roles)
+    roles = tuple(sorted(model.roles)) if model is not None else None
+    environ = dict(os.environ)
+    key = (tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files), roles,
+           tuple(sorted(environ.items())))
+    if key not in _loaded:
+        _loaded.clear()
+        _loaded[key] = load_tags(project, environ=environ, roles=roles)
+    return _loaded[key]
 
 
 class Upstream:
