@@ -68,7 +68,7 @@ def build_app(settings: Settings, model: Any, url: str) -> Flask:
     """The full app: generated API + auth + plugins (called inside the worker)."""
     from engine import cli
     from engine.api import create_app
-    from engine.api.commands import load_plugins
+    from engine.api.startup import load_plugins
     from engine.auth.hooks import api_hooks, auth_init_hook
     from engine.db import create_engine_for
 
@@ -87,7 +87,7 @@ def serve_command(args: argparse.Namespace) -> int:
     """Handler of ``campo serve``."""
     from engine import cli
     from engine.api import shutdown
-    from engine.api.commands import prepare_database
+    from engine.api.startup import prepare_database
     from engine.auth import ensure_platform_tables
     from engine.db import create_engine_for
     from engine.server import run

@@ -19,7 +19,7 @@ import pytest
 from test_api_support import PLANT_YAML
 
 from engine.api import create_app, shutdown
-from engine.api.commands import load_plugins
+from engine.api.startup import load_plugins
 from engine.db import create_engine_for
 from engine.settings import Settings
 from metamodel import Model, load
