@@ -88,6 +88,11 @@ def bootstrap_admin(state: AuthState) -> bool:
     settings = state.settings
     password = settings.admin_password.get_secret_value()
     if not password:
+        with state.engine.connect() as conn:
+            if count_active_admins(conn, state.model) == 0:
+                log.warning("no active admin: nobody can sign in to manage users; create one "
+                            "with 'campo user create admin --role admin --site \"*\"' or set "
+                            "CAMPO_ADMIN_PASSWORD for one start")
         return False
     name = settings.admin_username
     try:
