@@ -1,94 +1,44 @@
 """The ``campo`` command line. Only this module configures logging handlers.
 
-Subcommands live next to what they drive: each module in :data:`COMMAND_MODULES` has a
-``register(subparsers)`` function that adds its commands. Every command reads the project
-(``modules/``, ``tags/``, ``screens/``) from the current folder unless ``--project`` names
-another, and reports a user's mistake as a message and exit code, never a traceback.
+Subcommands live next to what they drive: :data:`COMMANDS` lists their ``register(subparsers)``
+functions. Every command reads the project (``modules/``, ``tags/``, ``screens/``) from the
+current folder unless ``--project`` names another, and reports a user's mistake as a message
+and exit code, never a traceback: commands raise :class:`engine.errors.UserError` (a leaf
+module), this module prints it. Nothing below the CLI imports it.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from metamodel import DefinitionError, Model
-
-from .settings import Settings
+from .auth import commands as auth_commands
+from .db import commands as db_commands
+from .errors import UserError
+from .options import add_project_option, load_model, settings_from
+from .rules import commands as rules_commands
+from .scada import commands as scada_commands
+from .wiring import edge, serve
 
 log = logging.getLogger(__name__)
 
-#: Modules that add subcommands (``register(subparsers)``), in help order.
-COMMAND_MODULES: tuple[str, ...] = (
-    "engine.db.commands",
-    "engine.serve",
-    "engine.edge",
-    "engine.scada.commands",
-    "engine.auth.commands",
-    "engine.rules.commands",
-)
-
-#: What ``campo serve`` runs next to the API, as ``"module:function"``. The function is
-#: called with ``(model, engine, settings)`` and returns None or an object with optional
-#: ``blueprints`` (Flask blueprints to add), ``start()`` and ``stop()``. The SCADA runtime
-#: plugs in here, so ``engine.api`` and ``engine.scada`` never import each other.
-SERVE_PLUGINS: tuple[str, ...] = (
-    "engine.scada.simulator:serve_plugin",
-    "engine.edge:serve_plugin",
-)
-
 Handler = Callable[[argparse.Namespace], int]
+Register = Callable[[Any], None]
 
-
-class UserError(Exception):
-    """A mistake of the person running the command: printed, exit code 1 (or ``code``)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings from ``CAMPO_*`` variables, overridden by the flags given on the command line."""
-    overrides = {k: v for k, v in {
-        "project": getattr(args, "project", None),
-        "database_url": getattr(args, "database_url", None),
-        "host": getattr(args, "host", None),
-        "port": getattr(args, "port", None),
-        "mqtt_url": getattr(args, "mqtt_url", None),
-        "overlays": getattr(args, "overlay", None) or None,
-    }.items() if v is not None}
-    return Settings(**overrides)
-
-
-def load_model(settings: Settings) -> Model:
-    """Load the project's YAML (plus overlays), compile its expressions, or raise
-    :class:`UserError` with every problem."""
-    from .rules import load_project
-
-    try:
-        return load_project(settings.project, settings.overlays)
-    except DefinitionError as err:
-        raise UserError(err.report()) from None
-
-
-def add_project_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--project", type=Path, default=None,
-                   help="folder with modules/, tags/ and screens/ (default: current folder)")
-    p.add_argument("--overlay", type=Path, action="append", default=None, metavar="DIR",
-                   help="site overlay folder with modules/**/*.yaml applied on top of the "
-                        "project; repeatable, later ones win (env CAMPO_OVERLAYS, "
-                        "comma-separated)")
-
-
-def add_database_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--database-url", default=None,
-                   help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db "
-                        "(default: SQLite file in the data folder; env CAMPO_DATABASE_URL)")
+#: The functions that add subcommands (``register(subparsers)``), in help order.
+COMMANDS: tuple[Register, ...] = (
+    db_commands.register,
+    serve.register,
+    edge.register,
+    scada_commands.register,
+    auth_commands.register,
+    rules_commands.register,
+)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -150,14 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_validate)
     p = sub.add_parser("schema", help="print the JSON Schema of the YAML language")
     p.set_defaults(handler=_schema)
-    for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        mod.register(sub)
+    for register in COMMANDS:
+        register(sub)
     return parser
 
 
@@ -180,8 +124,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # run the importable engine.cli, not this __main__ copy: the UserError other modules
-    # raise (``from engine.cli import UserError``) is that module's class
-    from engine.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

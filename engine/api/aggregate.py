@@ -37,8 +37,8 @@ from .openapi import filter_parameters
 from .query import QueryError, parse_list_query
 
 if TYPE_CHECKING:
+    from .context import ApiContext
     from .resource import Resource
-    from .views import ApiContext
 
 log = logging.getLogger(__name__)
 

@@ -52,12 +52,13 @@ from .access import (
     no_identity,
     no_user,
 )
+from .context import ApiContext
 from .errors import register_error_handlers
 from .health import Health, campo_version, health_blueprint
 from .meta import meta_blueprint
 from .naming import ensure_tables
 from .resource import build_resources
-from .views import ApiContext, delete_referrers, module_blueprints
+from .views import delete_referrers, module_blueprints
 
 log = logging.getLogger(__name__)
 
@@ -163,5 +164,5 @@ def shutdown(app: Flask) -> None:
 
 
 def api_context(app: Flask) -> Any:
-    """The :class:`~engine.api.views.ApiContext` of an app built by :func:`create_app`."""
+    """The :class:`~engine.api.context.ApiContext` of an app built by :func:`create_app`."""
     return app.extensions["campo"]["context"]

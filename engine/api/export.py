@@ -29,7 +29,7 @@ from .query import order_by
 from .resource import Resource
 
 if TYPE_CHECKING:
-    from .views import ApiContext
+    from .context import ApiContext
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from metamodel import Entity, Model
 from metamodel.model import labels_of
 
 from . import security
+from .context import ApiContext
 from .errors import ApiError, json_response
 from .rules import entity_rules_meta, field_rules_meta
-from .views import ApiContext
 
 
 def _labels(value: Any, fallback: str) -> dict[str, str]:

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 from engine.expr import Context
 from metamodel.model import SYSTEM_COLUMNS, TransitionSpec, labels_of
 
+from .behaviour import Prepared
 from .codecs import default_value
 from .errors import ApiError
 from .naming import assign_names, begin_write
@@ -55,8 +56,8 @@ from .rules import (
 from .writes import missing_or_stale, utcnow
 
 if TYPE_CHECKING:
+    from .context import ApiContext
     from .resource import Resource
-    from .views import ApiContext
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +90,6 @@ class Draft:
         children = {t: [r.values for r in rows] for t, rows in self.rows.items()}
         return Context(record=self.values if values is None else values, parent=parent,
                        links=self.links, children=children, user=user)
-
-
-@dataclass
-class Prepared:
-    """An update ready to be written: the values, and the record before it."""
-
-    data: dict[str, Any]
-    before: dict[str, Any]
-    before_rows: dict[str, list[dict[str, Any]]]
 
 
 class Behaviour:

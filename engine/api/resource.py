@@ -23,7 +23,7 @@ from .fastload import Loader, compile_loader
 from .schemas import input_schema, output_schema
 
 if TYPE_CHECKING:
-    from .prepare import Behaviour
+    from .behaviour import RecordBehaviour
 
 Dumper = Callable[[Sequence[Any]], dict[str, Any]]
 
@@ -168,7 +168,7 @@ class Resource:
     url: str
     #: the model's rules applied on write and read (:class:`engine.api.prepare.Behaviour`);
     #: None when the entity has none
-    behaviour: Behaviour | None = None
+    behaviour: RecordBehaviour | None = None
 
     @property
     def table(self) -> sa.Table:

@@ -32,8 +32,8 @@ from metamodel.model import ValidationSpec, labels_of
 from .codecs import Codec, field_codec
 
 if TYPE_CHECKING:
+    from .context import ApiContext
     from .resource import Resource
-    from .views import ApiContext
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from .reads import get_record
 from .resource import Resource
 
 if TYPE_CHECKING:
-    from .views import ApiContext
+    from .context import ApiContext
 
 log = logging.getLogger(__name__)
 

@@ -8,38 +8,21 @@ with ``type()`` when the app is built; their methods close over a compiled
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import marshmallow as ma
 import sqlalchemy as sa
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy.engine import Engine
 
-from engine.settings import Settings
 from metamodel import Model
 
 from . import openapi, security
-from .access import (
-    Authorize,
-    CurrentIdentity,
-    CurrentRoles,
-    CurrentUser,
-    RecordChange,
-    RecordDenial,
-    RowFilter,
-    admin_roles,
-    all_rows,
-    no_audit,
-    no_denial,
-    no_identity,
-)
 from .aggregate import add_aggregate_route
+from .body import read_json, validate
+from .context import ApiContext
 from .errors import ApiError, json_response
 from .export import add_export_route
 from .prepare import attach_behaviour
@@ -57,73 +40,6 @@ from .writes import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ApiContext:
-    """What every generated view needs, built once by :func:`engine.api.create_app`."""
-
-    model: Model
-    engine: Engine
-    settings: Settings
-    resources: dict[str, Resource]
-    authorize: Authorize
-    current_user: CurrentUser
-    #: qualified entity -> links that restrict deleting its records
-    referrers: dict[str, list[Referrer]] = field(default_factory=dict)
-    #: ``(entity, table) -> clause | None``: the caller's row-level scope (see .access)
-    row_filter: RowFilter = all_rows
-    #: ``(conn, *, action, entity, record_id, before, after)``: audit a write (see .access)
-    record_change: RecordChange = no_audit
-    #: ``() -> roles`` of the caller (workflow actions, ``user.roles`` in expressions)
-    current_roles: CurrentRoles = admin_roles
-    #: ``(entity, action, message, record_id=None)``: audit a 403 decided here (see .access)
-    record_denial: RecordDenial = no_denial
-    #: ``() -> {"id", "username", "roles", "sites"} | None``: ``user`` in expressions
-    current_identity: CurrentIdentity = no_identity
-
-    def scope(self, res: Resource) -> sa.ColumnElement[bool] | None:
-        """The caller's row-level scope on ``res``'s table (None: every row)."""
-        return self.row_filter(res.entity, res.table)
-
-    def check(self, res: Resource, action: str) -> None:
-        """403 unless the current user may ``action`` on the entity."""
-        if not self.authorize(res.entity, action):
-            raise ApiError(403, f"missing permission: {action} on {res.qualname}")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def read_json() -> Any:
-    """The request body as JSON; 415 for another content type, 400 when malformed."""
-    mimetype = request.mimetype
-    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
-        raise ApiError(415, f"send a JSON body with Content-Type: application/json, "
-                       f"not {mimetype}")
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        raise ApiError(400, "the request needs a JSON body")
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, f"malformed JSON body: {exc}") from None
-
-
-def validate(res: Resource, data: Any, *, partial: bool = False) -> dict[str, Any]:
-    """Validated input for one record; 422 with per-field messages."""
-    fast = res.fast_load(data, partial)
-    if fast is not None:
-        return fast
-    try:
-        loaded: dict[str, Any] = res.schema.load(
-            data, partial=tuple(res.entity.fields) if partial else False)
-    except ma.ValidationError as err:
-        messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
-        raise ApiError(422, "invalid input: " + ", ".join(str(k) for k in messages),
-                       {"json": messages}) from None
-    return loaded
 
 
 def _query_error(err: QueryError) -> ApiError:

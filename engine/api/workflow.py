@@ -28,6 +28,7 @@ from metamodel.errors import expected_one_of
 from metamodel.model import TransitionSpec, labels_of
 
 from . import security
+from .body import read_json, validate
 from .errors import ApiError, json_response
 from .naming import begin_write, transition_table
 from .openapi import ID_PARAMETER
@@ -35,8 +36,8 @@ from .rules import request_language
 from .writes import update_record, utcnow
 
 if TYPE_CHECKING:
+    from .context import ApiContext
     from .resource import Resource
-    from .views import ApiContext
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,6 @@ def may_run(ctx: ApiContext, res: Resource, t: TransitionSpec, *, ask: bool = Tr
 
 
 def _action_body() -> dict[str, Any]:
-    from .views import read_json
-
     if not request.get_data(cache=True).strip():
         return {}
     body = read_json()
@@ -127,8 +126,6 @@ def _no_transition(res: Resource, action: str, state: str) -> ApiError:
 
 def run_action(ctx: ApiContext, res: Resource, record_id: int, action: str) -> Response:
     """Run one workflow action on a record (see the module docstring)."""
-    from .views import validate
-
     wf = res.entity.workflow
     behaviour = res.behaviour
     assert wf is not None and behaviour is not None

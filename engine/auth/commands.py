@@ -20,14 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.audit import record
-from engine.cli import (
-    UserError,
-    add_database_option,
-    add_project_option,
-    load_model,
-    settings_from,
-)
 from engine.db import create_engine_for
+from engine.errors import UserError
+from engine.options import add_database_option, add_project_option, load_model, settings_from
 
 from .apikeys import create_api_key, list_api_keys, revoke_api_key
 from .lockout import UNLOCK

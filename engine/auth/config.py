@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-from engine.cli import UserError
+from engine.errors import UserError
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)

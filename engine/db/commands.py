@@ -17,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..cli import UserError, add_database_option, add_project_option, load_model, settings_from
+from ..errors import UserError
+from ..options import add_database_option, add_project_option, load_model, settings_from
 from .migrate import (
     DestructiveChange,
     MigrationBlocked,

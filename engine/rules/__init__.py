@@ -2,7 +2,7 @@
 
 ``metamodel`` describes where expressions are written (``Entity.expressions()``) but
 cannot import ``engine``; this package compiles every one of them against the model's
-types when the model loads (``engine.cli.load_model`` calls :func:`load_project`), reports
+types when the model loads (``engine.options.load_model`` calls :func:`load_project`), reports
 mistakes at the file:line:column of the offending character, and keeps the compiled
 expressions for the runtime (:func:`rules_for`).
 """

@@ -9,7 +9,8 @@ from typing import Any
 
 from metamodel.errors import expected_one_of
 
-from ..cli import UserError, add_project_option, load_model, settings_from
+from ..errors import UserError
+from ..options import add_project_option, load_model, settings_from
 from .show import show_entity, show_json
 
 log = logging.getLogger(__name__)

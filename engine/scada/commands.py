@@ -37,13 +37,13 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _user_error(message: str, code: int = 1) -> Exception:
-    from engine.cli import UserError
+    from engine.errors import UserError
 
     return UserError(message, code)
 
 
 def _project(args: argparse.Namespace) -> Path:
-    from engine.cli import settings_from
+    from engine.options import settings_from
 
     return Path(settings_from(args).project)
 
@@ -269,7 +269,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    from engine.cli import add_project_option
+    from engine.options import add_project_option
 
     add_project_option(p)
     p.add_argument("--set", action="append", metavar="NAME=VALUE",

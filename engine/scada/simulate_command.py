@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from engine.cli import UserError
+    from engine.errors import UserError
 
     from .simulator import NAMESPACE_URI, Simulator
 

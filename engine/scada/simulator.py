@@ -229,7 +229,7 @@ STARTUP_WAIT_S = 10.0
 
 
 class SimulatorPlugin:
-    """The simulated pad beside ``campo serve`` (an entry of ``engine.cli.SERVE_PLUGINS``).
+    """The simulated pad beside ``campo serve`` (listed in ``engine.wiring.plugins``).
 
     ``start()`` waits at most :data:`STARTUP_WAIT_S` for the servers, which come up in
     their own thread; a port already in use is logged, never fatal to the web server.

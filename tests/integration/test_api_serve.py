@@ -19,9 +19,9 @@ import pytest
 from test_api_support import PLANT_YAML
 
 from engine.api import create_app, shutdown
-from engine.api.startup import load_plugins
 from engine.db import create_engine_for
 from engine.settings import Settings
+from engine.wiring.startup import load_plugins
 from metamodel import Model, load
 
 pytestmark = pytest.mark.integration
@@ -126,7 +126,7 @@ def test_serve_refuses_a_destructive_change(project, tmp_path: Path) -> None:  #
 
 
 def plugin(model: Model, engine: Any, settings: Settings) -> Any:
-    """A serve plugin as engine.cli.SERVE_PLUGINS names them (used by the test below)."""
+    """A serve plugin as engine.wiring.plugins.SERVE_PLUGINS lists them (used below)."""
     bp = flask.Blueprint("sim", __name__)
     calls: list[str] = []
 
@@ -146,7 +146,7 @@ def plugin_off(model: Model, engine: Any, settings: Settings) -> None:
 def test_serve_plugins_add_routes_and_start_and_stop(project, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
     model = load(project({"modules/plant.yaml": PLANT_YAML}))
     engine = create_engine_for(sqlite_url)
-    plugins = load_plugins(("test_api_serve:plugin", "test_api_serve:plugin_off"), model,
+    plugins = load_plugins((plugin, plugin_off), model,
                            engine, Settings())
     assert len(plugins) == 1
     app = create_app(model, engine, Settings(),

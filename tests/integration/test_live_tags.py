@@ -27,9 +27,9 @@ from engine.auth.passwords import Passwords
 from engine.auth.users import create_user
 from engine.bus import InProcessBus
 from engine.db import build_metadata, create_engine_for
-from engine.edge import EdgePlugin
 from engine.scada.simulator import PhysicsConfig, Simulator
 from engine.settings import Settings
+from engine.wiring.edge import EdgePlugin
 from metamodel import load
 from metamodel.tags import load_tags
 

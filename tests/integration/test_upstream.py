@@ -15,10 +15,10 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from engine.bus import InProcessBus
-from engine.edge import RuntimeBridge
 from engine.scada import sparkplug_pb as pb
 from engine.scada.simulator import Simulator
 from engine.settings import Settings
+from engine.wiring.edge import RuntimeBridge
 from metamodel.tags import load_tags
 
 pytestmark = pytest.mark.integration

@@ -1,13 +1,13 @@
-"""Pieces of ``campo serve`` that belong to the web side: schema preparation and plugins.
+"""Pieces of ``campo serve``: schema preparation and the plugins run beside the API.
 
-The command itself lives in :mod:`engine.serve` (wiring: it also starts the SCADA side).
+The command itself lives in :mod:`engine.wiring.serve`; the plugin list in
+:mod:`engine.wiring.plugins`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +16,18 @@ from flask import Flask
 from sqlalchemy.engine import Engine
 
 from engine.db import build_metadata
+from engine.errors import UserError
 from engine.settings import Settings
 from metamodel import Model
 
 log = logging.getLogger(__name__)
 
+#: ``(model, engine, settings) -> plugin object | None``
+PluginFactory = Callable[[Model, Engine, Settings], Any]
+
 
 def prepare_database(engine: Engine, model: Model, project_dir: Path) -> list[str]:
     """Bring the database up to the model, refusing destructive changes (UserError)."""
-    from engine.cli import UserError
-
     try:
         from engine.db.migrate import MigrationError, apply_on_start
     except ImportError as exc:  # the migration engine is not installed in this tree
@@ -44,7 +46,7 @@ def prepare_database(engine: Engine, model: Model, project_dir: Path) -> list[st
 
 
 class Plugin:
-    """A runtime started beside the API (see :data:`engine.cli.SERVE_PLUGINS`)."""
+    """A runtime started beside the API (see :data:`engine.wiring.plugins.SERVE_PLUGINS`)."""
 
     def __init__(self, name: str, obj: Any) -> None:
         self.name = name
@@ -62,14 +64,12 @@ class Plugin:
         return self._stop
 
 
-def load_plugins(names: tuple[str, ...], model: Model, engine: Engine,
+def load_plugins(factories: Sequence[PluginFactory], model: Model, engine: Engine,
                  settings: Settings) -> list[Plugin]:
-    """Call each ``module:function`` of ``names``; skip those that return None."""
+    """Call each factory; skip those that return None."""
     plugins = []
-    for spec in names:
-        module_name, _, func_name = spec.partition(":")
-        func = getattr(importlib.import_module(module_name), func_name)
-        obj = func(model, engine, settings)
+    for factory in factories:
+        obj = factory(model, engine, settings)
         if obj is not None:
-            plugins.append(Plugin(spec, obj))
+            plugins.append(Plugin(f"{factory.__module__}:{factory.__qualname__}", obj))
     return plugins

@@ -1,8 +1,9 @@
 """The edge process: the SCADA runtime, the bus and the live-tag API beside ``campo serve``.
 
-This module is wiring, like the CLI: it is the one place that imports both the SCADA side
+This module is wiring (:mod:`engine.wiring`): it imports both the SCADA side
 (:mod:`engine.scada`) and the web side (:mod:`engine.live`), which never import each other.
-Listed in :data:`engine.cli.SERVE_PLUGINS`; ``campo serve`` calls :func:`serve_plugin`, then
+Listed in :data:`engine.wiring.plugins.SERVE_PLUGINS`; ``campo serve`` calls
+:func:`serve_plugin`, then
 
 - ``init_app(app, api)``: registers ``/api/tags`` and ``/api/ws``;
 - ``start()``: starts the runtime thread (when ``tags/`` defines devices and
@@ -26,6 +27,8 @@ from flask_smorest import Api
 from sqlalchemy.engine import Engine
 
 from engine.bus import Bus, InProcessBus, LiveValue, WriteOutcome
+from engine.errors import UserError
+from engine.options import add_project_option, load_model, settings_from
 from engine.settings import Settings
 from metamodel import DefinitionError, Model
 from metamodel.tags import TagModel, load_tags, tag_files
@@ -212,8 +215,6 @@ class EdgePlugin:
 
 def serve_plugin(model: Model, engine: Engine, settings: Settings) -> EdgePlugin:
     """``campo serve`` plugin: live tags always; the runtime when tags and settings allow."""
-    from engine.cli import UserError
-
     try:
         tags = load_site_tags(settings.project, model)
     except DefinitionError as err:
@@ -227,8 +228,6 @@ def serve_plugin(model: Model, engine: Engine, settings: Settings) -> EdgePlugin
 
 def register(subparsers: Any) -> None:
     """Add ``campo scada``: the runtime alone, joined to web processes over MQTT."""
-    from engine.cli import add_project_option
-
     p = subparsers.add_parser(
         "scada", help="run the SCADA runtime alone, publishing to the MQTT bus",
         description="Poll the devices of tags/ and publish every change to the MQTT bus "
@@ -244,19 +243,18 @@ def scada_command(args: Any) -> int:
     import signal
     import threading
 
-    from engine import cli
     from engine.bus.mqtt import MqttBus
 
-    settings = cli.settings_from(args)
+    settings = settings_from(args)
     if not settings.mqtt_url:
-        raise cli.UserError("campo scada needs a broker: --mqtt-url or CAMPO_MQTT_URL")
-    model = cli.load_model(settings)
+        raise UserError("campo scada needs a broker: --mqtt-url or CAMPO_MQTT_URL")
+    model = load_model(settings)
     try:
         tags = load_site_tags(settings.project, model)
     except DefinitionError as err:
-        raise cli.UserError(err.report()) from None
+        raise UserError(err.report()) from None
     if tags is None:
-        raise cli.UserError(f"{settings.project}: no tags/ definitions to poll")
+        raise UserError(f"{settings.project}: no tags/ definitions to poll")
     bus = MqttBus(settings.mqtt_url, prefix=settings.bus_prefix)
     if not bus.wait_connected(10):
         log.warning("broker %s not reachable yet; values are queued until it is",

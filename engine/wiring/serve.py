@@ -1,8 +1,8 @@
 """``campo serve``: migrate, then serve the API, live tags and the SCADA runtime.
 
-Wiring, like :mod:`engine.cli`: this module joins the web side (:mod:`engine.api`,
-:mod:`engine.auth`) and the runtimes listed in :data:`engine.cli.SERVE_PLUGINS` (the
-simulated pad, :mod:`engine.edge`), which never import each other.
+Wiring: this module joins the web side (:mod:`engine.api`, :mod:`engine.auth`) and the
+runtimes listed in :data:`engine.wiring.plugins.SERVE_PLUGINS` (the simulated pad,
+:mod:`engine.wiring.edge`), which never import each other.
 
 Phases: in the gunicorn master, load and validate everything a mistake could break (YAML,
 tags, JWT secret, database schema: a destructive change stops the start with the plan);
@@ -17,6 +17,8 @@ from typing import Any
 
 from flask import Flask
 
+from engine.errors import UserError
+from engine.options import add_database_option, add_project_option, load_model, settings_from
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,8 +26,6 @@ log = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``serve`` command."""
-    from engine.cli import add_database_option, add_project_option
-
     p = subparsers.add_parser(
         "serve", help="apply safe schema changes and serve the API, live tags and SCADA",
         description="Load the model, apply non-destructive schema changes, start the SCADA "
@@ -46,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def check_before_start(settings: Settings, model: Any) -> None:
     """Fail fast (UserError) on what would otherwise break inside the worker."""
     from engine.auth import AuthConfigError, resolve_jwt_secret
-    from engine.cli import UserError
-    from engine.edge import load_site_tags
     from metamodel import DefinitionError
+
+    from .edge import load_site_tags
 
     try:
         resolve_jwt_secret(settings)
@@ -66,14 +66,15 @@ def check_before_start(settings: Settings, model: Any) -> None:
 
 def build_app(settings: Settings, model: Any, url: str) -> Flask:
     """The full app: generated API + auth + plugins (called inside the worker)."""
-    from engine import cli
     from engine.api import create_app
-    from engine.api.startup import load_plugins
     from engine.auth.hooks import api_hooks, auth_init_hook
     from engine.db import create_engine_for
 
+    from .plugins import SERVE_PLUGINS
+    from .startup import load_plugins
+
     engine = create_engine_for(url)
-    plugins = load_plugins(getattr(cli, "SERVE_PLUGINS", ()), model, engine, settings)
+    plugins = load_plugins(SERVE_PLUGINS, model, engine, settings)
     on_init: list[Any] = [auth_init_hook(engine, settings, model)]
     on_init += [p.init_app for p in plugins if p.init_app is not None]
     app = create_app(model, engine, settings, **api_hooks(), on_init=on_init,
@@ -85,25 +86,25 @@ def build_app(settings: Settings, model: Any, url: str) -> Flask:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Handler of ``campo serve``."""
-    from engine import cli
     from engine.api import shutdown
-    from engine.api.startup import prepare_database
     from engine.auth import ensure_platform_tables
     from engine.db import create_engine_for
-    from engine.server import run
 
-    settings = cli.settings_from(args)
-    model = cli.load_model(settings)
+    from .server import run
+    from .startup import prepare_database
+
+    settings = settings_from(args)
+    model = load_model(settings)
     check_before_start(settings, model)  # JWT secret, tags: before touching the database
     url = settings.resolved_database_url()
     engine = create_engine_for(url)
     try:
         applied = prepare_database(engine, model, settings.project)
         ensure_platform_tables(engine)
-    except cli.UserError:
+    except UserError:
         raise
     except Exception as exc:  # an unreachable or refusing database: a message, not a trace
-        raise cli.UserError(f"database {engine.url.render_as_string(hide_password=True)}: "
+        raise UserError(f"database {engine.url.render_as_string(hide_password=True)}: "
                             f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
     finally:
         engine.dispose()  # the worker opens its own connections

@@ -1,0 +1,56 @@
+"""What the commands share: the common options, settings from them, the loaded model.
+
+Each command module (``engine.db.commands``, ``engine.wiring.serve``, ...) adds its own
+subcommand with these helpers; :mod:`engine.cli` only lists the modules and runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from metamodel import DefinitionError, Model
+
+from .errors import UserError
+from .settings import Settings
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from ``CAMPO_*`` variables, overridden by the flags given on the command line."""
+    overrides = {k: v for k, v in {
+        "project": getattr(args, "project", None),
+        "database_url": getattr(args, "database_url", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "mqtt_url": getattr(args, "mqtt_url", None),
+        "overlays": getattr(args, "overlay", None) or None,
+    }.items() if v is not None}
+    return Settings(**overrides)
+
+
+def load_model(settings: Settings) -> Model:
+    """Load the project's YAML (plus overlays), compile its expressions, or raise
+    :class:`UserError` with every problem."""
+    from .rules import load_project
+
+    try:
+        return load_project(settings.project, settings.overlays)
+    except DefinitionError as err:
+        raise UserError(err.report()) from None
+
+
+def add_project_option(p: argparse.ArgumentParser) -> None:
+    """``--project`` and ``--overlay``."""
+    p.add_argument("--project", type=Path, default=None,
+                   help="folder with modules/, tags/ and screens/ (default: current folder)")
+    p.add_argument("--overlay", type=Path, action="append", default=None, metavar="DIR",
+                   help="site overlay folder with modules/**/*.yaml applied on top of the "
+                        "project; repeatable, later ones win (env CAMPO_OVERLAYS, "
+                        "comma-separated)")
+
+
+def add_database_option(p: argparse.ArgumentParser) -> None:
+    """``--database-url``."""
+    p.add_argument("--database-url", default=None,
+                   help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db "
+                        "(default: SQLite file in the data folder; env CAMPO_DATABASE_URL)")
