@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     #: largest page a list endpoint serves
     max_page_size: int = 1000
     default_page_size: int = 50
+    #: the site's time zone (IANA name, e.g. ``America/Argentina/Neuquen``): the desk shows
+    #: times in it, and ``today()``/``now()`` dates and naming series ``{YYYY}`` use it
+    timezone: str = "UTC"
+    #: the desk's static files (default: the repository's ``ui/`` folder)
+    ui_dir: Path | None = None
+    #: largest file accepted by an attachment field (bytes)
+    max_upload_bytes: int = 10 * 1024 * 1024
     #: production mode refuses unsafe defaults
     production: bool = False
 

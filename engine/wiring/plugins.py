@@ -9,6 +9,7 @@ optional ``blueprints`` (Flask blueprints to add), ``init_app(app, api)``, ``sta
 
 from __future__ import annotations
 
+from engine.desk import serve_plugin as desk_plugin
 from engine.scada.simulator import serve_plugin as simulator_plugin
 
 from . import edge
@@ -18,4 +19,5 @@ from .startup import PluginFactory
 SERVE_PLUGINS: tuple[PluginFactory, ...] = (
     simulator_plugin,
     edge.serve_plugin,
+    desk_plugin,          # the web app at / and /api/desk (engine.desk)
 )
