@@ -6,8 +6,7 @@ from typing import Any
 
 from flask import current_app
 
-from engine.api import api_context
-from engine.api import security
+from engine.api import api_context, security
 from engine.api.errors import ApiError
 from engine.api.resource import Resource
 from engine.api.views import ApiContext

@@ -22,7 +22,7 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from engine.api.errors import ApiError, json_response
-from engine.api.prepare import Behaviour, Draft
+from engine.api.prepare import Draft
 from engine.api.resource import Resource
 from engine.api.rules import RuleError, evaluate, user_context
 from engine.api.views import ApiContext, read_json, validate

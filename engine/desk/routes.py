@@ -53,7 +53,8 @@ def build_blueprint(plugin: DeskPlugin) -> Blueprint:
         try:
             limit = min(max(int(request.args.get("limit", SEARCH_LIMIT)), 1), 100)
         except ValueError:
-            raise ApiError(400, "limit must be an integer", {"query": {"limit": ["not an integer"]}}) from None
+            raise ApiError(400, "limit must be an integer",
+                           {"query": {"limit": ["not an integer"]}}) from None
         from engine.api import security
 
         hits: list[dict[str, Any]] = []

@@ -80,7 +80,8 @@ class StaticFiles:
             abort(404)
         etag = f'"{entry.etag}"'
         headers = {"ETag": etag, "Vary": "Accept-Encoding",
-                   "Cache-Control": "no-cache" if no_cache else "public, max-age=0, must-revalidate"}
+                   "Cache-Control": "no-cache" if no_cache
+                   else "public, max-age=0, must-revalidate"}
         if request.if_none_match.contains(entry.etag):
             return Response(status=304, headers=headers)
         body = entry.body

@@ -3,7 +3,7 @@
 // errors from the server, optimistic-lock conflicts, workflow buttons, timeline, print.
 import { html, useState, useEffect, useRef, useMemo, debounce, go, bus } from './lib.js';
 import { t, label } from './i18n.js';
-import { get, post, put, del } from './api.js';
+import { get, post, put, del, cachedGet } from './api.js';
 import { entity, can, titleOf, store } from './store.js';
 import { Field, display } from './fields.js';
 import { Grid } from './grid.js';
@@ -40,7 +40,7 @@ export function formLayout(ent) {
   }
   const plain = fields.filter((f) => f.type !== 'table');
   const sections = [{ label: null, columns: 2, fields: plain }];
-  for (const f of fields.filter((x) => x.type === 'table')) sections.push({ label: f.label, columns: 1, fields: [f] });
+  for (const f of fields.filter((x) => x.type === 'table')) sections.push({ label: null, columns: 1, fields: [f] });
   return [{ label: null, sections }];
 }
 
@@ -80,7 +80,7 @@ function WorkflowBar({ ent, record, actions, onRun, busy }) {
   const state = wf.states.find((s) => s.name === record[wf.field]);
   const visible = (actions || []).filter((a) => a.allowed);
   return html`<div class="workflow" role="group" aria-label=${t('workflow')}>
-    <span class=${`badge state-${state ? state.color : 'grey'}`}>${state ? label(state.label, state.name) : record[wf.field]}</span>
+    <span class=${`badge state-${(state && state.color) || 'grey'}`}>${state ? label(state.label, state.name) : record[wf.field]}</span>
     ${visible.map((a) => {
       const reasons = Object.values(flattenErrors(a.problems || {})).flat();
       const why = reasons.length ? reasons.join('; ') : '';
@@ -172,7 +172,7 @@ export function FormPage({ qualname, id, printMode }) {
       setRecord(null); setDraft(d); evaluate(d);
       return;
     }
-    const rec = await get(`${ent.url}/${recordId}`);
+    const rec = await cachedGet(`${ent.url}/${recordId}`);
     setRecord(rec); setDraft(rec); loadActions(rec);
     if (!readOnly) evaluate(rec);
     return rec;
