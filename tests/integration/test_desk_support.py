@@ -20,51 +20,8 @@ from engine.db import build_metadata, create_engine_for
 from engine.desk import serve_plugin
 from engine.rules import load_project
 
-DESK_YAML = """
-module: field
-label: {es: Campo, en: Field}
-entities:
-  pad:
-    label: {es: Locación, en: Pad}
-    title: "{code}"
-    naming: {field: code}
-    fields:
-      code: {type: string, max_length: 20, required: true, unique: true, pattern: '^[A-Z0-9-]+$'}
-      site: {type: string, max_length: 20}
-  well:
-    label: {es: Pozo, en: Well}
-    title: "{name}"
-    naming: {field: name}
-    fields:
-      name: {type: string, max_length: 40, required: true, unique: true}
-      pad: {type: link, to: pad, required: true}
-      pad_site: {type: string, max_length: 20, fetch_from: pad.site}
-      kind: {type: enum, values: [oil, gas, injector], default: oil}
-      injection_rate: {type: float, min: 0, visible_if: "self.kind == 'injector'",
-                       required_if: "self.kind == 'injector'"}
-      depth_m: {type: decimal, precision: 8, scale: 2, min: 0}
-      secret_cost: {type: decimal, precision: 10, scale: 2, hidden_for: [viewer]}
-      tests: {type: table, of: well_test}
-      total_oil: {type: float, computed: "sum(self.tests.oil)"}
-      status: {type: enum, values: [planned, producing, shut_in], default: planned}
-    workflow:
-      field: status
-      initial: planned
-      transitions:
-        - {action: start, from: planned, to: producing, roles: [supervisor],
-           guard: "self.depth_m > 0", label: {es: Poner en marcha, en: Start}}
-        - {action: shut, from: producing, to: shut_in, roles: [supervisor, operator]}
-    permissions:
-      supervisor: [read, create, update, delete, export]
-      operator: [read, create, update]
-      viewer: [read]
-  well_test:
-    child: true
-    fields:
-      day: {type: date, required: true}
-      oil: {type: float, min: 0}
-      water: {type: float, min: 0}
-"""
+DESK_YAML = (Path(__file__).resolve().parents[1] / "fixtures" / "desk" / "modules"
+             / "field.yaml").read_text(encoding="utf-8")
 
 
 @dataclass

@@ -10,90 +10,13 @@ pass (no serious or critical violations) on the login, list and form pages.
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_desk_browser_support import (
-    ADMIN_PASSWORD,
-    PASSWORD,
-    USERS,
-    Served,
-    _close_contexts,  # noqa: F401  (fixture)
-    axe_violations,
-    browser,  # noqa: F401  (fixture)
-    new_page,
-    screenshot,
-    serving,
-    sign_in,
-)
-from test_desk_browser_support import _close_contexts as _close_contexts  # fixture
-from test_desk_browser_support import browser as _browser  # noqa: F401  (the fixture)
-from test_desk_support import DESK_YAML
+from desk_browser import Served, axe_violations, new_page, screenshot, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-LAYOUT = """
-forms:
-  field.well:
-    tabs:
-      - label: {es: General, en: General}
-        sections:
-          - label: {es: Pozo, en: Well}
-            columns: 2
-            fields: [name, pad, pad_site, kind, injection_rate, depth_m, status]
-      - label: {es: Producción, en: Production}
-        sections:
-          - {columns: 1, fields: [tests, total_oil]}
-lists:
-  field.well:
-    columns: [name, pad, kind, depth_m, status]
-    sort: name
-"""
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp(f"desk-{request.param}")
-    root = tmp / "project"
-    (root / "modules").mkdir(parents=True)
-    (root / "modules" / "field.yaml").write_text(DESK_YAML, encoding="utf-8")
-    (root / "screens" / "layouts").mkdir(parents=True)
-    (root / "screens" / "layouts" / "field.yaml").write_text(LAYOUT, encoding="utf-8")
-    schema = None
-    if request.param == "sqlite":
-        db = f"sqlite:///{tmp / 'desk.db'}"
-    else:
-        import sqlalchemy as sa
-
-        base = request.getfixturevalue("pg_server_url")
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(base)
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        sep = "&" if "?" in base else "?"
-        db = f"{base}{sep}options=-csearch_path%3D{schema}"
-    try:
-        with serving(root, db, tmp / "serve.log") as port:
-            s = Served(port, request.param)
-            s.login("admin", ADMIN_PASSWORD)
-            for name, role in USERS.items():
-                status, body = s.call("POST", "/api/auth/users", {
-                    "username": name, "password": PASSWORD, "roles": [role], "sites": ["*"]})
-                assert status == 201, body
-                s.login(name, PASSWORD)
-            for code in ("PZ-12", "QX-7"):
-                status, body = s.call("POST", "/api/field/pad", {"code": code, "site": f"s-{code}"})
-                assert status == 201, body
-            yield s
-    finally:
-        if schema is not None:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
 
 
 def _well(served: Served, name: str, **extra: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""Browser-test pieces: a real ``campo serve`` of the desk project (SQLite or PostgreSQL)
+"""Browser-test helpers: a real ``campo serve`` of the desk project (SQLite or PostgreSQL)
 with users of each role, Debian's Chromium driven by Playwright, axe-core injected for the
-accessibility pass, and screenshots kept as artifacts. (Holds no tests itself.)
+accessibility pass, and screenshots kept as artifacts. (Fixtures are in conftest.py.)
 
 Playwright's own browser download is never used: Chromium comes from Debian
 (``apt-get install chromium``, done by ``.ci/run``) and is launched by path.
@@ -26,7 +26,8 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "desk"
 ARTIFACTS = Path(os.environ.get("CAMPO_TEST_ARTIFACTS",
                                 Path(__file__).resolve().parents[2] / "test-artifacts")) / "browser"
 PASSWORD = "desk-browser-pw-1"
@@ -96,15 +97,8 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
     return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
-#: contexts opened by the running test (closed after it: each holds a WebSocket thread)
+#: contexts opened by the running test (conftest closes them: each holds a WebSocket thread)
 OPEN: list[Any] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_contexts() -> Iterator[None]:
-    yield
-    while OPEN:
-        OPEN.pop().close()
 
 
 def new_page(browser: Any, served: Served, *, lang: str = "en", width: int = 1280,
@@ -160,14 +154,3 @@ def serving(root: Path, db: str, log: Path) -> Iterator[int]:
             proc.wait(timeout=30)
         finally:
             proc.stdout.close()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
