@@ -16,10 +16,11 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from engine.api import security
+from engine.api.body import read_json
+from engine.api.context import ApiContext
 from engine.api.errors import ApiError, json_response
 from engine.api.naming import transition_table
 from engine.api.resource import Resource
-from engine.api.views import ApiContext, read_json
 from engine.audit.query import query_audit
 
 from .context import ctx, hidden_fields, identity, readable

@@ -7,9 +7,9 @@ from typing import Any
 from flask import current_app
 
 from engine.api import api_context, security
+from engine.api.context import ApiContext
 from engine.api.errors import ApiError
 from engine.api.resource import Resource
-from engine.api.views import ApiContext
 
 
 def ctx() -> ApiContext:

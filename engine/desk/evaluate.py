@@ -21,11 +21,12 @@ import sqlalchemy as sa
 from flask import Response
 from flask_smorest import Blueprint
 
+from engine.api.body import read_json, validate
+from engine.api.context import ApiContext
 from engine.api.errors import ApiError, json_response
 from engine.api.prepare import Draft
 from engine.api.resource import Resource
 from engine.api.rules import RuleError, evaluate, user_context
-from engine.api.views import ApiContext, read_json, validate
 from engine.rules import rules_for
 
 from .context import ctx, hidden_fields, readable

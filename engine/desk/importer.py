@@ -25,11 +25,12 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from engine.api import security
+from engine.api.body import validate
+from engine.api.context import ApiContext
 from engine.api.errors import ApiError, json_response
 from engine.api.naming import begin_write
 from engine.api.resource import Resource
 from engine.api.rules import request_language
-from engine.api.views import ApiContext, validate
 from engine.api.writes import explain_integrity, insert_records
 from metamodel.model import labels_of
 

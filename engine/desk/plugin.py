@@ -30,7 +30,7 @@ def check_timezone(name: str) -> None:
 
 
 class DeskPlugin:
-    """What :func:`engine.wiring.startup.load_plugins` expects: ``init_app``, ``start``, ``stop``."""
+    """A serve plugin (:func:`engine.wiring.startup.load_plugins`): init_app, start, stop."""
 
     def __init__(self, model: Model, engine: Engine, settings: Settings) -> None:
         self.model = model

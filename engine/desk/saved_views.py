@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from flask import Response, request
 from flask_smorest import Blueprint
 
+from engine.api.body import read_json
 from engine.api.errors import ApiError, json_response
-from engine.api.views import read_json
 
 from .context import ctx, identity, readable
 from .tables import view_table
