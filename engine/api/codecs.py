@@ -462,16 +462,17 @@ def output_field(name: str, f: Any) -> mf.Field[Any]:
     return kinds[t](allow_none=True, metadata=meta)
 
 
-def default_value(f: Any) -> Any:
+def default_value(f: Any, tz: dt.tzinfo = dt.UTC) -> Any:
     """The value a record gets for ``f`` when the input leaves it out (may be None).
 
     Only literal defaults: an expression default (``'=...'``) is not evaluated here.
+    ``today`` is the date in ``tz`` (the site's time zone).
     """
     value = getattr(f, "literal_default", f.default)
     if value is None:
         return None
     if f.type == "date" and value == "today":
-        return dt.datetime.now(dt.UTC).date()
+        return dt.datetime.now(dt.UTC).astimezone(tz).date()
     if f.type == "datetime":
         if value == "now":
             return dt.datetime.now(dt.UTC)

@@ -22,7 +22,9 @@ What is returned is the full set of values for :func:`engine.api.writes.insert_r
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -89,6 +91,7 @@ class Draft:
                 values: Mapping[str, Any] | None = None) -> Context:
         children = {t: [r.values for r in rows] for t, rows in self.rows.items()}
         return Context(record=self.values if values is None else values, parent=parent,
+                       tz=self.rules.tz,
                        links=self.links, children=children, user=user)
 
 
@@ -124,7 +127,7 @@ class Behaviour:
         series = self.res.entity.series
         if series is not None:
             assign_names(conn, self.res.qualname, series, [d.values for d in drafts],
-                         now.date())
+                         now.astimezone(self.top.tz).date())
         return [self._output(d) for d in drafts]
 
     def before_update(self, conn: Connection, record_id: int, data: Mapping[str, Any], *,
@@ -175,7 +178,7 @@ class Behaviour:
             elif name in given:
                 values[name] = given[name]
             else:
-                values[name] = default_value(f)
+                values[name] = default_value(f, rules.tz)
         return values
 
     def _stamp(self, now: Any, user: str | None, before: Mapping[str, Any] | None
@@ -222,7 +225,7 @@ class Behaviour:
             elif name in data:
                 values[name] = data[name]
             else:
-                values[name] = default_value(f)
+                values[name] = default_value(f, self.top.tz)
         draft = Draft(self.top, data, values, before, partial=partial)
         for tname, child in self.res.children.items():
             stored = load_children(conn, child.api.table, [before["id"]]).get(before["id"], [])
@@ -480,6 +483,13 @@ class Behaviour:
         return row
 
 
+def site_zone(name: str) -> dt.tzinfo:
+    """The site's time zone from ``CAMPO_TIMEZONE`` (UTC when empty)."""
+    if not name or name.upper() == "UTC":
+        return dt.UTC
+    return zoneinfo.ZoneInfo(name)
+
+
 def attach_behaviour(ctx: ApiContext, res: Resource) -> None:
     """Compile the rules of ``res`` (and its child tables) and set ``res.behaviour`` when
     there are any (an entity without rules keeps the plain write path)."""
@@ -487,5 +497,8 @@ def attach_behaviour(ctx: ApiContext, res: Resource) -> None:
     top = compile_entity_rules(ctx.model, metadata, res.entity)
     kids = {t: compile_entity_rules(ctx.model, metadata, c.api.entity)
             for t, c in res.children.items()}
+    tz = site_zone(ctx.settings.timezone)
+    for rules in (top, *kids.values()):
+        rules.tz = tz
     if top.active or top.virtual or any(k.active for k in kids.values()):
         res.behaviour = Behaviour(ctx, res, top, kids)

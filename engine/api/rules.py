@@ -170,6 +170,8 @@ class EntityRules:
     virtual: dict[str, Codec] = field(default_factory=dict)
     #: fields clients may not write (computed, fetched, workflow state, series field)
     derived: frozenset[str] = frozenset()
+    #: the site's time zone (``CAMPO_TIMEZONE``): ``today()``, dates of datetimes, series
+    tz: dt.tzinfo = dt.UTC
 
     @property
     def active(self) -> bool:
@@ -309,7 +311,7 @@ def serve_virtuals(conn: Connection, ctx: ApiContext, res: Resource, rules: Enti
     for record, item in zip(records, items, strict=False):
         links = {k: v.get(record[k], {}) for k, v in linked.items() if record.get(k)}
         children = {k: v.get(record["id"], []) for k, v in kids.items()}
-        c = Context(record=record, links=links, children=children, user=user)
+        c = Context(record=record, links=links, children=children, user=user, tz=rules.tz)
         for name, f, expr in rules.computed:
             if name not in rules.virtual:
                 continue

@@ -30,7 +30,7 @@ def check_timezone(name: str) -> None:
 
 
 class DeskPlugin:
-    """A serve plugin (:func:`engine.wiring.startup.load_plugins`): init_app, start, stop."""
+    """A serve plugin (:func:`engine.wiring.startup.load_plugins`): ``init_app`` only."""
 
     def __init__(self, model: Model, engine: Engine, settings: Settings) -> None:
         self.model = model
@@ -39,7 +39,8 @@ class DeskPlugin:
         root = settings.ui_dir or default_ui_dir()
         self.files = StaticFiles(root)
         self.blueprints: list[Any] = []
-        self._stops: list[Any] = []
+        #: whether record events reach /api/ws (the desk then watches open lists and forms)
+        self.live_records = False
 
     def init_app(self, app: Flask, api: Any) -> None:
         """Register the shell (public) and the desk API (authenticated)."""
@@ -57,18 +58,6 @@ class DeskPlugin:
             state.public_prefixes = (*state.public_prefixes, PUBLIC_PREFIX)
         app.extensions["campo_desk"] = self
 
-    def start(self) -> None:
-        """Start the record-event listener (live updates of open lists and forms)."""
-        from .events import start_events
-
-        stop = start_events(self)
-        if stop is not None:
-            self._stops.append(stop)
-
-    def stop(self) -> None:
-        """Stop what :meth:`start` started."""
-        while self._stops:
-            self._stops.pop()()
 
 
 def serve_plugin(model: Model, engine: Engine, settings: Settings) -> DeskPlugin:

@@ -37,6 +37,7 @@ def build_blueprint(plugin: DeskPlugin) -> Blueprint:
         identity(ctx())
         settings = plugin.settings
         return json_response({"timezone": settings.timezone, "languages": ["es", "en"],
+                              "live": plugin.live_records,
                               "max_upload_bytes": settings.max_upload_bytes,
                               "page_size": settings.default_page_size})
 

@@ -235,3 +235,32 @@ def test_layouts_are_served_without_hidden_fields(make_desk: Callable[..., Desk]
     assert tabs[1]["sections"][0]["fields"] == ["tests"]          # secret_cost hidden
     assert out["lists"]["field.well"] == {"columns": ["name", "kind"], "sort": "-name",
                                           "group_by": ["kind"]}
+
+
+ZONED_YAML = """
+module: field
+entities:
+  log:
+    naming: {field: number, series: "L-{YYYY}{MM}{DD}-{###}"}
+    fields:
+      number: {type: string, max_length: 30}
+      day: {type: date, default: "=today()"}
+      note: {type: string, max_length: 20}
+"""
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_site_time_zone_gives_today_and_series_dates(make_desk: Callable[..., Desk],
+                                                     zone: str) -> None:
+    import datetime as dt
+    import zoneinfo
+
+    desk = make_desk(yaml=ZONED_YAML, timezone=zone)
+    ada = desk.token("ada")
+    # UTC+14 and UTC-11: at any hour one of the two dates differs from the UTC date
+    local = dt.datetime.now(zoneinfo.ZoneInfo(zone)).date()
+    r = desk.client.post("/api/field/log", json={"note": "x"}, headers=ada)
+    assert r.status_code == 201, r.json
+    assert r.json["day"] == local.isoformat()
+    assert r.json["number"] == f"L-{local:%Y%m%d}-001"
+    assert desk.client.get("/api/desk/config", headers=ada).json["timezone"] == zone

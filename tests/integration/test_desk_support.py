@@ -59,8 +59,7 @@ def desk_app(db_url: str, tmp_path: Path, yaml: str = DESK_YAML,
     plugin = serve_plugin(model, engine, s)
     app = create_app(model, engine, s, **api_hooks(),
                      on_init=[auth_init_hook(engine, s, model, hasher=FAST_HASHER),
-                              plugin.init_app],
-                     on_start=[lambda _app: plugin.start() or plugin.stop])
+                              plugin.init_app])
     state = app.extensions["campo_auth"]
     with engine.begin() as conn:
         for name, role in (("ada", "admin"), ("sam", "supervisor"), ("otto", "operator"),

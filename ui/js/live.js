@@ -1,6 +1,7 @@
 // Live updates of open lists and forms: record events from the API's writes arrive over the
 // existing /api/ws WebSocket ({"type": "records"}); one socket per tab, reconnected with backoff.
 import { accessToken, refresh } from './api.js';
+import { store } from './store.js';
 
 const watchers = new Map();   // entity -> Set(callback)
 let ws = null;
@@ -13,7 +14,9 @@ function subscribe() { send({ type: 'watch', entities: [...watchers.keys()] }); 
 
 function connect() {
   clearTimeout(timer);
-  if (ws || watchers.size === 0 || !accessToken()) return;
+  // the server says whether it sends record events (config.live); without them no socket is
+  // opened: each open WebSocket holds a server thread
+  if (ws || watchers.size === 0 || !accessToken() || !(store.config && store.config.live)) return;
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
   const sock = new WebSocket(`${proto}://${location.host}/api/ws`);
   ws = sock;
