@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from metamodel.tags import compile_pattern
+from metamodel.tags import PatternSet
 
 QUALITIES = ("bad", "uncertain", "good")
 
@@ -34,40 +33,81 @@ class LiveValue:
                    dt.datetime.fromisoformat(d["ts"]), d.get("reason"))
 
 
+#: statuses a failed write may carry (others arrive as 502)
+WRITE_STATUSES = frozenset({400, 403, 404, 409, 422, 502, 503, 504})
+
+
 @dataclass(frozen=True, slots=True)
 class WriteOutcome:
-    """Result of a write request: ``ok`` with the value read back, or an error."""
+    """Result of a write request: ``ok`` with the value read back, or an error and status.
+
+    ``status`` is the HTTP status an API answers for a failure: 404/403/422 from the
+    write policy, 502 refused or read back different, 503 device offline or disabled (or no
+    runtime), 504 not confirmed in time. ``rounded`` says the value read back differs from
+    the one asked for by less than the tag's resolution; ``note`` says it in words.
+    """
 
     ok: bool
     value: Any = None
     error: str | None = None
+    status: int | None = None
+    rounded: bool = False
+    note: str | None = None
+
+    @property
+    def http_status(self) -> int:
+        """200 when it worked, else the failure's status (502 when none was given)."""
+        if self.ok:
+            return 200
+        return self.status if self.status in WRITE_STATUSES else 502
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "value": self.value, "error": self.error,
+                "status": self.status, "rounded": self.rounded, "note": self.note}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> WriteOutcome:
+        status = d.get("status")
+        return cls(bool(d.get("ok")), d.get("value"), d.get("error"),
+                   status if isinstance(status, int) else None, bool(d.get("rounded")),
+                   d.get("note"))
 
 
 WriteHandler = Callable[[str, Any, dict[str, Any]], WriteOutcome]
 Callback = Callable[[Sequence[LiveValue]], None]
 
 
-def compile_patterns(patterns: Iterable[str]) -> re.Pattern[str]:
-    """One regex for tag patterns, with the tag language's rules (``*`` within one dotted
-    segment, ``**`` across segments), so REST, WebSocket and bus select the same tags."""
-    parts = [compile_pattern(p).pattern for p in patterns] or ["(?!)"]
-    return re.compile("|".join(f"(?:{p})" for p in parts))
+def compile_patterns(patterns: Iterable[str]) -> PatternSet:
+    """Tag patterns with the tag language's rules (``*`` within one dotted segment, ``**``
+    whole segments), so REST, WebSocket and bus select the same tags (linear time)."""
+    return PatternSet(patterns)
 
 
-@dataclass
+#: tags whose match result a subscription remembers (a site has a bounded set of tags)
+MATCH_MEMO = 200_000
+
+
+@dataclass(eq=False)
 class Subscription:
     """A callback for the tags matching some patterns; ``close()`` stops it."""
 
     patterns: tuple[str, ...]
     callback: Callback
-    _matcher: re.Pattern[str] = field(init=False)
+    _matcher: PatternSet = field(init=False)
     _owner: Any = None
+    _memo: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._matcher = compile_patterns(self.patterns)
 
     def matches(self, tag: str) -> bool:
-        return self._matcher.match(tag) is not None
+        """Whether ``tag`` matches (remembered per tag: publishing costs a dict lookup)."""
+        hit = self._memo.get(tag)
+        if hit is None:
+            hit = self._matcher.match(tag)
+            if len(self._memo) < MATCH_MEMO:
+                self._memo[tag] = hit
+        return hit
 
     def close(self) -> None:
         if self._owner is not None:
@@ -113,10 +153,10 @@ class LiveTable:
                 sub.callback(hits)
 
     def snapshot(self, patterns: Sequence[str]) -> list[LiveValue]:
-        matcher = compile_patterns(patterns)
+        match = compile_patterns(patterns).match
         with self._lock:
-            return sorted((v for t, v in self._values.items() if matcher.match(t)),
-                          key=lambda v: v.tag)
+            values = list(self._values.items())
+        return sorted((v for t, v in values if match(t)), key=lambda v: v.tag)
 
     def latest(self, tags: Iterable[str]) -> dict[str, LiveValue]:
         """The current values of ``tags`` (those that have one), by tag."""

@@ -36,12 +36,12 @@ class InProcessBus:
     def request_write(self, tag: str, value: Any, meta: dict[str, Any],
                       timeout: float = 5.0) -> WriteOutcome:
         if self._writer is None:
-            return WriteOutcome(False, error="the SCADA runtime is not running")
+            return WriteOutcome(False, error="the SCADA runtime is not running", status=503)
         try:
             return self._writer(tag, value, {**meta, "timeout": timeout})
         except Exception as exc:  # a failing write must answer, not crash the web request
             log.exception("write to %s failed", tag)
-            return WriteOutcome(False, error=f"write failed: {exc}")
+            return WriteOutcome(False, error=f"write failed: {exc}", status=502)
 
     def close(self) -> None:
         self._writer = None

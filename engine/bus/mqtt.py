@@ -92,8 +92,7 @@ class MqttBus:
                 with self._lock:
                     waiter = self._pending.get(req_id)
                 if waiter is not None:
-                    waiter[1].append(WriteOutcome(bool(payload.get("ok")), payload.get("value"),
-                                                  payload.get("error")))
+                    waiter[1].append(WriteOutcome.from_json(payload))
                     waiter[0].set()
             elif topic == f"{self.prefix}/write/req" and self._writer is not None:
                 threading.Thread(target=self._serve_one, args=(payload,), daemon=True).start()
@@ -106,10 +105,9 @@ class MqttBus:
             out = self._writer(req["tag"], req.get("value"), req.get("meta") or {})
         except Exception as exc:  # answer every request, even when the handler fails
             log.exception("bus: write handler failed for %s", req.get("tag"))
-            out = WriteOutcome(False, error=f"write failed: {exc}")
+            out = WriteOutcome(False, error=f"write failed: {exc}", status=502)
         self._client.publish(f"{self.prefix}/write/res/{req['id']}",
-                             json.dumps({"ok": out.ok, "value": out.value, "error": out.error},
-                                        default=_default), qos=1)
+                             json.dumps(out.to_json(), default=_default), qos=1)
 
     # Bus API
     def publish(self, values: Sequence[LiveValue]) -> None:
@@ -140,12 +138,13 @@ class MqttBus:
             self._pending[req_id] = (event, box)
         try:
             if not self._connected.is_set():
-                return WriteOutcome(False, error="the MQTT broker is not reachable")
+                return WriteOutcome(False, error="the MQTT broker is not reachable", status=503)
             self._client.publish(f"{self.prefix}/write/req",
                                  json.dumps({"id": req_id, "tag": tag, "value": value,
                                              "meta": meta}, default=_default), qos=1)
             if not event.wait(timeout):
-                return WriteOutcome(False, error=f"no answer from the SCADA runtime in {timeout} s")
+                return WriteOutcome(False, error=f"no answer from the SCADA runtime in {timeout} s",
+                                    status=504)
             return box[0]
         finally:
             with self._lock:

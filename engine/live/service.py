@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -11,19 +10,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from engine.bus import Bus, LiveValue, WriteOutcome
-from metamodel.tags import Tag, TagModel, compile_pattern
+from engine.bus.policy import Caller, WriteCaller, check_tag_write
+from metamodel.tags import Tag, TagModel, TagPattern
+
+from .access import SiteViewer, parse_patterns, tag_visible
 
 log = logging.getLogger(__name__)
-
-
-class WriteRefused(Exception):
-    """A write the caller may not make or whose value is invalid: ``status`` is 4xx."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
 
 
 @dataclass
@@ -35,14 +27,20 @@ class LiveTags:
     engine: Engine | None = None
     write_timeout: float = 5.0
 
-    def select(self, *, site: str | None = None, asset: str | None = None,
-               template: str | None = None, pattern: str | None = None) -> list[Tag]:
-        """Tags matching every given filter (asset: instance path or bound record key)."""
+    def select(self, viewer: SiteViewer, *, site: str | None = None, asset: str | None = None,
+               template: str | None = None, pattern: str | TagPattern | None = None
+               ) -> list[Tag]:
+        """Tags ``viewer`` may see matching every given filter (asset: instance path or bound
+        record key); a bad pattern raises :class:`~engine.live.access.PatternRefused`."""
         if self.tags is None:
             return []
-        rx = compile_pattern(pattern) if pattern else None
+        if isinstance(pattern, str):
+            pattern = parse_patterns(pattern, field="pattern", limit=1)[0] if pattern else None
+        match = pattern.match if pattern is not None else None
         out = []
         for t in self.tags.tags.values():
+            if not viewer.may_see_site(t.site):
+                continue
             if site and t.site != site:
                 continue
             if template and t.template != template:
@@ -50,13 +48,23 @@ class LiveTags:
             if asset and not (t.instance == asset or (t.binding and t.binding.value == asset)
                               or (t.instance or "").endswith("." + asset)):
                 continue
-            if rx and not rx.match(t.path):
+            if match is not None and not match(t.path):
                 continue
             out.append(t)
         return out
 
-    def get(self, path: str) -> Tag | None:
-        return None if self.tags is None else self.tags.tags.get(path)
+    def get(self, path: str, viewer: SiteViewer | None = None) -> Tag | None:
+        """The tag at ``path``; None when unknown or (given ``viewer``) not visible to them."""
+        tag = None if self.tags is None else self.tags.tags.get(path)
+        if viewer is not None and not tag_visible(viewer, tag):
+            return None
+        return tag
+
+    def visible_values(self, viewer: SiteViewer, values: Iterable[LiveValue]
+                       ) -> list[LiveValue]:
+        """The values of tags ``viewer`` may see (unknown tags are not shown)."""
+        known = self.tags.tags if self.tags is not None else {}
+        return [v for v in values if tag_visible(viewer, known.get(v.tag))]
 
     def values(self, tags: Iterable[Tag]) -> dict[str, LiveValue]:
         """Latest values of ``tags`` from the bus, by path."""
@@ -83,35 +91,14 @@ class LiveTags:
             "reason": "no value received yet" if value is None else value.reason,
         }
 
-    def check_write(self, tag: Tag, value: Any, roles: frozenset[str]) -> Any:
-        """Validate a write against the tag's YAML rules; return the value to send."""
-        if not tag.writable:
-            raise WriteRefused(403, f"tag '{tag.path}' is not writable")
-        if not (roles & tag.write_roles):
-            need = ", ".join(sorted(tag.write_roles)) or "(none)"
-            raise WriteRefused(403, f"writing '{tag.path}' needs one of the roles: {need}")
-        kind = tag.data_type
-        if kind == "bool" or (kind is None and isinstance(value, bool)):
-            if not isinstance(value, bool):
-                raise WriteRefused(422, "expected true or false", "value")
-            return value
-        if kind == "string":
-            if not isinstance(value, str):
-                raise WriteRefused(422, "expected a string", "value")
-            if tag.length and len(value) > tag.length:
-                raise WriteRefused(422, f"longer than {tag.length} characters", "value")
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise WriteRefused(422, "expected a number", "value")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise WriteRefused(422, "expected a finite number", "value")
-        if tag.write_min is not None and value < tag.write_min:
-            raise WriteRefused(422, f"{value} is below the write limit {tag.write_min}", "value")
-        if tag.write_max is not None and value > tag.write_max:
-            raise WriteRefused(422, f"{value} is above the write limit {tag.write_max}", "value")
-        return value
+    @staticmethod
+    def check_write(tag: Tag | None, path: str, value: Any, caller: WriteCaller) -> Any:
+        """The tag-write policy (:func:`engine.bus.policy.check_tag_write`): the value to
+        send, or :class:`WriteRefused` with 404, 403 or 422."""
+        return check_tag_write(tag, path, value, caller)
 
-    def write(self, tag: Tag, value: Any, who: dict[str, Any]) -> WriteOutcome:
+    def write(self, tag: Tag, value: Any, caller: Caller) -> WriteOutcome:
         """Ask the runtime to write and read back (blocking, bounded by ``write_timeout``)."""
-        log.info("tag write %s = %r by %s", tag.path, value, who.get("user"))
-        return self.bus.request_write(tag.path, value, who, timeout=self.write_timeout)
+        log.info("tag write %s = %r by %s", tag.path, value, caller.user)
+        return self.bus.request_write(tag.path, value, caller.to_meta(),
+                                      timeout=self.write_timeout)

@@ -16,6 +16,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 from flask import Flask, request
@@ -30,8 +31,10 @@ from engine.auth.errors import fail
 from engine.auth.principal import load_principal
 from engine.auth.tokens import decode_bearer
 from engine.bus import LiveValue
+from engine.bus.policy import Caller, WriteRefused
 
-from .service import LiveTags, WriteRefused
+from .access import PatternRefused, parse_patterns
+from .service import LiveTags
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,9 @@ WS_PATH = "/api/ws"
 WS_AUTH_TIMEOUT = 10.0
 #: values queued for a slow WebSocket client before the oldest are dropped (latest wins)
 WS_QUEUE = 10_000
+#: seconds between re-reading a socket user's roles and sites (a site taken away stops
+#: the values of its tags within this time, also on subscriptions made before)
+WS_RECHECK = 2.0
 
 
 class TagQuery(Schema):
@@ -67,9 +73,12 @@ def build_blueprint(live: LiveTags) -> Blueprint:
     @blp.route("")
     @blp.arguments(TagQuery, location="query")
     def list_tags(args: dict[str, Any]) -> dict[str, Any]:
-        """Tags with their current value, quality and timestamp."""
-        current_principal()
-        tags = live.select(**args)
+        """Tags with their current value, quality and timestamp (of the caller's sites)."""
+        p = current_principal()
+        try:
+            tags = live.select(p, **args)
+        except PatternRefused as err:
+            fail(err.status, err.message, errors={"query": {err.field: [err.message]}})
         values = live.values(tags)
         return {"items": [live.describe(t, values.get(t.path)) for t in tags],
                 "count": len(tags)}
@@ -77,8 +86,7 @@ def build_blueprint(live: LiveTags) -> Blueprint:
     @blp.route("/<path:path>")
     def get_tag(path: str) -> dict[str, Any]:
         """One tag with its current value."""
-        current_principal()
-        tag = live.get(path)
+        tag = live.get(path, current_principal())
         if tag is None:
             fail(404, f"unknown tag '{path}'")
         return live.describe(tag, live.values([tag]).get(tag.path))
@@ -89,27 +97,28 @@ def build_blueprint(live: LiveTags) -> Blueprint:
         """Write a value (permission and limits from YAML), confirmed by read-back."""
         p = current_principal()
         tag = live.get(path)
-        if tag is None:
-            fail(404, f"unknown tag '{path}'")
         try:
-            value = live.check_write(tag, body["value"], p.roles)
+            value = live.check_write(tag, path, body["value"], p)
         except WriteRefused as err:
             if err.status == 403:
                 deny(err.message, entity="tag", record_id=path, action="write")
             fail(err.status, err.message, field=err.field)
+        assert tag is not None  # the policy answered 404 otherwise
         before = live.values([tag]).get(tag.path)
-        outcome = live.write(tag, value, {"user": p.username, "user_id": p.user_id,
-                                          "roles": sorted(p.roles)})
+        outcome = live.write(tag, value, Caller.of(p))
         state = get_state()
         with state.engine.begin() as conn:
             record(conn, action="tag.write", entity="tag", record_id=path,
                    before={"value": None if before is None else before.value},
                    after={"value": outcome.value if outcome.ok else value},
-                   detail={"ok": outcome.ok, "error": outcome.error, "requested": value},
+                   detail={"ok": outcome.ok, "error": outcome.error, "requested": value,
+                           "status": outcome.http_status, "rounded": outcome.rounded},
                    changes_only=False, ts=state.now())
         if not outcome.ok:
-            fail(502, f"write to '{path}' failed: {outcome.error}")
-        return {"path": path, "requested": value, "value": outcome.value, "ok": True}
+            fail(outcome.http_status, f"write to '{path}' failed: {outcome.error}",
+                 field="value" if outcome.http_status == 422 else None)
+        return {"path": path, "requested": value, "value": outcome.value, "ok": True,
+                "rounded": outcome.rounded, "note": outcome.note}
 
     return blp
 
@@ -151,16 +160,20 @@ def register_ws(app: Flask, live: LiveTags) -> None:
         outbox: queue.Queue[list[LiveValue]] = queue.Queue(maxsize=WS_QUEUE)
         subs: list[Any] = []
         closed = threading.Event()
+        viewer = [principal]  # swapped by the recheck below; read by push()
 
         def push(values: Any) -> None:
             if closed.is_set():
                 return
+            shown = live.visible_values(viewer[0], values)
+            if not shown:
+                return
             try:
-                outbox.put_nowait(list(values))
+                outbox.put_nowait(shown)
             except queue.Full:  # a slow client loses old changes, never the server's memory
                 try:
                     outbox.get_nowait()
-                    outbox.put_nowait(list(values))
+                    outbox.put_nowait(shown)
                 except (queue.Empty, queue.Full):
                     pass
 
@@ -175,8 +188,14 @@ def register_ws(app: Flask, live: LiveTags) -> None:
 
         t = threading.Thread(target=sender, daemon=True, name="ws-sender")
         t.start()
+        checked = time.monotonic()
         try:
             while not closed.is_set():
+                if time.monotonic() - checked >= WS_RECHECK:
+                    checked = time.monotonic()
+                    again = _reload(viewer[0])
+                    if again is not None:
+                        viewer[0] = again
                 raw = ws.receive(timeout=1.0)
                 if raw is None:
                     continue
@@ -192,14 +211,17 @@ def register_ws(app: Flask, live: LiveTags) -> None:
                 for s in subs:
                     s.close()
                 subs.clear()
-                patterns = msg.get("patterns") or []
                 if msg["type"] == "unsubscribe":
                     continue
-                if not (isinstance(patterns, list) and all(isinstance(p, str) for p in patterns)):
-                    _send(ws, {"type": "error", "code": 400,
-                               "message": "'patterns' must be a list of strings"})
+                raw_patterns = msg.get("patterns") or []
+                try:
+                    compiled = parse_patterns(raw_patterns, field="patterns")
+                except PatternRefused as err:
+                    _send(ws, {"type": "error", "code": err.status, "message": err.message,
+                               "field": err.field})
                     continue
-                known = {t.path for p in patterns for t in live.select(pattern=p)}
+                patterns = [p.text for p in compiled]
+                known = {t.path for p in compiled for t in live.select(viewer[0], pattern=p)}
                 subs.append(live.bus.subscribe(patterns, push))
                 current = live.bus.snapshot(patterns)
                 _send(ws, {"type": "subscribed", "patterns": patterns, "tags": len(known)})
@@ -211,6 +233,19 @@ def register_ws(app: Flask, live: LiveTags) -> None:
             closed.set()
             for s in subs:
                 s.close()
+
+
+def _reload(principal: Any) -> Any:
+    """The principal read again (roles and sites may have changed); None if that fails."""
+    try:
+        state = get_state()
+        with state.engine.connect() as conn:
+            return load_principal(conn, state.model, user_id=principal.user_id,
+                                  username=principal.username, is_service=principal.is_service,
+                                  session_id=principal.session_id)
+    except Exception:  # keep the last known principal; the next recheck tries again
+        log.warning("ws: re-reading user %s failed", principal.username, exc_info=True)
+        return None
 
 
 def _send(ws: Any, payload: dict[str, Any]) -> bool:

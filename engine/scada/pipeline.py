@@ -13,7 +13,9 @@ clamped value is UNCERTAIN. Timestamps are the source's when the driver gives on
 the scan's.
 
 Subscribers run on the thread that calls :meth:`process` (the runtime's event loop) and get
-a list per batch; they must be quick (a historian queues the list and returns).
+a list per batch; they must be quick. The runtime's outputs (bus, upstream, historian) are
+not subscribers but sinks (:mod:`engine.scada.sinks`): one subscriber queues each batch for
+them, and each sink takes it from its own worker.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ class Subscription:
 
     pattern: str
     callback: Callback
-    tags: frozenset[str]
+    #: the tags delivered; None: every tag
+    tags: frozenset[str] | None
     _owner: Pipeline | None = field(default=None, repr=False)
 
     def cancel(self) -> None:
@@ -104,9 +107,12 @@ class Pipeline:
 
         ``pattern`` is a tag path pattern (``pad7.*.pip``, ``pad7.**``) or a list of paths.
         """
-        if isinstance(pattern, str):
-            rx = compile_pattern(pattern)
-            tags = frozenset(p for p in self.compiled if rx.match(p))
+        tags: frozenset[str] | None
+        if pattern == "**":
+            tags, name = None, pattern
+        elif isinstance(pattern, str):
+            match = compile_pattern(pattern).match
+            tags = frozenset(p for p in self.compiled if match(p))
             name = pattern
         else:
             tags = frozenset(p for p in pattern if p in self.compiled)
@@ -122,7 +128,7 @@ class Pipeline:
     def _dispatch(self, changed: list[TagValue]) -> None:
         for sub in self._subs:
             tags = sub.tags
-            hits = [v for v in changed if v.tag in tags]
+            hits = changed if tags is None else [v for v in changed if v.tag in tags]
             if not hits:
                 continue
             try:
@@ -195,5 +201,5 @@ class Pipeline:
         values = dict(self.values)
         if pattern is None:
             return values
-        rx = compile_pattern(pattern)
-        return {k: v for k, v in values.items() if rx.match(k)}
+        match = compile_pattern(pattern).match
+        return {k: v for k, v in values.items() if match(k)}

@@ -31,12 +31,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.bus.policy import ALL_SITES, Caller, WriteCaller, WriteRefused, check_tag_write
 from metamodel.tags import Tag, TagModel
 
-from .codec import CodecError, compile_encoder, resolution
+from .codec import INTEGER_TYPES, CodecError, compile_encoder, resolution
 from .pipeline import Callback, Pipeline, Subscription
 from .registry import DriverRegistry, NoDriver, default_registry
 from .scheduler import WRITE, DeviceWorker, PollGroup
+from .sinks import QueuedSink, Sink, SinkSet, SinkStats
 from .types import DeviceUnavailable, PointRef, Quality, TagValue, Value
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,9 @@ class WriteResult:
     value: Value
     quality: Quality
     ts: dt.datetime
+    #: the device holds a value that differs from the request within the tag's resolution
+    rounded: bool = False
+    note: str | None = None
 
 
 class Runtime:
@@ -79,6 +84,9 @@ class Runtime:
         self._encoders: dict[str, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
+        #: where every change goes, each behind its own queue (:mod:`engine.scada.sinks`)
+        self.sinks = SinkSet()
+        self._sink_sub: Subscription | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -87,6 +95,9 @@ class Runtime:
         if self._started:
             return
         self._loop = asyncio.get_running_loop()
+        for sink in self.sinks.sinks:
+            await sink.start()
+        self._sink_sub = self.pipeline.subscribe("**", self.sinks.offer)
         for name, device in self.model.devices.items():
             tags = self.model.tags_of(name)
             if not tags:
@@ -131,7 +142,36 @@ class Runtime:
             await w.stop()
         self.groups.clear()
         self.workers.clear()
+        if self._sink_sub is not None:
+            self._sink_sub.cancel()
+            self._sink_sub = None
+        for sink in self.sinks.sinks:
+            await sink.stop()
         self._started = False
+
+    # ------------------------------------------------------------------ sinks
+
+    def add_sink(self, sink: Sink, *, thread: bool = True) -> QueuedSink:
+        """Register ``sink`` before :meth:`start` (``thread=False``: its worker is a task on
+        the runtime's loop). It gets the live table first, then every change."""
+        if self._started:
+            raise RuntimeError("the runtime is running: use attach_sink()")
+        queued = self.sinks.add(sink, thread=thread)
+        queued.offer(list(self.pipeline.values.values()))
+        return queued
+
+    async def attach_sink(self, sink: Sink, *, thread: bool = True) -> QueuedSink:
+        """Register and start ``sink`` while running (on the runtime's loop)."""
+        if not self._started:
+            return self.add_sink(sink, thread=thread)
+        queued = self.sinks.add(sink, thread=thread)
+        queued.offer(list(self.pipeline.values.values()))  # no await since: no gap, no dup
+        await queued.start()
+        return queued
+
+    def sink_stats(self) -> list[SinkStats]:
+        """Backlog and counters of every sink (any thread)."""
+        return self.sinks.stats()
 
     def _listener(self) -> Any:
         """A ``(tag, reading)`` callback for drivers that push changes as they arrive."""
@@ -165,41 +205,30 @@ class Runtime:
 
     # ------------------------------------------------------------------ writes
 
-    def _check(self, path: str, value: Any, roles: Iterable[str]) -> tuple[Tag, Any]:
+    def _check(self, path: str, value: Any, caller: WriteCaller) -> tuple[Tag, Any]:
+        """The tag-write policy (shared with the web side), then the tag's encoder."""
         tag = self.model.tags.get(path)
-        if tag is None:
-            raise WriteError(path, "unknown tag", 404)
-        if not tag.writable:
-            raise WriteError(path, "the tag is not writable", 409)
-        granted = set(roles) & tag.write_roles
-        if not granted:
-            raise WriteError(path, f"none of the roles {sorted(set(roles))} may write it "
-                             f"(allowed: {', '.join(sorted(tag.write_roles))})", 403)
-        dtype = tag.data_type
-        if dtype == "bool":
-            if not isinstance(value, bool):
-                raise WriteError(path, f"expected true or false, got {value!r}", 400)
-        elif dtype == "string":
-            if not isinstance(value, str):
-                raise WriteError(path, f"expected a string, got {value!r}", 400)
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                isinstance(value, float) and not math.isfinite(value)):
-            raise WriteError(path, f"expected a number, got {value!r}", 400)
-        if tag.write_min is not None and value < tag.write_min:
-            raise WriteError(path, f"{value} is below the minimum {tag.write_min:g}", 400)
-        if tag.write_max is not None and value > tag.write_max:
-            raise WriteError(path, f"{value} is above the maximum {tag.write_max:g}", 400)
+        try:
+            check_tag_write(tag, path, value, caller)
+        except WriteRefused as err:
+            raise WriteError(path, err.message, err.status) from None
+        assert tag is not None  # the policy answered 404 otherwise
         encode = self._encoders.get(path)
         if encode is None:
             encode = self._encoders[path] = compile_encoder(tag)
         try:
             return tag, encode(value)
         except (CodecError, ValueError, OverflowError) as exc:
-            raise WriteError(path, f"{value!r} cannot be written: {exc}", 400) from None
+            raise WriteError(path, f"{value!r} cannot be written: {exc}", 422) from None
 
-    async def write(self, path: str, value: Any, roles: Iterable[str]) -> WriteResult:
-        """Check permission and range, write ahead of polls, confirm by reading back."""
-        tag, raw = self._check(path, value, roles)
+    async def write(self, path: str, value: Any, roles: Iterable[str] | WriteCaller,
+                    sites: Iterable[str] | None = None) -> WriteResult:
+        """Check the write policy, write ahead of polls, confirm by reading back.
+
+        ``roles`` are the caller's roles (or a whole :class:`~engine.bus.policy.Caller`);
+        ``sites`` the sites they may write to (None: every site, for trusted callers).
+        """
+        tag, raw = self._check(path, value, _caller(roles, sites))
         worker = self.workers.get(tag.device)
         if worker is None:
             why = self.unavailable.get(tag.device, "the runtime is not running")
@@ -228,8 +257,11 @@ class Runtime:
             if not _same(back, value, resolution(tag)):
                 raise WriteError(path, f"wrote {value!r} but read back {back!r}", 502)
             log.info("tag %s written: %r (device %s)", path, value, tag.device)
+            rounded = _rounded(tag, back, value)
+            note = (f"the device holds {back!r}, not {value!r}: the tag's resolution is "
+                    f"{resolution(tag):g}") if rounded else None
             return WriteResult(path, value, back, reading.quality,
-                               reading.source_ts or dt.datetime.now(dt.UTC))
+                               reading.source_ts or dt.datetime.now(dt.UTC), rounded, note)
 
         fut = worker.submit(job, WRITE)
         timeout = self.write_timeout or max(5.0, 4 * worker.device.timeout)
@@ -247,6 +279,25 @@ class Runtime:
         handle = RuntimeThread(self)
         handle.start(timeout)
         return handle
+
+
+def _caller(roles: Iterable[str] | WriteCaller, sites: Iterable[str] | None) -> WriteCaller:
+    if hasattr(roles, "may_see_site"):
+        return roles  # type: ignore[return-value]
+    return Caller(frozenset(roles),  # type: ignore[arg-type]
+                  frozenset({ALL_SITES}) if sites is None else frozenset(sites))
+
+
+def _rounded(tag: Tag, back: Value, wanted: Any) -> bool:
+    """Whether a confirmed read-back differs from the request (more than float noise)."""
+    if isinstance(wanted, (bool, str)) or isinstance(back, (bool, str)) or back is None:
+        return False
+    diff = abs(float(back) - float(wanted))
+    if tag.data_type in INTEGER_TYPES:
+        return diff > resolution(tag) * 1e-6 + 1e-12 * abs(float(wanted))
+    if tag.data_type == "float32":
+        return not math.isclose(float(back), float(wanted), rel_tol=1e-6, abs_tol=1e-12)
+    return not math.isclose(float(back), float(wanted), rel_tol=1e-12, abs_tol=1e-300)
 
 
 def _same(back: Value, wanted: Any, step: float) -> bool:
@@ -295,11 +346,12 @@ class RuntimeThread:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    def write(self, path: str, value: Any, roles: Iterable[str],
-              timeout: float = 30.0) -> WriteResult:
+    def write(self, path: str, value: Any, roles: Iterable[str] | WriteCaller,
+              timeout: float = 30.0, sites: Iterable[str] | None = None) -> WriteResult:
         """Blocking :meth:`Runtime.write` from another thread."""
         assert self.loop is not None, "not started"
-        fut = asyncio.run_coroutine_threadsafe(self.runtime.write(path, value, list(roles)),
+        caller = _caller(roles, sites)
+        fut = asyncio.run_coroutine_threadsafe(self.runtime.write(path, value, caller),
                                                self.loop)
         try:
             return fut.result(timeout)
@@ -310,6 +362,15 @@ class RuntimeThread:
     def snapshot(self, pattern: str | None = None) -> dict[str, TagValue]:
         """See :meth:`Runtime.snapshot`."""
         return self.runtime.snapshot(pattern)
+
+    def add_sink(self, sink: Sink, *, thread: bool = True, timeout: float = 30.0
+                 ) -> QueuedSink:
+        """See :meth:`Runtime.add_sink` (before start) and :meth:`Runtime.attach_sink`."""
+        if self.loop is None or not self.loop.is_running():
+            return self.runtime.add_sink(sink, thread=thread)
+        fut = asyncio.run_coroutine_threadsafe(self.runtime.attach_sink(sink, thread=thread),
+                                               self.loop)
+        return fut.result(timeout)
 
     def subscribe(self, pattern: str | Iterable[str], callback: Callback) -> Subscription:
         """See :meth:`Runtime.subscribe` (the callback runs on the runtime's thread)."""

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from engine.bus import Bus, InProcessBus, LiveValue, WriteOutcome
 from engine.errors import UserError
 from engine.options import add_project_option, load_model, settings_from
+from engine.bus.policy import Caller
 from engine.settings import Settings
 from metamodel import DefinitionError, Model
 from metamodel.tags import TagModel, load_tags, tag_files
@@ -158,16 +159,19 @@ class RuntimeBridge:
             self.upstream.publish(list(self.thread.snapshot().values()))
 
     def write(self, tag: str, value: Any, meta: dict[str, Any]) -> WriteOutcome:
-        """Bus write handler: write through the runtime, confirmed by read-back."""
+        """Bus write handler: write through the runtime, confirmed by read-back.
+
+        The caller's roles and sites come in ``meta`` (:meth:`Caller.to_meta`); the runtime
+        applies the same write policy as the web side.
+        """
         from engine.scada.runtime import WriteError
 
-        roles = meta.get("roles") or ()
         timeout = float(meta.get("timeout") or 10.0)
         try:
-            result = self.thread.write(tag, value, roles, timeout=timeout)
+            result = self.thread.write(tag, value, Caller.from_meta(meta), timeout=timeout)
         except WriteError as err:
-            return WriteOutcome(False, error=err.message)
-        return WriteOutcome(True, result.value)
+            return WriteOutcome(False, error=err.message, status=err.status)
+        return WriteOutcome(True, result.value, rounded=result.rounded, note=result.note)
 
     def stop(self) -> None:
         import asyncio

@@ -26,9 +26,11 @@ from .model import (
     Template,
     compile_pattern,
 )
+from .patterns import MAX_PATTERN_LENGTH, PatternError, PatternSet, TagPattern
 
 __all__ = [
-    "Binding", "Device", "Instance", "ModbusAddress", "MqttAddress", "OpcUaAddress",
-    "ScanClass", "Scaling", "Tag", "TagModel", "Template", "build_tags", "compile_pattern",
-    "load_tags", "parse_modbus", "tag_files", "width",
+    "MAX_PATTERN_LENGTH", "Binding", "Device", "Instance", "ModbusAddress", "MqttAddress",
+    "OpcUaAddress", "PatternError", "PatternSet", "ScanClass", "Scaling", "Tag", "TagModel",
+    "TagPattern", "Template", "build_tags", "compile_pattern", "load_tags", "parse_modbus",
+    "tag_files", "width",
 ]

@@ -7,13 +7,13 @@ options, already free of ``${parameters}``); the engine reads only these datacla
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Location
 from ..model import Labels
 from .addressing import ModbusAddress, MqttAddress, OpcUaAddress
+from .patterns import compile_pattern
 from .spec import ModbusRtuSpec, ModbusTcpSpec, MqttSpec, OpcUaSpec, seconds
 
 Address = ModbusAddress | OpcUaAddress | MqttAddress
@@ -195,26 +195,6 @@ class Tag:
         return out
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A tag path pattern: ``*`` matches within one dotted segment, ``**`` across segments."""
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            out += ".*"
-            i += 2
-        elif pattern[i] == "*":
-            out += "[^.]*"
-            i += 1
-        elif pattern[i] == "?":
-            out += "[^.]"
-            i += 1
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return re.compile(f"^{out}$")
-
-
 @dataclass(frozen=True)
 class TagModel:
     """Every scan class, template, device, instance and tag of a project's ``tags/``."""
@@ -242,8 +222,8 @@ class TagModel:
 
     def select(self, pattern: str) -> list[Tag]:
         """Tags whose path matches ``pattern`` (``pad7.*.pip``, ``pad7.**``)."""
-        rx = compile_pattern(pattern)
-        return [t for t in self.tags.values() if rx.match(t.path)]
+        match = compile_pattern(pattern).match
+        return [t for t in self.tags.values() if match(t.path)]
 
     def only_site(self, site: str) -> TagModel:
         """The same model restricted to one site (KeyError when unknown)."""

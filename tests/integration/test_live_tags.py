@@ -61,8 +61,11 @@ def sim() -> Iterator[Simulator]:
 
 
 class Site:
-    def __init__(self, app: Any, plugin: EdgePlugin, base: str) -> None:
+    def __init__(self, app: Any, plugin: EdgePlugin, base: str, engine: Any = None,
+                 model: Any = None) -> None:
         self.app = app
+        self.engine = engine
+        self.model = model
         self.client = app.test_client()
         self.plugin = plugin
         self.base = base
@@ -101,15 +104,18 @@ def site(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     hashed = Passwords(HASHER).hash(PASSWORD)
     with engine.begin() as conn:
         now = dt.datetime.now(dt.UTC)
-        for name, roles in (("ana", ["operator"]), ("vic", ["viewer"]), ("adm", ["admin"])):
+        for name, roles, sites in (("ana", ["operator"], ["*"]), ("vic", ["viewer"], ["*"]),
+                                   ("adm", ["admin"], ["*"]),
+                                   ("olga", ["operator"], ["pad_b"]),  # not sim_pad
+                                   ("sam", ["operator"], ["sim_pad"])):
             create_user(conn, model, username=name, now=now, password_hash=hashed, roles=roles,
-                        sites=["*"])
+                        sites=sites)
     plugin.start()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Site(app, plugin, f"127.0.0.1:{server.server_port}")
+        yield Site(app, plugin, f"127.0.0.1:{server.server_port}", engine, model)
     finally:
         server.shutdown()
         plugin.stop()
@@ -207,3 +213,101 @@ def test_websocket_without_a_valid_token_is_closed(site: Site) -> None:
     finally:
         with contextlib.suppress(ConnectionClosed):
             ws.close()
+
+
+# --------------------------------------------------------------------------- sites (issue 8.1)
+
+
+def test_tags_of_other_sites_read_like_missing_ones(site: Site) -> None:
+    until(lambda: site.get("/api/tags/sim_pad.w4.frequency_setpoint", "sam").json["quality"]
+          == "good")
+    assert site.get("/api/tags?pattern=sim_pad.**", "olga").json == {"items": [], "count": 0}
+    assert site.get("/api/tags", "olga").json["count"] == 0
+    own = site.get("/api/tags?pattern=sim_pad.w4.*", "sam").json
+    assert own["count"] > 5 and all(t["site"] == "sim_pad" for t in own["items"])
+    hidden = site.get("/api/tags/sim_pad.w4.pip", "olga")
+    assert hidden.status_code == 404 and hidden.json["message"] == "unknown tag 'sim_pad.w4.pip'"
+    before = site.get("/api/tags/sim_pad.w4.frequency_setpoint", "adm").json["value"]
+    stop = site.post("/api/tags/sim_pad.w4.frequency_setpoint/write", "olga", {"value": 41})
+    assert stop.status_code == 404 and stop.json["message"] == (
+        "unknown tag 'sim_pad.w4.frequency_setpoint'")
+    time.sleep(0.5)
+    assert site.get("/api/tags/sim_pad.w4.frequency_setpoint", "adm").json["value"] == before
+
+
+def test_websocket_stops_a_site_taken_away(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.auth.users import find_user, update_user
+    from engine.live import views
+
+    monkeypatch.setattr(views, "WS_RECHECK", 0.5)
+    olga = Client.connect(f"ws://{site.base}/api/ws?token={site.token('olga')}")
+    ws = Client.connect(f"ws://{site.base}/api/ws?token={site.token('sam')}")
+    with site.engine.connect() as conn:
+        sam = find_user(conn, "sam")
+    assert sam is not None
+    try:
+        _recv(olga, "ready")
+        olga.send(json.dumps({"type": "subscribe", "patterns": ["sim_pad.**"]}))
+        assert _recv(olga, "subscribed")["tags"] == 0
+        _recv(ws, "ready")
+        ws.send(json.dumps({"type": "subscribe", "patterns": ["sim_pad.w2.*"]}))
+        assert _recv(ws, "subscribed")["tags"] > 5
+        assert _recv(ws, "values")["values"]
+        with site.engine.begin() as conn:
+            update_user(conn, site.model, sam.id, dt.datetime.now(dt.UTC), sites=["pad_b"])
+        time.sleep(2.0)  # the socket re-reads the user within WS_RECHECK + 1 s
+        while ws.receive(timeout=0.2) is not None:
+            pass
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:  # the simulated well keeps changing: nothing arrives
+            raw = ws.receive(timeout=0.5)
+            assert raw is None or json.loads(raw)["type"] != "values", raw
+        raw = olga.receive(timeout=0.5)
+        assert raw is None or json.loads(raw)["type"] != "values", raw
+    finally:
+        with site.engine.begin() as conn:
+            update_user(conn, site.model, sam.id, dt.datetime.now(dt.UTC), sites=["sim_pad"])
+        for w in (ws, olga):
+            with contextlib.suppress(ConnectionClosed):
+                w.close()
+
+
+# --------------------------------------------------------------------------- patterns (8.2)
+
+
+def test_hostile_patterns_answer_400_and_64_globstars_answer_fast(site: Site) -> None:
+    for bad in ("****************#", "sim_pad.w1**", "a." + "b" * 300):
+        r = site.get(f"/api/tags?pattern={bad.replace('#', '%23')}", "vic")
+        assert r.status_code == 400, bad
+        assert "pattern" in r.json["errors"]["query"]
+    t0 = time.process_time()
+    r = site.get("/api/tags?pattern=" + ".".join(["**"] * 64), "vic")
+    assert r.status_code == 200 and r.json["count"] == 0
+    assert time.process_time() - t0 < 0.5  # the whole request, CPU time of this process
+    ws = Client.connect(f"ws://{site.base}/api/ws?token={site.token('vic')}")
+    try:
+        _recv(ws, "ready")
+        ws.send(json.dumps({"type": "subscribe", "patterns": [f"sim_pad.w{i}.*"
+                                                             for i in range(33)]}))
+        err = _recv(ws, "error")
+        assert err["code"] == 400 and "at most 32 patterns" in err["message"]
+        ws.send(json.dumps({"type": "subscribe", "patterns": ["sim_pad.**#**"]}))
+        assert _recv(ws, "error")["field"] == "patterns"
+        ws.send(json.dumps({"type": "subscribe", "patterns": ["sim_pad.w1.pip"]}))
+        assert _recv(ws, "subscribed")["tags"] == 1
+    finally:
+        with contextlib.suppress(ConnectionClosed):
+            ws.close()
+
+
+def test_a_rounded_write_says_so(site: Site, sim: Simulator) -> None:
+    path = "/api/tags/sim_pad.w1.frequency_setpoint/write"
+    until(lambda: site.get("/api/tags/sim_pad.w1.frequency_setpoint", "ana").json["quality"]
+          == "good")
+    r = site.post(path, "ana", {"value": 52.555})
+    assert r.status_code == 200, r.json
+    assert r.json["requested"] == 52.555 and r.json["rounded"] is True
+    assert r.json["value"] in (pytest.approx(52.55), pytest.approx(52.56))
+    assert "resolution is 0.01" in r.json["note"]
+    exact = site.post(path, "ana", {"value": 52.5})
+    assert exact.json["rounded"] is False and exact.json["note"] is None

@@ -235,27 +235,8 @@ async def test_writes_go_ahead_of_polls_and_never_overlap(runtime: Runtime,
         await runtime.stop()
 
 
-@pytest.mark.parametrize("tag,value,roles,status,text", [
-    ("s.zz", 1, ["admin"], 404, "unknown tag"),
-    ("s.a.ro", 1.0, ["admin"], 409, "not writable"),
-    ("s.a.sp", 50, ["viewer"], 403, "allowed: operator"),
-    ("s.a.sp", 70, ["operator"], 400, "above the maximum 60"),
-    ("s.a.sp", 10, ["operator"], 400, "below the minimum 40"),
-    ("s.a.sp", "50", ["operator"], 400, "expected a number"),
-    ("s.a.sp", True, ["operator"], 400, "expected a number"),
-    ("s.a.sp", float("nan"), ["operator"], 400, "expected a number"),
-    ("s.a.run", 1, ["operator"], 400, "expected true or false"),
-    ("s.a.name", 5, ["operator"], 400, "expected a string"),
-])
-async def test_write_checks(runtime: Runtime, tag: str, value: Any, roles: list[str],
-                            status: int, text: str) -> None:
-    await runtime.start()
-    try:
-        with pytest.raises(WriteError) as info:
-            await runtime.write(tag, value, roles)
-        assert info.value.status == status and text in info.value.message
-    finally:
-        await runtime.stop()
+# The permission, type and limit checks of writes are one table, run against the web side
+# and the runtime alike: tests/unit/engine/test_write_policy.py.
 
 
 async def test_write_failures(runtime: Runtime, fakes: dict[str, FakeDriver]) -> None:
