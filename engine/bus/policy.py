@@ -64,9 +64,14 @@ class Caller:
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> Caller:
-        """The caller of a write request; no ``sites`` in ``meta`` means none."""
-        return cls(frozenset(_strings(meta.get("roles"))), frozenset(_strings(meta.get("sites"))),
-                   meta.get("user"), meta.get("user_id"))
+        """The caller of a write request. Without a ``sites`` key (a peer older than site
+        scoping) every site: like the roles, ``meta`` is the sender's claim, and whoever may
+        publish write requests on the bus is trusted infrastructure; the web side checks the
+        signed-in user's sites before it sends."""
+        sites = (frozenset(_strings(meta["sites"])) if "sites" in meta
+                 else frozenset({ALL_SITES}))
+        return cls(frozenset(_strings(meta.get("roles"))), sites, meta.get("user"),
+                   meta.get("user_id"))
 
 
 def _strings(items: Any) -> Iterable[str]:

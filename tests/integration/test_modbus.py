@@ -193,7 +193,7 @@ async def test_writes_with_read_back(pad: tuple[TcpServer, TagModel]) -> None:
         assert value(rt, "run").value is False  # the table follows the read-back at once
         with pytest.raises(WriteError) as info:
             await rt.write("s.setpoint", 61, ["operator"])
-        assert info.value.status == 400 and await server.registers(1, 170, 1) == [5250]
+        assert info.value.status == 422 and await server.registers(1, 170, 1) == [5250]
         with pytest.raises(WriteError) as info:
             await rt.write("s.setpoint", 45, ["viewer"])
         assert info.value.status == 403
