@@ -62,11 +62,13 @@ class Settings(BaseSettings):
     refresh_token_days: int = 7
     #: comma-separated origins allowed by CORS (``*`` for any); empty: no CORS headers
     cors_origins: str = ""
-    #: flask-limiter limits: login per IP and per user name, whole API per user
+    #: rate limits (``N per second|minute|hour``; empty: none): login per IP and per user
+    #: name, whole API per user; counted across the worker processes of ``campo serve``
     login_rate_limit: str = "10 per minute"
     api_rate_limit: str = "1200 per minute"
-    #: flask-limiter storage URI (``memory://`` is per process)
-    rate_limit_storage: str = "memory://"
+    #: seconds a verified token or API key is trusted without asking the database again
+    #: (the staleness bound of revocations, see docs/security.md); 0 turns the cache off
+    auth_cache_seconds: float = 2.0
     #: failed logins in a row that lock an account, and for how long
     lockout_attempts: int = 5
     lockout_minutes: int = 15

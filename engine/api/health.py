@@ -10,13 +10,16 @@ down: 503, so an update supervisor rolls back).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import sqlalchemy as sa
@@ -27,6 +30,8 @@ from sqlalchemy.engine import Engine
 from .errors import json_response
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def campo_version() -> str:
@@ -140,6 +145,27 @@ class Health:
                 code)
 
 
+#: a probe every few milliseconds costs one check per second, not one per probe
+REPORT_CACHE_SECONDS = 1.0
+
+
+def cache_for(fn: Callable[[], T], seconds: float) -> Callable[[], T]:
+    """``fn`` whose result is reused for ``seconds`` (one caller computes, others wait)."""
+    lock = threading.Lock()
+    box: list[Any] = [-math.inf, None]
+
+    def cached() -> T:
+        if time.monotonic() - box[0] < seconds:
+            return box[1]  # type: ignore[no-any-return]
+        with lock:
+            if time.monotonic() - box[0] >= seconds:
+                box[1] = fn()
+                box[0] = time.monotonic()
+            return box[1]  # type: ignore[no-any-return]
+
+    return cached
+
+
 def health_blueprint(health: Health) -> Blueprint:
     """The ``/api/health`` route."""
     blp = Blueprint("health", __name__, url_prefix="/api/health",
@@ -150,7 +176,9 @@ def health_blueprint(health: Health) -> Blueprint:
              responses={"200": {"description": "ok or degraded"},
                         "503": {"description": "the database is down"}})
     def get_health() -> Response:
-        body, code = health.report()
+        body, code = cached()
         return json_response(body, code)
+
+    cached = cache_for(health.report, REPORT_CACHE_SECONDS)
 
     return blp

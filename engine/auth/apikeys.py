@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from .cache import API_KEY, announce
 from .tables import api_key_table, user_table
 
 _KEY = re.compile(r"^campo_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -74,6 +75,7 @@ def revoke_api_key(conn: sa.Connection, key_id: int, now: dt.datetime) -> bool:
     res = conn.execute(sa.update(api_key_table)
                        .where(api_key_table.c.id == key_id, api_key_table.c.revoked_at.is_(None))
                        .values(revoked_at=now))
+    announce(conn, API_KEY, key_id)
     return res.rowcount == 1
 
 

@@ -26,8 +26,11 @@ from engine.settings import Settings
 from metamodel import Model
 
 from .admin import build_admin_blueprint
+from .cache import CredentialCache
 from .config import resolve_jwt_secret
-from .gateway import build_limiter, install_gateway
+from .gateway import install_gateway
+from .limits import Rate, SharedCounters
+from .notify import listen
 from .passwords import PasswordPolicyError, Passwords, check_password_policy
 from .state import DEFAULT_PUBLIC, EXTENSION_KEY, AuthState, utcnow
 from .tables import ensure_platform_tables
@@ -41,7 +44,7 @@ log = logging.getLogger(__name__)
 def init_app(app: Flask, engine: Engine, settings: Settings, model: Model, *, api: Api,
              public: Iterable[str] = (), clock: Callable[[], dt.datetime] | None = None,
              hasher: PasswordHasher | None = None, docs_prefix: str = "/api/docs",
-             create_tables: bool = True) -> AuthState:
+             create_tables: bool = True, counters: SharedCounters | None = None) -> AuthState:
     """Install auth on ``app``: tables, JWT, guard, limiter, CORS, headers and the
     ``/api/auth`` and ``/api/audit`` blueprints (registered through ``api``).
 
@@ -49,6 +52,8 @@ def init_app(app: Flask, engine: Engine, settings: Settings, model: Model, *, ap
         e.g. the front end's static files.
     :param clock: replaces ``datetime.now(UTC)`` for sessions, lockouts and token times.
     :param hasher: an argon2 ``PasswordHasher`` (tests use cheaper parameters).
+    :param counters: rate-limit counters made before the server forked its workers, so
+        limits count across them (default: this process's own).
     :raises AuthConfigError: no acceptable JWT secret (production without one).
     """
     if EXTENSION_KEY in app.extensions:
@@ -59,12 +64,17 @@ def init_app(app: Flask, engine: Engine, settings: Settings, model: Model, *, ap
     entries = [*DEFAULT_PUBLIC, *public]
     state = AuthState(
         engine=engine, settings=settings, model=model, passwords=Passwords(hasher),
-        limiter=build_limiter(settings), clock=clock or utcnow,
+        counters=counters or SharedCounters(),
+        cache=CredentialCache(settings.auth_cache_seconds),
+        api_rate=Rate.parse(settings.api_rate_limit),
+        login_rate=Rate.parse(settings.login_rate_limit), clock=clock or utcnow,
         public_paths=frozenset(p.rstrip("/") or "/" for p in entries),
         public_prefixes=tuple(p for p in entries if p.endswith("/")),
         docs_prefix=docs_prefix.rstrip("/"),
     )
     app.extensions[EXTENSION_KEY] = state
+    if settings.auth_cache_seconds > 0:
+        listen(engine)  # PostgreSQL: other processes' invalidations reach this one
     install_request_id(app)
     configure_jwt(app, secret, state)
     install_gateway(app, state)

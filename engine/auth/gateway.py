@@ -1,27 +1,32 @@
 """The gateway hooks: body limit, the token guard, per-user rate limits, CORS, headers.
 
 Order of ``before_request`` hooks: request id (``engine.audit``), then :func:`guard`
-(body size, credentials -> principal on ``flask.g``), then flask-limiter's whole-API limit
-keyed by the principal (or the client IP on public endpoints).
+(body size, credentials -> principal on ``flask.g``), then :func:`rate_limit`, the
+whole-API limit keyed by the principal (or the client IP on public endpoints).
+
+The guard asks the credential cache first (:mod:`engine.auth.cache`): a token or key
+verified in the last ``auth_cache_seconds`` costs a dictionary lookup. On a miss it
+verifies the token and reads the session and the principal on one pooled connection,
+returned before the view takes its own, so a request never holds two.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import math
+import time
 
 from flask import Flask, Response, g, request
 from flask_cors import CORS
-from flask_limiter import Limiter, RateLimitExceeded
 
 from engine.audit.writer import PRINCIPAL_KEY
-from engine.settings import Settings
 
 from .apikeys import check_api_key
+from .cache import Entry
 from .errors import fail
 from .principal import Principal, load_principal, optional_principal
 from .state import AuthState, get_state
-from .tokens import AUTH_CONN_G, verify_request_token
+from .tokens import AUTH_CONN_G, CLAIMS_G, verify_request_token
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +50,47 @@ def _api_key_from_request() -> str | None:
 
 def authenticate(state: AuthState) -> Principal:
     """The principal of the request's credentials (API key or bearer token); else 401."""
+    cache = state.cache
+    now = state.now()
+    stamp = now.timestamp()
     key = _api_key_from_request()
     if key is not None:
-        now = state.now()
+        cred = "apikey " + key
+        hit = cache.get(cred, stamp)
+        if hit is not None:
+            return hit.principal
+        epoch = cache.epoch()
         with state.engine.connect() as conn:
             match = check_api_key(conn, key, now)
             if match is None:
                 fail(401, "invalid API key")
-            return load_principal(conn, state.model, user_id=match.user_id,
-                                  username=match.username, is_service=match.is_service,
-                                  api_key_id=match.key_id)
+            p = load_principal(conn, state.model, user_id=match.user_id,
+                               username=match.username, is_service=match.is_service,
+                               api_key_id=match.key_id)
+        cache.put(cred, Entry(p, None, math.inf, stamp, time.monotonic()), epoch)
+        return p
+    header = request.headers.get("Authorization")
+    token = header[7:].strip() if header and header[:7].lower() == "bearer " else None
+    if token:
+        hit = cache.get(token, stamp)
+        if hit is not None:
+            setattr(g, CLAIMS_G, hit.claims)
+            return hit.principal
+    epoch = cache.epoch()
     with state.engine.connect() as conn:
         setattr(g, AUTH_CONN_G, conn)
         try:
-            _claims, session = verify_request_token()
-            return load_principal(conn, state.model, user_id=session.user_id,
-                                  username=session.username, is_service=False,
-                                  session_id=session.session_id)
+            claims, session = verify_request_token()
+            p = load_principal(conn, state.model, user_id=session.user_id,
+                               username=session.username, is_service=False,
+                               session_id=session.session_id)
         finally:
             setattr(g, AUTH_CONN_G, None)
+    if token:
+        ends = min(float(claims["exp"]), session.expires_at.timestamp()
+                   if session.expires_at is not None else math.inf)
+        cache.put(token, Entry(p, claims, ends, stamp, time.monotonic()), epoch)
+    return p
 
 
 def guard() -> None:
@@ -77,33 +104,31 @@ def guard() -> None:
     setattr(g, PRINCIPAL_KEY, authenticate(state))
 
 
-def rate_key() -> str:
-    """The whole-API rate-limit key: the user, or the client IP before authentication."""
+RATE_G = "campo_rate"
+
+
+def rate_limit() -> None:
+    """The whole-API limit per user (per client IP before authentication); 429 over it."""
+    state = get_state()
+    rate = state.api_rate
+    if rate is None or request.method == "OPTIONS":
+        return
     p = optional_principal()
-    return f"user:{p.user_id}" if p is not None else f"ip:{request.remote_addr}"
+    key = f"api:user:{p.user_id}" if p is not None else f"api:ip:{request.remote_addr}"
+    verdict = state.counters.hit(key, rate.amount, rate.period)
+    setattr(g, RATE_G, verdict)
+    if not verdict.allowed:
+        fail(429, f"rate limit exceeded ({state.settings.api_rate_limit}); try again later",
+             headers={"Retry-After": str(max(1, int(verdict.reset - time.time()) + 1))})
 
 
-def build_limiter(settings: Settings) -> Limiter:
-    """A limiter with the whole-API per-user limit (``api_rate_limit``)."""
-    return Limiter(
-        rate_key,
-        application_limits=[settings.api_rate_limit] if settings.api_rate_limit else [],
-        storage_uri=settings.rate_limit_storage,
-        headers_enabled=True,
-        strategy="fixed-window",
-        key_prefix="campo",
-    )
-
-
-def _rate_limited(err: RateLimitExceeded) -> Any:
-    return ({"code": 429, "status": "Too Many Requests",
-             "message": f"rate limit exceeded ({err.description}); try again later"}, 429)
-
-
-def _retry_after_only_when_refused(response: Response) -> Response:
-    # flask-limiter adds Retry-After to every response; it means "refused, wait" (RFC 9110)
-    if response.status_code not in (429, 503):
-        response.headers.pop("Retry-After", None)
+def _rate_headers(response: Response) -> Response:
+    verdict = getattr(g, RATE_G, None)
+    if verdict is not None:
+        h = response.headers
+        h["X-RateLimit-Limit"] = str(verdict.limit)
+        h["X-RateLimit-Remaining"] = str(verdict.remaining)
+        h["X-RateLimit-Reset"] = str(int(verdict.reset))
     return response
 
 
@@ -129,9 +154,8 @@ def install_gateway(app: Flask, state: AuthState) -> None:
     """Register the guard, the limiter, CORS and the security headers on ``app``."""
     app.config["MAX_CONTENT_LENGTH"] = state.settings.max_body_bytes
     app.before_request(guard)
-    app.after_request(_retry_after_only_when_refused)  # runs after the limiter's headers
-    state.limiter.init_app(app)
-    app.register_error_handler(RateLimitExceeded, _rate_limited)
+    app.before_request(rate_limit)
+    app.after_request(_rate_headers)
     origins = [o.strip() for o in state.settings.cors_origins.split(",") if o.strip()]
     if origins:
         CORS(app, resources={r"/api/*": {"origins": "*" if origins == ["*"] else origins}},

@@ -3,8 +3,8 @@
 Both treat a user name the same whether or not the user exists, so neither tells an
 attacker which names are real.
 
-- Rate limit (flask-limiter storage): ``login_rate_limit`` attempts per client IP and per
-  user name; more answer 429.
+- Rate limit (:mod:`engine.auth.limits`, shared by the worker processes):
+  ``login_rate_limit`` attempts per client IP and per user name; more answer 429.
 - Lockout (counted from the audit trail, so it holds across processes and restarts): when
   the last ``lockout_attempts`` failed logins of a name since its last successful login or
   unlock all fall within ``lockout_minutes``, the name is locked for ``lockout_minutes``
@@ -18,7 +18,6 @@ import logging
 import time
 from typing import NoReturn
 
-import limits
 import sqlalchemy as sa
 
 from engine.audit.tables import audit_table
@@ -41,19 +40,20 @@ def too_many(message: str, retry_after: int) -> NoReturn:
 
 def throttle_login(state: AuthState, ip: str, username: str) -> None:
     """Count a login attempt against the IP and the name; 429 when either is over limit."""
-    item = limits.parse(state.settings.login_rate_limit)
-    strategy = state.limiter.limiter
+    rate = state.login_rate
+    if rate is None:
+        return
     for scope, key in (("ip", ip), ("user", username)):
-        if not strategy.hit(item, "campo-login", scope, key):
-            reset = strategy.get_window_stats(item, "campo-login", scope, key).reset_time
+        verdict = state.counters.hit(f"login:{scope}:{key}", rate.amount, rate.period)
+        if not verdict.allowed:
             log.warning("login rate limit hit for %s %s", scope, key)
-            too_many("too many login attempts; try again later", int(reset - time.time()) + 1)
+            too_many("too many login attempts; try again later",
+                     int(verdict.reset - time.time()) + 1)
 
 
 def clear_throttle(state: AuthState, username: str) -> None:
     """Forget the per-name login count (after an admin unlock)."""
-    item = limits.parse(state.settings.login_rate_limit)
-    state.limiter.limiter.clear(item, "campo-login", "user", username)
+    state.counters.clear(f"login:user:{username}")
 
 
 def locked_until(conn: sa.Connection, username: str, user_id: int | None, now: dt.datetime,

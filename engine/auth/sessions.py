@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .cache import SESSION, USER, announce
 from .tables import session_table, user_table
 
 
@@ -28,6 +29,7 @@ class SessionState:
     refresh_jti: str
     active: bool
     reason: str | None
+    expires_at: dt.datetime | None = None
 
 
 def new_session_id() -> str:
@@ -64,7 +66,7 @@ def session_state(conn: sa.Connection, session_id: str, now: dt.datetime) -> Ses
     elif row.disabled:
         reason = "user disabled"
     return SessionState(row.id, int(row.user_id), row.username, row.refresh_jti,
-                        reason is None, reason)
+                        reason is None, reason, row.expires_at)
 
 
 def rotate_refresh(conn: sa.Connection, session_id: str, old_jti: str, new_jti: str,
@@ -84,6 +86,7 @@ def revoke_session(conn: sa.Connection, session_id: str, now: dt.datetime, reaso
         sa.update(session_table)
         .where(session_table.c.id == session_id, session_table.c.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason[:64]))
+    announce(conn, SESSION, session_id)
     return res.rowcount == 1
 
 
@@ -95,7 +98,9 @@ def revoke_user_sessions(conn: sa.Connection, user_id: int, now: dt.datetime, re
          .values(revoked_at=now, revoked_reason=reason[:64]))
     if keep is not None:
         q = q.where(session_table.c.id != keep)
-    return int(conn.execute(q).rowcount)
+    n = int(conn.execute(q).rowcount)
+    announce(conn, USER, user_id)  # the kept session re-reads too: it costs one query
+    return n
 
 
 def list_sessions(conn: sa.Connection, now: dt.datetime, user_id: int | None = None,

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import current_app
-from flask_limiter import Limiter
 from sqlalchemy.engine import Engine
 
 from engine.settings import Settings
 from metamodel import Model
 
+from .cache import CredentialCache
+from .limits import Rate, SharedCounters
 from .passwords import Passwords
 
 EXTENSION_KEY = "campo_auth"
@@ -37,7 +38,12 @@ class AuthState:
     settings: Settings
     model: Model
     passwords: Passwords
-    limiter: Limiter
+    #: rate-limit counters (shared by the worker processes of ``campo serve``)
+    counters: SharedCounters
+    #: verified credentials of the last few seconds (see :mod:`engine.auth.cache`)
+    cache: CredentialCache
+    api_rate: Rate | None = None
+    login_rate: Rate | None = None
     #: the clock for sessions, lockouts and token times (tests may replace it)
     clock: Callable[[], dt.datetime] = utcnow
     public_paths: frozenset[str] = frozenset()

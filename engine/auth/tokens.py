@@ -40,6 +40,8 @@ ISSUER = "campo"
 _SESSION_G = "campo_session_state"
 #: ``flask.g`` attribute: a connection the token check may borrow (one checkout per request)
 AUTH_CONN_G = "campo_auth_conn"
+#: ``flask.g`` attribute: the claims of a token the credential cache vouched for
+CLAIMS_G = "campo_token_claims"
 BEARER = {"WWW-Authenticate": 'Bearer realm="campo"'}
 
 

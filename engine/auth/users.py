@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from metamodel import Model
 
+from .cache import USER, announce
 from .tables import api_key_table, session_table, user_role_table, user_site_table, user_table
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,149}$")
@@ -177,6 +178,7 @@ def update_user(conn: sa.Connection, model: Model, user_id: int, now: dt.datetim
         _replace(conn, user_role_table, "role", user_id, new_roles)
     if new_sites is not None:
         _replace(conn, user_site_table, "site", user_id, new_sites)
+    announce(conn, USER, user_id)  # cached principals of this user are stale now
 
 
 def delete_user(conn: sa.Connection, model: Model, user_id: int) -> dict[str, Any]:
@@ -190,6 +192,7 @@ def delete_user(conn: sa.Connection, model: Model, user_id: int) -> dict[str, An
     for table in (session_table, api_key_table, user_role_table, user_site_table):
         conn.execute(sa.delete(table).where(table.c.user_id == user_id))
     conn.execute(sa.delete(user_table).where(user_table.c.id == user_id))
+    announce(conn, USER, user_id)
     return before
 
 

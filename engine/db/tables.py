@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -151,5 +152,38 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
             cur.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    # No pre-ping per checkout (a SELECT 1 before every request): connections are recycled
+    # after an hour, one idle for longer than IDLE_PING_SECONDS is checked when taken, and a
+    # connection that dies mid-use invalidates the pool so the next checkout reconnects.
+    kwargs.setdefault("pool_recycle", 3600)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    engine = sa.create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+#: a pooled connection unused for longer than this is pinged before it is handed out
+IDLE_PING_SECONDS = 30.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a connection that sat idle (a restart or a firewall may have cut it); a dead
+    one raises ``DisconnectionError`` and the pool retries with a fresh connection."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["campo_idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("campo_idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            cur = dbapi_conn.cursor()
+            cur.execute("SELECT 1")
+            cur.close()
+            dbapi_conn.rollback()
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc
