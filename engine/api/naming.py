@@ -9,9 +9,9 @@ transactions the rules open with ``BEGIN IMMEDIATE``) is held until commit, so c
 creates wait for each other, and a rolled-back insert gives its numbers back. No gaps, no
 duplicates.
 
-The platform tables of the rules (``campo_series``, ``campo_transition``) live on their own
-``MetaData`` (:data:`platform_metadata`) and are created by :func:`ensure_tables` when the
-app is built; the migration planner skips ``campo_*`` tables.
+The rules' tables (``campo_series``, ``campo_transition``) are platform tables
+(:mod:`engine.db.platform`), created and changed by the platform revisions;
+:func:`ensure_tables` applies pending ones when the app is built.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from engine.db import platform
 from engine.db.tables import ID_TYPE, UTCDateTime
 from metamodel.behaviour import Series
 
 log = logging.getLogger(__name__)
 
-#: the rules' platform tables (not generated from the model)
-platform_metadata = sa.MetaData()
+#: the platform tables' MetaData (kept under this name for existing imports)
+platform_metadata = platform.metadata
 
 series_table = sa.Table(
     "campo_series", platform_metadata,
@@ -53,12 +54,13 @@ transition_table = sa.Table(
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.Column("comment", sa.Text()),
     sa.Index("ix_campo_transition_record", "entity", "record_id", "id"),
+    sqlite_autoincrement=True,
 )
 
 
 def ensure_tables(engine: Engine) -> None:
-    """Create ``campo_series`` and ``campo_transition`` if they are missing (idempotent)."""
-    platform_metadata.create_all(engine, checkfirst=True)
+    """Apply pending platform revisions (``campo_series``, ``campo_transition``...)."""
+    platform.upgrade(engine)
 
 
 def begin_write(conn: Connection) -> None:

@@ -1,8 +1,8 @@
 """Engine-owned identity tables: users, role and site assignments, sessions, API keys.
 
-They live on :data:`platform_metadata` (shared with ``campo_audit``), never on the MetaData
-compiled from the model; the migration planner skips tables named ``campo_*``. Call
-:func:`ensure_platform_tables` at start-up (idempotent ``create_all``).
+They are platform tables (:mod:`engine.db.platform`), never on the MetaData compiled from
+the model, created and changed by the platform revisions. Call
+:func:`ensure_platform_tables` at start-up (it applies pending platform revisions).
 
 Example::
 
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from engine.audit.tables import audit_table, platform_metadata
+from engine.db import platform
 from engine.db.tables import ID_TYPE, UTCDateTime
 
 __all__ = [
@@ -38,6 +39,7 @@ user_table = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("password_changed_at", UTCDateTime(), nullable=True),
     sa.Column("last_login_at", UTCDateTime(), nullable=True),
+    sqlite_autoincrement=True,
 )
 
 user_role_table = sa.Table(
@@ -85,9 +87,10 @@ api_key_table = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sqlite_autoincrement=True,
 )
 
 
 def ensure_platform_tables(engine: Engine) -> None:
-    """Create the ``campo_*`` tables that do not exist yet (safe to call on every start)."""
-    platform_metadata.create_all(engine, checkfirst=True)
+    """Apply pending platform revisions (every ``campo_*`` table; cheap when there are none)."""
+    platform.upgrade(engine)

@@ -87,6 +87,8 @@ def _migrate(args: argparse.Namespace) -> int:
             print(str(err))
             raise UserError("refused: the rows in the database do not allow the steps "
                             "marked 'x'") from None
+    for line in result.platform:
+        print(f"applied platform revision {line}")
     for line in result.applied:
         if line.startswith("revision "):
             print(f"applied {line}")

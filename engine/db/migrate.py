@@ -5,6 +5,8 @@ advisory lock; SQLite: ``BEGIN IMMEDIATE`` with foreign-key enforcement off whil
 copied, then ``PRAGMA foreign_key_check``), so two processes starting together apply the
 model once and a failure leaves the database as it was. In that transaction it
 
+0. applies the platform revisions the database does not have (``campo_*`` tables,
+   :mod:`engine.db.platform`);
 1. applies revisions of ``migrations/`` the database does not have yet (from git);
 2. plans the rest (:func:`plan`), refusing blocked steps, and destructive ones unless
    ``allow_data_loss``;
@@ -28,8 +30,6 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +39,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from metamodel import Model
 
-from . import registry, revisions
+from . import platform, registry, revisions
 from .errors import DestructiveChange, MigrationBlocked, MigrationError, PlanError, RevisionError
+from .locking import exclusive_transaction
 from .planner import compute_plan
 from .render import render_items
 from .steps import Plan, Step
@@ -49,10 +50,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DestructiveChange", "MigrationBlocked", "MigrationError", "MigrationResult", "Plan",
            "PlanError", "RevisionError", "Step", "apply_on_start", "migrate", "plan"]
-
-#: Key of the PostgreSQL advisory lock held while migrating ("campo" in ASCII).
-PG_LOCK_KEY = 0x63616D706F
-
 
 @dataclass
 class MigrationResult:
@@ -63,6 +60,8 @@ class MigrationResult:
     revision: Path | None = None
     #: one line per applied revision from git and per applied step
     applied: list[str] = field(default_factory=list)
+    #: one line per applied platform revision (``campo_*`` tables)
+    platform: list[str] = field(default_factory=list)
 
 
 def _url(engine: Engine) -> str:
@@ -73,43 +72,11 @@ def plan(engine: Engine, model: Model, project_dir: Path | None = None) -> Plan:
     """What the database needs to match ``model`` (read-only); notes unapplied revisions."""
     with engine.connect() as conn:
         p = compute_plan(conn, model, _url(engine))
+        p.platform_pending = [f"{s.revision} ({s.doc})" for s in platform.pending(conn)]
         if project_dir is not None:
             p.pending = [s.revision for s in revisions.pending(
                 conn, revisions.migrations_dir(project_dir))]
     return p
-
-
-@contextmanager
-def _transaction(engine: Engine) -> Iterator[Connection]:
-    """One connection in one transaction, exclusive among migrating processes."""
-    with engine.connect() as conn:
-        if conn.dialect.name != "sqlite":
-            with conn.begin():
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
-                yield conn
-            return
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        isolation = raw.isolation_level
-        raw.isolation_level = None          # we issue BEGIN/COMMIT ourselves
-        fk_on = raw.execute("PRAGMA foreign_keys").fetchone()[0]
-        raw.execute("PRAGMA foreign_keys=OFF")   # no-op inside a transaction: set it first
-        try:
-            conn.begin()
-            raw.execute("BEGIN IMMEDIATE")
-            before = {tuple(r) for r in conn.exec_driver_sql("PRAGMA foreign_key_check")}
-            yield conn
-            bad = sorted({tuple(r) for r in conn.exec_driver_sql("PRAGMA foreign_key_check")}
-                         - before, key=str)
-            if bad:
-                raise MigrationError("the migration would break links: " + "; ".join(
-                    f"{r[0]} row {r[1]} -> {r[2]}" for r in bad[:10]))
-            conn.commit()
-        finally:
-            if conn.in_transaction():
-                conn.rollback()
-            raw.execute(f"PRAGMA foreign_keys={'ON' if fk_on else 'OFF'}")
-            raw.isolation_level = isolation
 
 
 def _apply_directly(conn: Connection, p: Plan) -> None:
@@ -131,7 +98,7 @@ def migrate(engine: Engine, model: Model, project_dir: Path, *, allow_data_loss:
     can_write = revisions.writable(folder)
     written: Path | None = None
     try:
-        with _transaction(engine) as conn:
+        with exclusive_transaction(engine) as conn:
             result = _migrate(conn, model, folder, can_write, allow_data_loss, message,
                               _url(engine))
             written = result.revision
@@ -148,6 +115,7 @@ def migrate(engine: Engine, model: Model, project_dir: Path, *, allow_data_loss:
 
 def _migrate(conn: Connection, model: Model, folder: Path, can_write: bool,
              allow_data_loss: bool, message: str | None, url: str) -> MigrationResult:
+    platform_done = platform.upgrade_on(conn)
     applied: list[str] = []
     todo = revisions.pending(conn, folder)
     if todo:
@@ -163,7 +131,7 @@ def _migrate(conn: Connection, model: Model, folder: Path, can_write: bool,
         raise MigrationBlocked(p.format())
     if p.destructive and not allow_data_loss:
         raise DestructiveChange(p.format())
-    result = MigrationResult(p, applied=applied)
+    result = MigrationResult(p, applied=applied, platform=platform_done)
     if not p.empty:
         if can_write:
             result.revision = revisions.write_revision(folder, p, message)

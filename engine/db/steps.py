@@ -78,6 +78,8 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     #: revisions of the project's migrations/ folder not applied to this database yet
     pending: list[str] = field(default_factory=list)
+    #: platform revisions (campo_* tables) not applied to this database yet
+    platform_pending: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -107,6 +109,11 @@ class Plan:
     def format(self) -> str:
         """The plan as text: one line per step, destructive steps marked with ``!``."""
         out: list[str] = []
+        if self.platform_pending:
+            out.append(f"note: {len(self.platform_pending)} platform revision(s) (campo_* "
+                       f"tables) are not applied to this database yet "
+                       f"({', '.join(self.platform_pending)}); campo migrate and campo serve "
+                       "apply them first")
         if self.pending:
             out.append(f"note: {len(self.pending)} revision(s) in migrations/ are not applied "
                        f"to this database yet ({', '.join(self.pending)}); "
