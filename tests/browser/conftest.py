@@ -24,8 +24,10 @@ from desk_browser import (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an asyncio loop running in
+    # the main thread while it is open, which breaks every asyncio test that runs after.
     require_chromium()
     from playwright.sync_api import sync_playwright
 
