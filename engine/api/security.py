@@ -371,48 +371,6 @@ def before_write(ctx: ApiContext, conn: Connection, res: Resource, record_id: in
     return get_record(conn, res, record_id)
 
 
-def before_insert(ctx: ApiContext, conn: Connection, res: Resource,
-                  items: Sequence[Mapping[str, Any]], *, bulk: bool) -> None:
-    """Field rules and scoped link checks of new records (inside the transaction)."""
-    check_readonly(ctx, res, items, None, "create")
-    check_links(ctx, conn, res, items, bulk=bulk)
-
-
-def after_insert(ctx: ApiContext, conn: Connection, res: Resource,
-                 out: Sequence[dict[str, Any]]) -> None:
-    """Scope check and one audit row per new record (inside the transaction)."""
-    check_in_scope(ctx, conn, res, [item["id"] for item in out], "create")
-    for item in out:
-        ctx.record_change(conn, action="create", entity=res.qualname, record_id=item["id"],
-                          before=None, after=item)
-
-
-def before_update(ctx: ApiContext, conn: Connection, res: Resource, record_id: int,
-                  data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The record before an update (see :func:`before_write`), after checking read-only
-    fields and scoped links."""
-    before = before_write(ctx, conn, res, record_id)
-    check_readonly(ctx, res, [data], before, "update", record_id)
-    check_links(ctx, conn, res, [data], bulk=False, before=before)
-    return before
-
-
-def after_update(ctx: ApiContext, conn: Connection, res: Resource, record_id: int,
-                 before: Mapping[str, Any] | None, after: dict[str, Any]) -> None:
-    """Scope check and the audit row of an update (inside the transaction)."""
-    check_in_scope(ctx, conn, res, [record_id], "update")
-    ctx.record_change(conn, action="update", entity=res.qualname, record_id=record_id,
-                      before=before, after=after)
-
-
-def after_delete(ctx: ApiContext, conn: Connection, res: Resource, record_id: int,
-                 before: Mapping[str, Any] | None) -> None:
-    """The audit row of a delete (inside the transaction); ``before`` has the child rows."""
-    ctx.record_change(conn, action="delete", entity=res.qualname, record_id=record_id,
-                      before=before, after=None)
-
-
-
 # --------------------------------------------------------------------------- /api/meta
 
 

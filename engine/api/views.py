@@ -19,7 +19,7 @@ from flask_smorest import Blueprint
 
 from metamodel import Model
 
-from . import openapi, security
+from . import gate, openapi, security
 from .aggregate import add_aggregate_route
 from .body import read_json, validate
 from .context import ApiContext
@@ -30,14 +30,7 @@ from .query import QueryError
 from .reads import list_page
 from .resource import Resource
 from .workflow import add_workflow_routes
-from .writes import (
-    Referrer,
-    delete_record,
-    explain_integrity,
-    insert_records,
-    restricting_references,
-    update_record,
-)
+from .writes import Referrer, explain_integrity, restricting_references
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +114,8 @@ def make_views(ctx: ApiContext, res: Resource) -> tuple[type[MethodView], type[M
         expected = _version_arg()
         try:
             with engine.begin() as conn:
-                before = security.before_write(ctx, conn, res, record_id)
-                delete_record(conn, res, record_id, expected)
-                security.after_delete(ctx, conn, res, record_id, before)
+                gate.write(ctx, conn, res, gate.Write("delete", record_id=record_id,
+                                                      expected=expected))
         except sa.exc.IntegrityError:
             with engine.connect() as conn:
                 refs = restricting_references(conn, record_id, ctx.referrers.get(res.qualname,
@@ -162,9 +154,7 @@ def _insert(ctx: ApiContext, res: Resource, rows: Sequence[Mapping[str, Any]], *
     user = ctx.current_user()
     try:
         with ctx.engine.begin() as conn:
-            security.before_insert(ctx, conn, res, rows, bulk=bulk)
-            items = insert_records(conn, res, rows, user, bulk=bulk)
-            security.after_insert(ctx, conn, res, items)  # scope check, audit
+            items = gate.write(ctx, conn, res, gate.Write("create", rows, bulk=bulk, user=user))
     except sa.exc.IntegrityError as err:
         raise explain_integrity(ctx.engine, res, err, rows, bulk=bulk) from None
     except security.Denied as err:
@@ -180,9 +170,8 @@ def _update(ctx: ApiContext, res: Resource, record_id: int, *, partial: bool) ->
     user = ctx.current_user()
     try:
         with ctx.engine.begin() as conn:
-            before = security.before_update(ctx, conn, res, record_id, data)
-            item = update_record(conn, res, record_id, data, partial=partial, user=user)
-            security.after_update(ctx, conn, res, record_id, before, item)  # scope, audit
+            item, = gate.write(ctx, conn, res, gate.Write("update", [data], record_id=record_id,
+                                                          partial=partial, user=user))
     except sa.exc.IntegrityError as err:
         raise explain_integrity(ctx.engine, res, err, [data], bulk=False) from None
     except security.Denied as err:

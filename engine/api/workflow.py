@@ -27,13 +27,13 @@ from flask_smorest import Blueprint
 from metamodel.errors import expected_one_of
 from metamodel.model import TransitionSpec, labels_of
 
-from . import security
+from . import gate, security
 from .body import read_json, validate
 from .errors import ApiError, json_response
 from .naming import begin_write, transition_table
 from .openapi import ID_PARAMETER
 from .rules import request_language
-from .writes import update_record, utcnow
+from .writes import utcnow
 
 if TYPE_CHECKING:
     from .context import ApiContext
@@ -182,17 +182,18 @@ def _run(ctx: ApiContext, res: Resource, record_id: int, action: str,
                           audited=not t.roles and "admin" not in ctx.current_roles())
         prepared = behaviour.prepare_update(conn, record_id, values, partial=True,
                                             transition=t, scope=scope)
-        served = _served(res, prepared.before, prepared.before_rows)
-        security.check_readonly(ctx, res, [values], served, f"workflow.{action}", record_id)
-        security.check_links(ctx, conn, res, [values], bulk=False, before=served)
-        item = update_record(conn, res, record_id, prepared.data, partial=True, user=user,
-                             rules=False)
-        conn.execute(transition_table.insert().values(
-            entity=res.qualname, record_id=record_id, action=action, from_state=state,
-            to_state=t.to, username=user, at=utcnow(), comment=body.get("comment")))
-        ctx.record_change(conn, action=f"workflow.{action}", entity=res.qualname,
-                          record_id=record_id,
-                          before=served, after=item)
+
+        def record_transition(conn: sa.Connection, _out: list[dict[str, Any]]) -> None:
+            conn.execute(transition_table.insert().values(
+                entity=res.qualname, record_id=record_id, action=action, from_state=state,
+                to_state=t.to, username=user, at=utcnow(), comment=body.get("comment")))
+
+        # the one write gate: field rules, scoped links, row scope after, audit
+        item, = gate.write(ctx, conn, res, gate.Write(
+            "update", [values], record_id=record_id, action=f"workflow.{action}",
+            partial=True, user=user, rules=False, then=record_transition,
+            before=_served(res, prepared.before, prepared.before_rows),
+            data=prepared.data))
     return item, state, t
 
 

@@ -1,0 +1,111 @@
+"""The one gate every write of a record passes: create, bulk, PUT, PATCH, DELETE, workflow
+actions, and any write path added later.
+
+:func:`write` runs inside the caller's transaction and is the only caller of the raw
+statements in :mod:`engine.api.writes` (``insert_records``, ``update_record``,
+``delete_record``; ``tests/unit/engine/test_api_gate.py`` checks that nothing else calls
+them). In order it:
+
+1. for an update or delete, loads the record inside the caller's row scope and locks it
+   (404 when it is missing or outside the scope), unless the caller already did so and
+   passes ``before`` (a workflow action, which read it to find the transition);
+2. applies the caller's field rules: a change to a field that is read-only for their roles
+   is a :class:`~engine.api.security.Denied` 403;
+3. checks the links the write makes point at records inside the caller's scope (422);
+4. runs the statement (the model's rules run inside it, :mod:`engine.api.prepare`) and the
+   caller's ``then`` step (e.g. the ``campo_transition`` row);
+5. checks every written record is still inside the caller's scope (a 403 ``Denied``, rolled
+   back with the rest) — a write may not move a record where its writer cannot see it;
+6. writes one audit row per record through ``ctx.record_change``.
+
+Hidden fields in bodies are refused before validation (:func:`engine.api.security.check_body`)
+since validation would accept them; everything that needs the transaction is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy.engine import Connection
+
+from . import security
+from .errors import ApiError
+from .writes import delete_record, insert_records, update_record
+
+if TYPE_CHECKING:
+    from .resource import Resource
+    from .context import ApiContext
+
+Kind = Literal["create", "update", "delete"]
+
+
+@dataclass
+class Write:
+    """One write: what it does, to which records, with which input."""
+
+    kind: Kind
+    #: validated input records (create: one per new record; update: one; delete: none)
+    items: Sequence[Mapping[str, Any]] = ()
+    record_id: int | None = None
+    #: the audit and denial name (``create``, ``update``, ``delete``, ``workflow.<action>``)
+    action: str = ""
+    partial: bool = False
+    bulk: bool = False
+    #: DELETE's ``?version=``
+    expected: int | None = None
+    #: the record as served before the write, when the caller already loaded it in scope
+    before: dict[str, Any] | None = None
+    #: False when the caller already applied the model's rules (a workflow action)
+    rules: bool = True
+    #: the values to store when the caller prepared them (``items`` stays the input checked)
+    data: Mapping[str, Any] | None = None
+    #: more statements of the same write, run after the record's (before the checks after)
+    then: Callable[[Connection, list[dict[str, Any]]], None] | None = None
+    user: str | None = None
+
+    def __post_init__(self) -> None:
+        self.action = self.action or self.kind
+        if self.kind != "create" and self.record_id is None:
+            raise ValueError(f"a {self.kind} needs a record_id")
+
+
+def write(ctx: ApiContext, conn: Connection, res: Resource, op: Write) -> list[dict[str, Any]]:
+    """Run ``op`` through row scope, field rules, link checks and audit (see the module
+    docstring); returns the written records as served (empty for a delete)."""
+    before = op.before
+    if op.record_id is not None:
+        if before is None:
+            before = security.before_write(ctx, conn, res, op.record_id)
+        elif security.visible(ctx, conn, res, op.record_id, lock=True) is False:
+            raise ApiError(404, f"{res.qualname} {op.record_id} not found")
+    if op.kind != "delete":
+        security.check_readonly(ctx, res, op.items, before, op.action, op.record_id)
+        security.check_links(ctx, conn, res, op.items, bulk=op.bulk, before=before)
+    out = _run(conn, res, op)
+    if op.then is not None:
+        op.then(conn, out)
+    if op.kind != "delete":
+        ids = [op.record_id] if op.record_id is not None else [item["id"] for item in out]
+        security.check_in_scope(ctx, conn, res, ids, op.action)
+    if op.kind == "create":
+        for item in out:
+            ctx.record_change(conn, action=op.action, entity=res.qualname,
+                              record_id=item["id"], before=None, after=item)
+    else:
+        ctx.record_change(conn, action=op.action, entity=res.qualname, record_id=op.record_id,
+                          before=before, after=out[0] if out else None)
+    return out
+
+
+def _run(conn: Connection, res: Resource, op: Write) -> list[dict[str, Any]]:
+    if op.kind == "create":
+        return insert_records(conn, res, op.items, op.user, bulk=op.bulk)
+    assert op.record_id is not None
+    if op.kind == "update":
+        data = op.data if op.data is not None else op.items[0]
+        return [update_record(conn, res, op.record_id, data, partial=op.partial,
+                              user=op.user, rules=op.rules)]
+    delete_record(conn, res, op.record_id, op.expected)
+    return []
