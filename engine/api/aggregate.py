@@ -34,7 +34,7 @@ from . import security
 from .codecs import Codec, dump_decimal
 from .errors import ApiError, json_response
 from .openapi import filter_parameters
-from .query import QueryError, parse_list_query
+from .query import QueryError, parse_list_query, visible_codecs
 
 if TYPE_CHECKING:
     from .context import ApiContext
@@ -62,23 +62,25 @@ class AggregateQuery:
         self.limit = 0
 
 
-def _names(res: Resource, param: str, text: str) -> list[Codec]:
+def _names(res: Resource, param: str, text: str, hidden: frozenset[str]) -> list[Codec]:
     out = []
+    codecs = visible_codecs(res, hidden)
     for name in (p.strip() for p in text.split(",")):
         if not name:
             continue
-        codec = res.api.codecs.get(name)
+        codec = codecs.get(name)
         if codec is None:
-            hint = expected_one_of(name, list(res.api.codecs))
+            hint = expected_one_of(name, list(codecs))
             raise QueryError(param, f"{param}: unknown field '{name}'" + (f"; {hint}" if hint
                                                                            else ""))
         out.append(codec)
     return out
 
 
-def parse_aggregate(res: Resource, args: MultiDict[str, str], max_groups: int
-                    ) -> AggregateQuery:
-    """Parse ``group_by``, the functions, ``count`` and ``limit``; QueryError when wrong."""
+def parse_aggregate(res: Resource, args: MultiDict[str, str], max_groups: int,
+                    hidden: frozenset[str] = frozenset()) -> AggregateQuery:
+    """Parse ``group_by``, the functions, ``count`` and ``limit``; QueryError when wrong.
+    Fields in ``hidden`` read as missing (and are not in hints)."""
     q = AggregateQuery()
     for param in NOT_HERE:
         if param in args:
@@ -88,7 +90,7 @@ def parse_aggregate(res: Resource, args: MultiDict[str, str], max_groups: int
         if len(args.getlist(param)) > 1:
             raise QueryError(param, f"'{param}' is given {len(args.getlist(param))} times; "
                              "give it once, with comma-separated fields")
-    for codec in _names(res, "group_by", args.get("group_by", "")):
+    for codec in _names(res, "group_by", args.get("group_by", ""), hidden):
         if not codec.sortable:
             raise QueryError("group_by", f"group_by: '{codec.name}' is a {codec.type} field "
                              "and cannot be grouped")
@@ -97,7 +99,7 @@ def parse_aggregate(res: Resource, args: MultiDict[str, str], max_groups: int
         q.group.append(codec)
     for fn in FUNCTIONS:
         allowed = NUMERIC if fn in ("sum", "avg") else ORDERED
-        for codec in _names(res, fn, args.get(fn, "")):
+        for codec in _names(res, fn, args.get(fn, ""), hidden):
             if codec.type not in allowed or codec.name in ("id", "version"):
                 kinds = "int, decimal or float" if fn in ("sum", "avg") else \
                     "number, date or datetime"
@@ -139,15 +141,15 @@ def run_aggregate(ctx: ApiContext, res: Resource) -> Response:
     """Answer one aggregate request."""
     ctx.check(res, "read")
     args = request.args
-    security.check_query_names(res, args, security.field_rules(ctx, res.entity).hidden,
-                               params=("group_by", *FUNCTIONS))  # hidden fields: unknown
+    hidden = security.field_rules(ctx, res.entity).hidden  # hidden fields read as missing
     settings = ctx.settings
     dialect = ctx.engine.dialect.name
     try:
-        q = parse_aggregate(res, args, settings.max_page_size)
+        q = parse_aggregate(res, args, settings.max_page_size, hidden)
         filters: MultiDict[str, str] = MultiDict(
             [(k, v) for k, v in args.items(multi=True) if k not in PARAMS])
-        lq = parse_list_query(res, filters, default_limit=1, max_limit=1, dialect=dialect)
+        lq = parse_list_query(res, filters, default_limit=1, max_limit=1, dialect=dialect,
+                              hidden=hidden)
     except QueryError as err:
         raise ApiError(400, err.message, {"query": {err.param: [err.message]}}) from None
     t = res.table

@@ -134,9 +134,15 @@ def filter_clause(res: Resource, param: str, codec: Codec, op: str,
     return sa.and_(*clauses)
 
 
-def _parse_filters(res: Resource, args: MultiDict[str, str], dialect: str
-                   ) -> list[sa.ColumnElement[bool]]:
+def visible_codecs(res: Resource, hidden: frozenset[str]) -> dict[str, Codec]:
+    """The codecs of the fields the caller may name (hidden ones read as missing)."""
     codecs = res.api.codecs
+    return {n: c for n, c in codecs.items() if n not in hidden} if hidden else codecs
+
+
+def _parse_filters(res: Resource, args: MultiDict[str, str], dialect: str,
+                   hidden: frozenset[str] = frozenset()) -> list[sa.ColumnElement[bool]]:
+    codecs = visible_codecs(res, hidden)
     where = []
     for param in args:
         if param in CONTROL:
@@ -145,7 +151,7 @@ def _parse_filters(res: Resource, args: MultiDict[str, str], dialect: str
         op = op or "eq"
         codec = codecs.get(name)
         if codec is None:
-            if name in res.children:
+            if name in res.children and name not in hidden:
                 raise QueryError(param, f"'{name}' is a child table and cannot be filtered")
             raise QueryError(param, f"unknown filter field '{name}'"
                              + _hint(expected_one_of(name, list(codecs))))
@@ -163,16 +169,18 @@ def _hint(text: str | None) -> str:
     return f"; {text}" if text else ""
 
 
-def _parse_sort(res: Resource, text: str | None) -> list[tuple[str, bool]]:
+def _parse_sort(res: Resource, text: str | None, hidden: frozenset[str] = frozenset()
+                ) -> list[tuple[str, bool]]:
     order: list[tuple[str, bool]] = []
+    codecs = visible_codecs(res, hidden)
     for part in _split(text or ""):
         desc = part.startswith("-")
         name = part.lstrip("+-")
-        codec = res.api.codecs.get(name)
+        codec = codecs.get(name)
         if codec is None or not codec.sortable:
             why = "is not sortable" if codec else "is not a field"
             raise QueryError("sort", f"sort: '{name}' {why}"
-                             + _hint(expected_one_of(name, list(res.api.codecs))))
+                             + _hint(expected_one_of(name, list(codecs))))
         if any(n == name for n, _ in order):
             raise QueryError("sort", f"sort: '{name}' is given twice")
         order.append((name, desc))
@@ -181,18 +189,25 @@ def _parse_sort(res: Resource, text: str | None) -> list[tuple[str, bool]]:
     return order
 
 
-def _parse_names(res: Resource, param: str, text: str | None) -> list[str]:
+def _parse_names(res: Resource, param: str, text: str | None,
+                 hidden: frozenset[str] = frozenset()) -> list[str]:
     names = _split(text or "")
+    known = [n for n in (*res.api.codecs, *res.children) if n not in hidden]
     for name in names:
-        if name not in res.api.codecs and name not in res.children:
+        if name not in known:
             raise QueryError(param, f"{param}: unknown field '{name}'"
-                             + _hint(expected_one_of(name, [*res.api.codecs, *res.children])))
+                             + _hint(expected_one_of(name, known)))
     return names
 
 
 def parse_list_query(res: Resource, args: MultiDict[str, str], *, default_limit: int,
-                     max_limit: int, dialect: str) -> ListQuery:
-    """Parse and check every parameter of a list request; raise QueryError on a mistake."""
+                     max_limit: int, dialect: str, hidden: frozenset[str] = frozenset()
+                     ) -> ListQuery:
+    """Parse and check every parameter of a list request; raise QueryError on a mistake.
+
+    ``hidden``: fields hidden from the caller; naming one reads exactly like naming a field
+    that does not exist (and they are left out of every "expected one of" hint).
+    """
     limit = _int_param(args, "limit", default_limit, 1)
     if limit > max_limit:
         raise QueryError("limit", f"limit {limit} is larger than the maximum page size "
@@ -202,7 +217,7 @@ def parse_list_query(res: Resource, args: MultiDict[str, str], *, default_limit:
     if count not in COUNT_MODES:
         raise QueryError("count", f"count must be one of {', '.join(COUNT_MODES)}")
     sort_text = _single(args, "sort") or ""
-    order = _parse_sort(res, sort_text)
+    order = _parse_sort(res, sort_text, hidden)
     after = None
     cursor = _single(args, "cursor")
     if cursor:
@@ -213,11 +228,11 @@ def parse_list_query(res: Resource, args: MultiDict[str, str], *, default_limit:
     fields = None
     tables: list[str] = []
     if fields_text is not None:
-        chosen = _parse_names(res, "fields", fields_text)
+        chosen = _parse_names(res, "fields", fields_text, hidden)
         tables = [n for n in chosen if n in res.children]
         fields = tuple(["id"] + [n for n in chosen if n != "id" and n not in res.children])
     expand = []
-    for name in _parse_names(res, "expand", ",".join(args.getlist("expand"))):
+    for name in _parse_names(res, "expand", ",".join(args.getlist("expand")), hidden):
         if name in res.children:
             if name not in tables:
                 tables.append(name)
@@ -225,7 +240,7 @@ def parse_list_query(res: Resource, args: MultiDict[str, str], *, default_limit:
             expand.append(name)
         else:
             raise QueryError("expand", f"expand: '{name}' is neither a link nor a table field")
-    return ListQuery(_parse_filters(res, args, dialect), order, limit, offset, after, count,
+    return ListQuery(_parse_filters(res, args, dialect, hidden), order, limit, offset, after, count,
                      fields, tables, expand, sort_text)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -31,7 +31,7 @@ from metamodel import Entity
 from .access import no_audit
 from .codecs import Codec, default_value
 from .errors import ApiError
-from .query import CONTROL, ListQuery, QueryError, parse_list_query
+from .query import ListQuery, QueryError, parse_list_query
 from .reads import get_record
 from .resource import Resource
 
@@ -112,38 +112,16 @@ def _query_error(param: str, message: str) -> ApiError:
     return ApiError(400, message, {"query": {param: [message]}})
 
 
-def check_query_names(res: Resource, args: MultiDict[str, str], hidden: frozenset[str],
-                      params: Iterable[str] = ("sort", "fields", "expand")) -> None:
-    """400 for a hidden field named in a filter, ``sort``, ``fields`` or ``expand``: the
-    same answer as for a field that does not exist."""
-    if not hidden:
-        return
-    for param in args:
-        if param in CONTROL:
-            continue
-        name = param.partition("__")[0]
-        if name in hidden:
-            raise _query_error(param, f"unknown filter field '{name}'")
-    for param in params:
-        for text in args.getlist(param):
-            for part in text.split(","):
-                name = part.strip().lstrip("+-")
-                if name in hidden:
-                    message = (f"sort: '{name}' is not a field" if param == "sort"
-                               else f"{param}: unknown field '{name}'")
-                    raise _query_error(param, message)
-
-
 def list_query(ctx: ApiContext, res: Resource, args: MultiDict[str, str], *,
                max_limit: int | None = None) -> ListQuery:
     """A list request's query, checked against the caller's field rules, with the caller's
     row scope in ``where`` (so counts and estimates see only visible rows)."""
-    check_query_names(res, args, field_rules(ctx, res.entity).hidden)
     settings = ctx.settings
     try:
         q = parse_list_query(res, args, default_limit=settings.default_page_size,
                              max_limit=max_limit or settings.max_page_size,
-                             dialect=ctx.engine.dialect.name)
+                             dialect=ctx.engine.dialect.name,
+                             hidden=field_rules(ctx, res.entity).hidden)
     except QueryError as err:
         raise _query_error(err.param, err.message) from None
     clause = ctx.scope(res)
