@@ -30,7 +30,7 @@ from werkzeug.datastructures import MultiDict
 
 from metamodel.errors import expected_one_of
 
-from . import security
+from . import bounds, security
 from .codecs import Codec, dump_decimal
 from .errors import ApiError, json_response
 from .openapi import filter_parameters
@@ -113,15 +113,12 @@ def parse_aggregate(res: Resource, args: MultiDict[str, str], max_groups: int,
         q.count = True
     if not q.measures:
         q.count = True
-    text = args.get("limit")
-    q.limit = max_groups
-    if text:
-        try:
-            q.limit = int(text)
-        except ValueError:
-            raise QueryError("limit", f"limit must be an integer, not '{text}'") from None
-        if not 1 <= q.limit <= max_groups:
-            raise QueryError("limit", f"limit must be between 1 and {max_groups}")
+    try:
+        limit = bounds.bounded("limit", args.get("limit"), 1, max_groups, default=max_groups)
+    except ApiError as err:
+        raise QueryError("limit", err.message) from None
+    assert limit is not None
+    q.limit = limit
     return q
 
 

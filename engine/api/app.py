@@ -52,12 +52,14 @@ from .access import (
     no_identity,
     no_user,
 )
+from .bounds import IdConverter
 from .context import ApiContext
 from .errors import register_error_handlers
 from .health import Health, campo_version, health_blueprint
 from .meta import meta_blueprint
 from .naming import ensure_tables
 from .resource import build_resources
+from .trail import AuditView
 from .views import delete_referrers, module_blueprints
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,7 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
         MAX_CONTENT_LENGTH=MAX_BODY,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.converters["id"] = IdConverter  # <id:record_id>: bounded record ids
     api = Api(app, spec_kwargs={"info": {"description": "Generated from the Campo model: "
                                          "CRUD per entity, /api/meta, /api/health."}})
     register_error_handlers(app)
@@ -144,6 +147,7 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
             app.register_blueprint(extra)
     stoppers: list[Callable[[], None]] = []
     app.extensions["campo"] = {"context": ctx, "api": api, "stoppers": stoppers}
+    app.extensions["campo_audit_view"] = AuditView(ctx)  # GET /api/audit per caller
     for hook in on_start:
         stop = hook(app)
         if stop is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,48 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(text, status=status, mimetype="application/json")
 
 
+#: where webargs found bad arguments -> the status the rest of the API answers for them
+_ARG_STATUS = {"query": 400, "path": 400, "headers": 400, "cookies": 400, "json": 422,
+               "form": 422, "files": 422, "json_or_form": 422}
+
+
+def http_error(err: HTTPException) -> Response:
+    """Any HTTP error (routing, ``abort``, webargs' argument errors) in the common shape,
+    with a ``message`` and the headers it carries (``Allow`` on 405, ``Retry-After``...).
+
+    Arguments webargs refused answer like the generated views: 400 for the query string
+    and the path, 422 for a body, each naming the fields.
+    """
+    data: dict[str, Any] = getattr(err, "data", None) or {}
+    status = err.code or 500
+    errors = data.get("errors") or data.get("messages")
+    message = data.get("message")
+    if message is None and isinstance(errors, dict) and status == 422:
+        where = [loc for loc in errors if isinstance(errors[loc], dict)]
+        status = max((_ARG_STATUS.get(loc, 422) for loc in where), default=422)
+        named = [f"{loc}.{name}" if loc not in ("query", "json") else str(name)
+                 for loc in where for name in errors[loc]]
+        message = ("bad query parameter: " if status == 400 else "invalid input: ") + \
+            ", ".join(named)
+    if message is None:
+        message = err.description if status != 500 else "internal server error"
+    resp = json_response(error_payload(status, str(message), errors), status)
+    for key, value in err.get_headers():
+        if key.lower() != "content-type":
+            resp.headers[key] = value
+    for key, value in (data.get("headers") or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Answer :class:`ApiError` and database failures in the common shape."""
+    """Answer :class:`ApiError`, HTTP errors and database failures in the common shape."""
 
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError) -> Response:
         return json_response(error_payload(err.status, err.message, err.errors), err.status)
+
+    app.register_error_handler(HTTPException, http_error)
 
     @app.errorhandler(sa.exc.IntegrityError)
     def _integrity(err: sa.exc.IntegrityError) -> Response:

@@ -22,6 +22,7 @@ from typing import Any
 
 from metamodel import Entity, Model
 
+from .bounds import INT32
 from .codecs import INT64, DecimalDigits, _json_ok
 from .schemas import CHILD_READ_ONLY, READ_ONLY
 
@@ -201,6 +202,10 @@ def _optional_int(v: Any) -> Any:
     return v if type(v) is int and INT64[0] <= v <= INT64[1] else _NO
 
 
+def _optional_int32(v: Any) -> Any:
+    return v if type(v) is int and INT32[0] <= v <= INT32[1] else _NO
+
+
 def compile_loader(model: Model, ent: Entity) -> Loader:
     """The fast loader of a top-level entity's input (see the module docstring)."""
     tables = {}
@@ -209,4 +214,4 @@ def compile_loader(model: Model, ent: Entity) -> Loader:
             child = model.entity(ent.targets[name])
             tables[name] = _record_loader(child.stored_fields(), {"id": _optional_int},
                                           CHILD_READ_ONLY, {})
-    return _record_loader(ent.fields, {"version": _optional_int}, READ_ONLY, tables)
+    return _record_loader(ent.fields, {"version": _optional_int32}, READ_ONLY, tables)

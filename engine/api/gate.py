@@ -35,8 +35,8 @@ from .errors import ApiError
 from .writes import delete_record, insert_records, update_record
 
 if TYPE_CHECKING:
-    from .resource import Resource
     from .context import ApiContext
+    from .resource import Resource
 
 Kind = Literal["create", "update", "delete"]
 

@@ -21,7 +21,9 @@ from werkzeug.datastructures import MultiDict
 
 from metamodel.errors import expected_one_of
 
+from . import bounds
 from .codecs import OPERATORS, Codec, clean_text
+from .errors import ApiError
 from .resource import Resource
 
 #: Parameters that are not filters. A field with one of these names is filtered as name__eq.
@@ -70,16 +72,13 @@ def _single(args: MultiDict[str, str], name: str) -> str | None:
     return values[0] if values else None
 
 
-def _int_param(args: MultiDict[str, str], name: str, default: int, low: int) -> int:
-    text = _single(args, name)
-    if text is None or text == "":
-        return default
+def _int_param(args: MultiDict[str, str], name: str, default: int, low: int, high: int
+               ) -> int:
     try:
-        value = int(text)
-    except ValueError:
-        raise QueryError(name, f"{name} must be an integer, not '{text}'") from None
-    if value < low:
-        raise QueryError(name, f"{name} must be at least {low}")
+        value = bounds.bounded(name, _single(args, name), low, high, default=default)
+    except ApiError as err:
+        raise QueryError(name, err.message) from None
+    assert value is not None
     return value
 
 
@@ -208,11 +207,11 @@ def parse_list_query(res: Resource, args: MultiDict[str, str], *, default_limit:
     ``hidden``: fields hidden from the caller; naming one reads exactly like naming a field
     that does not exist (and they are left out of every "expected one of" hint).
     """
-    limit = _int_param(args, "limit", default_limit, 1)
+    limit = _int_param(args, "limit", default_limit, 1, bounds.INT32_MAX)
     if limit > max_limit:
         raise QueryError("limit", f"limit {limit} is larger than the maximum page size "
                          f"{max_limit}")
-    offset = _int_param(args, "offset", 0, 0)
+    offset = _int_param(args, "offset", 0, *bounds.OFFSET)
     count = (_single(args, "count") or "none").strip().lower()
     if count not in COUNT_MODES:
         raise QueryError("count", f"count must be one of {', '.join(COUNT_MODES)}")

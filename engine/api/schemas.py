@@ -17,6 +17,7 @@ from marshmallow.validate import Range
 from metamodel import Entity, Model
 from metamodel.model import SYSTEM_COLUMNS
 
+from .bounds import INT32
 from .codecs import INT64, StrictInteger, input_field, output_field
 
 #: Keys a client may send back unchanged from a read; input ignores them.
@@ -67,7 +68,7 @@ def child_input_schema(ent: Entity) -> type[ma.Schema]:
 def input_schema(model: Model, ent: Entity) -> type[ma.Schema]:
     """Input schema of a record for create, PUT and (loaded with ``partial``) PATCH."""
     fields: dict[str, mf.Field[Any]] = {
-        "version": StrictInteger(allow_none=True, load_only=True, validate=[Range(*INT64)],
+        "version": StrictInteger(allow_none=True, load_only=True, validate=[Range(*INT32)],
                                  metadata={
             "description": "version the client read; a stale version is refused with 409"}),
     }

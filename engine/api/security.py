@@ -147,8 +147,14 @@ def visible(ctx: ApiContext, conn: Connection, res: Resource, record_id: int, *,
 
 
 def strip(ctx: ApiContext, res: Resource, items: Sequence[dict[str, Any]]) -> None:
-    """Remove the fields hidden from the caller from served records (in place)."""
-    hidden = field_rules(ctx, res.entity).hidden
+    """Remove the fields hidden from the caller from served records (in place; child
+    entities have no field rules of their own: a table field is hidden whole)."""
+    strip_fields(ctx, res.entity, items)
+
+
+def strip_fields(ctx: ApiContext, ent: Entity, items: Sequence[dict[str, Any]]) -> None:
+    """Remove the fields of ``ent`` hidden from the caller from ``items`` (in place)."""
+    hidden = field_rules(ctx, ent).hidden
     if hidden:
         for item in items:
             for name in hidden:

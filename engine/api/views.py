@@ -19,7 +19,7 @@ from flask_smorest import Blueprint
 
 from metamodel import Model
 
-from . import gate, openapi, security
+from . import bounds, gate, openapi, security
 from .aggregate import add_aggregate_route
 from .body import read_json, validate
 from .context import ApiContext
@@ -40,14 +40,12 @@ def _query_error(err: QueryError) -> ApiError:
 
 
 def _version_arg() -> int | None:
-    text = request.args.get("version")
-    if text is None or text == "":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ApiError(400, f"version must be an integer, not '{text}'",
-                       {"query": {"version": ["not an integer"]}}) from None
+    """DELETE's ``?version=``: absent, or given once as an integer a version can hold."""
+    values = request.args.getlist("version")
+    if len(values) > 1:
+        raise ApiError(400, f"'version' is given {len(values)} times; give it once",
+                       {"query": {"version": ["given more than once"]}})
+    return bounds.bounded("version", values[0] if values else None, *bounds.INT32)
 
 
 def make_views(ctx: ApiContext, res: Resource) -> tuple[type[MethodView], type[MethodView],
@@ -194,7 +192,7 @@ def module_blueprints(ctx: ApiContext) -> list[Blueprint]:
             collection, item, bulk = make_views(ctx, res)
             name = res.entity.name
             blp.route(f"/{name}", endpoint=f"{name}_collection")(collection)
-            blp.route(f"/{name}/<int:record_id>", endpoint=f"{name}_item",
+            blp.route(f"/{name}/<id:record_id>", endpoint=f"{name}_item",
                       parameters=[openapi.ID_PARAMETER])(item)
             blp.route(f"/{name}/bulk", endpoint=f"{name}_bulk")(bulk)
             add_aggregate_route(ctx, res, blp)

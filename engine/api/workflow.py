@@ -27,7 +27,7 @@ from flask_smorest import Blueprint
 from metamodel.errors import expected_one_of
 from metamodel.model import TransitionSpec, labels_of
 
-from . import gate, security
+from . import bounds, gate, security
 from .body import read_json, validate
 from .errors import ApiError, json_response
 from .naming import begin_write, transition_table
@@ -79,7 +79,8 @@ def _action_body() -> dict[str, Any]:
                                 or "\x00" in comment):
         errors["comment"] = [f"a text of at most {MAX_COMMENT} characters"]
     version = body.get("version")
-    if version is not None and (type(version) is not int or version < 1):
+    if version is not None and (type(version) is not int
+                                or not 1 <= version <= bounds.INT32_MAX):
         errors["version"] = ["the record's version, a positive integer"]
     values = body.get("values")
     if values is not None and not isinstance(values, dict):
@@ -297,13 +298,13 @@ def add_workflow_routes(ctx: ApiContext, res: Resource, blp: Blueprint) -> None:
     def transitions(record_id: int) -> Response:
         return list_transitions(ctx, res, record_id)
 
-    blp.route(f"/{name}/<int:record_id>/actions/<action>", endpoint=f"{name}_action",
+    blp.route(f"/{name}/<id:record_id>/actions/<action>", endpoint=f"{name}_action",
               methods=["POST"], parameters=[ID_PARAMETER, _ACTION_PARAMETER])(
         Blueprint.doc(**docs["run"])(run))
-    blp.route(f"/{name}/<int:record_id>/actions", endpoint=f"{name}_actions",
+    blp.route(f"/{name}/<id:record_id>/actions", endpoint=f"{name}_actions",
               methods=["GET"], parameters=[ID_PARAMETER])(
         Blueprint.doc(**docs["actions"])(actions))
-    blp.route(f"/{name}/<int:record_id>/transitions", endpoint=f"{name}_transitions",
+    blp.route(f"/{name}/<id:record_id>/transitions", endpoint=f"{name}_transitions",
               methods=["GET"], parameters=[ID_PARAMETER])(
         Blueprint.doc(**docs["transitions"])(transitions))
 

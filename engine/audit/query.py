@@ -14,14 +14,16 @@ def query_audit(conn: sa.Connection, *, user: str | None = None, user_id: int | 
                 entity: str | None = None, record_id: str | None = None,
                 action: str | None = None, since: dt.datetime | None = None,
                 until: dt.datetime | None = None, limit: int = 50,
-                offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+                offset: int = 0, visible: sa.ColumnElement[bool] | None = None
+                ) -> tuple[list[dict[str, Any]], int]:
     """Matching rows (newest first, at most ``limit``) and the total count.
 
     ``action`` ending in ``.*`` matches a family (``login.*``: ``login.failed``...);
-    ``since`` is inclusive, ``until`` exclusive.
+    ``since`` is inclusive, ``until`` exclusive; ``visible`` limits the rows to the
+    caller's (see ``engine.api.trail``).
     """
     a = audit_table
-    cond: list[Any] = []
+    cond: list[Any] = [] if visible is None else [visible]
     if user is not None:
         cond.append(a.c.username == user)
     if user_id is not None:
@@ -47,7 +49,11 @@ def query_audit(conn: sa.Connection, *, user: str | None = None, user_id: int | 
     return [dict(r._mapping) for r in rows], int(total)
 
 
-def get_audit_row(conn: sa.Connection, row_id: int) -> dict[str, Any] | None:
-    """One audit row by id."""
-    row = conn.execute(sa.select(audit_table).where(audit_table.c.id == row_id)).first()
+def get_audit_row(conn: sa.Connection, row_id: int,
+                  visible: sa.ColumnElement[bool] | None = None) -> dict[str, Any] | None:
+    """One audit row by id (None when missing or not ``visible``)."""
+    stmt = sa.select(audit_table).where(audit_table.c.id == row_id)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    row = conn.execute(stmt).first()
     return None if row is None else dict(row._mapping)

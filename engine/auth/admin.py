@@ -83,7 +83,7 @@ def build_admin_blueprint() -> Blueprint:
             assert user is not None
             return user
 
-    @blp.route("/users/<int:user_id>")
+    @blp.route("/users/<id(param='user_id'):user_id>")
     class User(MethodView):
         @blp.response(200, UserSchema)
         def get(self, user_id: int) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def build_admin_blueprint() -> Blueprint:
             except IdentityError as err:
                 _fail(err)
 
-    @blp.route("/users/<int:user_id>/unlock", methods=["POST"])
+    @blp.route("/users/<id(param='user_id'):user_id>/unlock", methods=["POST"])
     @blp.response(204)
     def unlock(user_id: int) -> None:
         """Lift a login lockout of a user."""

@@ -19,7 +19,10 @@ from argon2 import PasswordHasher
 from flask import Flask
 from flask_smorest import Api
 from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
 
+from engine.api.bounds import IdConverter
+from engine.api.errors import http_error
 from engine.audit import install_request_id, record
 from engine.audit.views import build_audit_blueprint
 from engine.settings import Settings
@@ -75,6 +78,8 @@ def init_app(app: Flask, engine: Engine, settings: Settings, model: Model, *, ap
     app.extensions[EXTENSION_KEY] = state
     if settings.auth_cache_seconds > 0:
         listen(engine)  # PostgreSQL: other processes' invalidations reach this one
+    app.url_map.converters.setdefault("id", IdConverter)  # <id:...>: bounded ids
+    app.register_error_handler(HTTPException, http_error)  # the API's error shape
     install_request_id(app)
     configure_jwt(app, secret, state)
     install_gateway(app, state)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from engine.api.bounds import ID, PAGE, IntField
+
 from .passwords import MAX_PASSWORD_LENGTH
 
 
@@ -84,12 +86,12 @@ class SessionSchema(ma.Schema):
 
 
 class PageArgsSchema(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = ma.fields.Integer(load_default=50, validate=validate.Range(min=1, max=1000))
+    page = IntField(*PAGE, load_default=1)
+    page_size = IntField(1, 1000, load_default=50)
 
 
 class SessionQuerySchema(PageArgsSchema):
-    user_id = ma.fields.Integer()
+    user_id = IntField(*ID)
     active = ma.fields.Boolean()
 
 

@@ -133,7 +133,14 @@ def test_sessions_list_and_revoke(harness: Harness, admin: dict[str, str]) -> No
     assert r.json["items"][0]["revoked_reason"] == "revoked by admin"
     r = harness.client.get("/api/auth/sessions?page_size=1&page=2", headers=admin)
     assert r.json["total"] == 3 and len(r.json["items"]) == 1  # 2 of bob's + alice's
-    assert harness.client.get("/api/auth/sessions?bogus=1", headers=admin).status_code == 422
+    # a bad query parameter is a 400 naming it, with a message, like the generated API's
+    for query in ("bogus=1", f"user_id={2**63}", "page=0", "page=", f"page={2**64}"):
+        r = harness.client.get(f"/api/auth/sessions?{query}", headers=admin)
+        name = query.split("=")[0]
+        assert r.status_code == 400 and name in r.json["errors"]["query"], (query, r.json)
+        assert name in r.json["message"], query
+    r = harness.client.get(f"/api/auth/users/{2**63}", headers=admin)
+    assert r.status_code == 400 and "user_id" in r.json["errors"]["path"], r.json
 
 
 def test_non_admins_are_refused_and_the_denial_is_audited(harness: Harness) -> None:
