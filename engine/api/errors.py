@@ -101,7 +101,46 @@ def register_error_handlers(app: Flask) -> None:
             422, "the database refused a value: " + str(err.orig).splitlines()[0]), 422)
 
     @app.errorhandler(sa.exc.OperationalError)
-    def _unavailable(err: sa.exc.OperationalError) -> Response:
-        log.error("database unavailable: %s", str(err.orig).splitlines()[0])
-        return json_response(error_payload(503, "the database is unavailable; try again"),
-                             503)
+    def _operational(err: sa.exc.OperationalError) -> Response:
+        status, message = classify_operational(err)
+        first = str(err.orig).splitlines()[0] if str(err.orig) else type(err.orig).__name__
+        if status == 503:
+            log.error("database unavailable: %s", first)
+        else:
+            log.warning("database refused a statement: %s", first)
+        return json_response(error_payload(status, message), status)
+
+
+#: SQLite errors that say the statement or its values are too much, not that the database is
+#: down (sqlite3 raises them all as OperationalError)
+_SQLITE_LIMITS = ("integer overflow", "too many sql variables", "too many terms",
+                  "expression tree is too large", "string or blob too big",
+                  "parser stack overflow", "too many columns", "query aborted")
+
+
+def classify_operational(err: sa.exc.OperationalError) -> tuple[int, str]:
+    """(status, message) for an ``OperationalError``: 503 only for a real outage (no
+    connection, the file cannot be opened or written, the database is busy or shutting
+    down); a statement the database cannot compute (an aggregate that overflows) is a 422
+    that says so; anything else a 500."""
+    text = str(err.orig).lower()
+    if any(limit in text for limit in _SQLITE_LIMITS):
+        reason = str(err.orig).splitlines()[0]
+        return 422, (f"the database could not compute the result ({reason}); narrow the "
+                     "request or use a type with a larger range")
+    if err.connection_invalidated or _outage(err, text):
+        return 503, "the database is unavailable; try again"
+    return 500, "the database could not run the request"
+
+
+def _outage(err: sa.exc.OperationalError, text: str) -> bool:
+    orig = err.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):  # PostgreSQL: connection (08), resources (53),
+        return sqlstate[:2] in ("08", "53", "57", "58")  # operator intervention, system
+    if sqlstate is None and type(orig).__module__.startswith("psycopg"):
+        return True  # a psycopg OperationalError without a code: the connection failed
+    return any(word in text for word in (
+        "unable to open", "disk i/o", "database is locked", "readonly database",
+        "no such table", "disk is full", "database or disk is full", "not a database",
+        "malformed", "connection"))
