@@ -1,4 +1,8 @@
-"""Long-lived API keys for service accounts (the ``scada`` role).
+"""Long-lived API keys for service accounts (the ``scada`` role), and only for them.
+
+A person's account cannot get a key (:class:`ApiKeyError`), and a key whose owner is not a
+service account does not authenticate: a key would otherwise outlive the owner's password
+change or reset.
 
 A key reads ``campo_<prefix>_<secret>``: the prefix finds the row, the secret is checked
 against its SHA-256. A key has 256 bits of randomness, so a fast hash is as safe as a slow
@@ -37,9 +41,22 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
+class ApiKeyError(ValueError):
+    """A key cannot be made for this user (not a service account, or no such user)."""
+
+
 def create_api_key(conn: sa.Connection, user_id: int, name: str, now: dt.datetime,
                    expires_at: dt.datetime | None = None) -> tuple[int, str]:
-    """Store a new key for ``user_id``; return ``(key_id, key)`` — the only time it is seen."""
+    """Store a new key for service account ``user_id``; return ``(key_id, key)`` — the only
+    time it is seen. :class:`ApiKeyError` for a person's account."""
+    owner = conn.execute(sa.select(user_table.c.username, user_table.c.is_service)
+                         .where(user_table.c.id == user_id)).first()
+    if owner is None:
+        raise ApiKeyError(f"no user with id {user_id}")
+    if not owner.is_service:
+        raise ApiKeyError(f"{owner.username} is a person's account; API keys are for service "
+                          "accounts only (create one with: campo user create NAME --service "
+                          "--role scada)")
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     res = conn.execute(sa.insert(api_key_table).values(
@@ -62,7 +79,7 @@ def check_api_key(conn: sa.Connection, key: str, now: dt.datetime) -> ApiKeyMatc
         .where(api_key_table.c.prefix == m.group(1))).first()
     if row is None or not hmac.compare_digest(row.key_hash, _digest(m.group(2))):
         return None
-    if row.revoked_at is not None or row.disabled:
+    if row.revoked_at is not None or row.disabled or not row.is_service:
         return None
     if row.expires_at is not None and row.expires_at <= now:
         return None

@@ -24,7 +24,7 @@ from engine.db import create_engine_for
 from engine.errors import UserError
 from engine.options import add_database_option, add_project_option, load_model, settings_from
 
-from .apikeys import create_api_key, list_api_keys, revoke_api_key
+from .apikeys import ApiKeyError, create_api_key, list_api_keys, revoke_api_key
 from .lockout import UNLOCK
 from .passwords import PasswordPolicyError, Passwords, check_password_policy
 from .sessions import revoke_user_sessions
@@ -205,7 +205,10 @@ def _apikey_create(args: argparse.Namespace) -> int:
     expires = now + dt.timedelta(days=args.expires_days) if args.expires_days else None
     with engine.begin() as conn:
         uid = _user_id(conn, args.username)
-        key_id, key = create_api_key(conn, uid, args.name, now, expires)
+        try:
+            key_id, key = create_api_key(conn, uid, args.name, now, expires)
+        except ApiKeyError as err:
+            raise UserError(str(err)) from None
         record(conn, action="apikey.create", entity="campo_api_key", record_id=key_id,
                user_id=None, username=_actor(), source_ip=None, request_id=None,
                detail={"user": args.username, "name": args.name, "expires_at": expires})

@@ -6,7 +6,8 @@ attacker which names are real.
 - Rate limit (:mod:`engine.auth.limits`, shared by the worker processes):
   ``login_rate_limit`` attempts per client IP and per user name; more answer 429.
 - Lockout (counted from the audit trail, so it holds across processes and restarts): when
-  the last ``lockout_attempts`` failed logins of a name since its last successful login or
+  the last ``lockout_attempts`` failed logins (or wrong current passwords given to
+  ``POST /api/auth/password``) of a name since its last successful login or
   unlock all fall within ``lockout_minutes``, the name is locked for ``lockout_minutes``
   after the last of them. Attempts while locked answer 429 and are not counted.
 """
@@ -28,6 +29,8 @@ from .state import AuthState
 log = logging.getLogger(__name__)
 
 FAILED = "login.failed"
+#: a wrong current password on ``POST /api/auth/password``: counts towards the same lockout
+PASSWORD_FAILED = "user.password.failed"
 SUCCESS = "login"
 LOCKED = "login.locked"
 UNLOCK = "user.unlock"
@@ -72,7 +75,8 @@ def locked_until(conn: sa.Connection, username: str, user_id: int | None, now: d
     if last_reset is not None:
         since = max(since, last_reset)
     fails = list(conn.execute(
-        sa.select(a.c.ts).where(a.c.action == FAILED, a.c.username == username, a.c.ts > since)
+        sa.select(a.c.ts).where(a.c.action.in_((FAILED, PASSWORD_FAILED)),
+                                a.c.username == username, a.c.ts > since)
         .order_by(a.c.ts.desc()).limit(attempts)).scalars())
     if len(fails) < attempts or fails[0] - fails[-1] > window:
         return None

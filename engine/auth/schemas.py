@@ -7,7 +7,7 @@ from marshmallow import validate
 
 from engine.api.bounds import ID, PAGE, IntField
 
-from .passwords import MAX_PASSWORD_LENGTH
+from .passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 
 class LoginSchema(ma.Schema):
@@ -29,7 +29,8 @@ class PasswordChangeSchema(ma.Schema):
     current_password = ma.fields.String(required=True, load_only=True,
                                         validate=validate.Length(1, MAX_PASSWORD_LENGTH))
     new_password = ma.fields.String(required=True, load_only=True,
-                                    validate=validate.Length(1, MAX_PASSWORD_LENGTH))
+                                    validate=validate.Length(MIN_PASSWORD_LENGTH,
+                                                             MAX_PASSWORD_LENGTH))
 
 
 class UserSchema(ma.Schema):
@@ -42,7 +43,8 @@ class UserSchema(ma.Schema):
     roles = ma.fields.List(ma.fields.String(), load_default=list)
     sites = ma.fields.List(ma.fields.String(), load_default=list)
     password = ma.fields.String(load_only=True, allow_none=True,
-                                validate=validate.Length(1, MAX_PASSWORD_LENGTH))
+                                validate=validate.Length(MIN_PASSWORD_LENGTH,
+                                                         MAX_PASSWORD_LENGTH))
     created_at = ma.fields.AwareDateTime(dump_only=True)
     updated_at = ma.fields.AwareDateTime(dump_only=True)
     password_changed_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
@@ -55,7 +57,8 @@ class UserPatchSchema(ma.Schema):
     disabled = ma.fields.Boolean()
     roles = ma.fields.List(ma.fields.String())
     sites = ma.fields.List(ma.fields.String())
-    password = ma.fields.String(load_only=True, validate=validate.Length(1, MAX_PASSWORD_LENGTH))
+    password = ma.fields.String(load_only=True, validate=validate.Length(MIN_PASSWORD_LENGTH,
+                                                                         MAX_PASSWORD_LENGTH))
 
 
 class MeSchema(ma.Schema):

@@ -1,7 +1,8 @@
 """Issue and check JWTs (flask-jwt-extended) bound to server-side sessions.
 
 Tokens are HS256 only: ``alg: none``, other HMAC sizes and RSA/EC algorithms are refused
-(so an RS/HS confusion cannot happen). Every token carries ``sid``, its session; the
+(so an RS/HS confusion cannot happen). A token must carry an integer ``exp``: one without
+is refused even when its signature is good. Every token carries ``sid``, its session; the
 blocklist callback rejects tokens of revoked or expired sessions and of disabled users.
 """
 
@@ -62,6 +63,10 @@ def configure_jwt(app: Flask, secret: str, state: AuthState) -> JWTManager:
     )
     manager = JWTManager(app)
 
+    @manager.token_verification_loader
+    def _expires(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        return has_expiry(payload)
+
     @manager.token_in_blocklist_loader
     def _blocked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
         sid = payload.get("sid")
@@ -86,7 +91,14 @@ def configure_jwt(app: Flask, secret: str, state: AuthState) -> JWTManager:
     manager.unauthorized_loader(lambda _reason: _reply(401, "authentication required"))
     manager.revoked_token_loader(lambda _h, _p: _reply(401, "session revoked or expired"))
     manager.user_lookup_error_loader(lambda _h, _p: _reply(401, "unknown user"))
+    manager.token_verification_failed_loader(lambda _h, _p: _reply(401, "invalid token"))
     return manager
+
+
+def has_expiry(claims: dict[str, Any]) -> bool:
+    """Whether a token's claims carry an integer ``exp`` (tokens without one are refused)."""
+    exp = claims.get("exp")
+    return type(exp) is int
 
 
 def issue_tokens(state: AuthState, user_id: int, session_id: str,
@@ -143,7 +155,8 @@ def decode_bearer(token: str) -> tuple[dict[str, Any], SessionState] | None:
         claims = decode_token(token)
     except (JWTExtendedException, pyjwt.PyJWTError):
         return None
-    if claims.get("type") != "access" or not isinstance(claims.get("sid"), str):
+    if claims.get("type") != "access" or not isinstance(claims.get("sid"), str) \
+            or not has_expiry(claims):
         return None
     st = get_state()
     with st.engine.connect() as conn:

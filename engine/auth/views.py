@@ -13,7 +13,15 @@ from flask_smorest import Blueprint
 from engine.audit import record
 
 from .errors import fail
-from .lockout import FAILED, LOCKED, SUCCESS, locked_until, throttle_login, too_many
+from .lockout import (
+    FAILED,
+    LOCKED,
+    PASSWORD_FAILED,
+    SUCCESS,
+    locked_until,
+    throttle_login,
+    too_many,
+)
 from .passwords import PasswordPolicyError, check_password_policy
 from .principal import current_principal
 from .schemas import LoginSchema, MeSchema, PasswordChangeSchema, TokenSchema
@@ -142,22 +150,44 @@ def build_auth_blueprint() -> Blueprint:
     @blp.route("/password", methods=["POST"])
     @blp.arguments(PasswordChangeSchema)
     @blp.response(204)
+    @blp.alt_response(403, description="current password is wrong")
+    @blp.alt_response(422, description="the new password breaks the password rule")
+    @blp.alt_response(429, description="too many attempts or locked")
     def change_password(args: dict[str, Any]) -> None:
-        """Change one's own password; every other session of the user is revoked."""
+        """Change one's own password; every other session of the user is revoked.
+
+        Guessing the current password is throttled and locked out like logins (per IP and
+        per name, the same counters), and each wrong one is audited.
+        """
         state = get_state()
         p = current_principal()
-        with state.engine.connect() as conn:
-            row = conn.execute(sa.select(user_table.c.password_hash)
-                               .where(user_table.c.id == p.user_id)).first()
-        ok, _ = state.passwords.verify(row.password_hash if row else None,
-                                       args["current_password"])
+        throttle_login(state, request.remote_addr or "unknown", p.username)
+        now = state.now()
+        with state.engine.begin() as conn:
+            until = locked_until(conn, p.username, p.user_id, now,
+                                 state.settings.lockout_attempts, state.lockout_window)
+            if until is not None:
+                record(conn, action=LOCKED, entity="campo_user", record_id=p.user_id,
+                       detail={"until": until, "via": "password"}, ts=now)
+                ok = False
+            else:
+                row = conn.execute(sa.select(user_table.c.password_hash)
+                                   .where(user_table.c.id == p.user_id)).first()
+                ok, _ = state.passwords.verify(row.password_hash if row else None,
+                                               args["current_password"])
+                if not ok:
+                    record(conn, action=PASSWORD_FAILED, entity="campo_user",
+                           record_id=p.user_id, detail={"reason": "bad_current_password"},
+                           ts=now)
+        if until is not None:
+            too_many("too many failed attempts; try again later",
+                     int((until - now).total_seconds()) + 1)
         if not ok:
             fail(403, "current password is wrong", field="current_password")
         try:
             check_password_policy(args["new_password"], p.username)
         except PasswordPolicyError as err:
             fail(422, str(err), field="new_password")
-        now = state.now()
         new_hash = state.passwords.hash(args["new_password"])
         with state.engine.begin() as conn:
             conn.execute(sa.update(user_table).where(user_table.c.id == p.user_id)

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from typing import Any
 
@@ -138,8 +139,11 @@ def build_metadata(model: Model) -> sa.MetaData:
 
 
 def create_engine_for(url: str, **kwargs: Any) -> Engine:
-    """A SQLAlchemy engine; SQLite gets foreign keys on, WAL and a busy timeout."""
+    """A SQLAlchemy engine; SQLite gets foreign keys on, WAL and a busy timeout, and a new
+    database file is created readable by its owner only (0600, like the JWT secret; SQLite
+    gives the -wal and -shm files the database file's mode)."""
     if url.startswith("sqlite"):
+        _create_private(sa.engine.make_url(url).database)
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = sa.create_engine(url, **kwargs)
 
@@ -187,3 +191,13 @@ def _ping_when_idle(engine: Engine) -> None:
             dbapi_conn.rollback()
         except Exception as exc:
             raise sa.exc.DisconnectionError(str(exc)) from exc
+
+
+def _create_private(database: str | None) -> None:
+    """Create an empty SQLite file with mode 0600 unless it exists (or is not a file)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except (FileExistsError, FileNotFoundError, NotADirectoryError):
+        pass  # kept as it is / SQLite reports the missing folder itself
