@@ -72,8 +72,6 @@ InitHook = Callable[[Flask, Api], None]
 #: First URL segments under /api that modules may not use.
 RESERVED_SEGMENTS = RESERVED_MODULE_URLS | {"openapi.json"}
 STATIC = Path(__file__).parent / "static" / "swagger-ui"
-#: Largest request body accepted (bytes); larger bodies get 413.
-MAX_BODY = 16 * 1024 * 1024
 
 
 def _docs_static() -> flask.Blueprint:
@@ -120,13 +118,14 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
         OPENAPI_URL_PREFIX="/api", OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL="/api/docs/static/",
         OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None, "deepLinking": True},
-        MAX_CONTENT_LENGTH=MAX_BODY,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,  # larger bodies: 413 (10 MiB default)
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.converters["id"] = IdConverter  # <id:record_id>: bounded record ids
     api = Api(app, spec_kwargs={"info": {"description": "Generated from the Campo model: "
                                          "CRUD per entity, /api/meta, /api/health."}})
     register_error_handlers(app)
+    app.after_request(_no_type_without_body)
     for init in on_init:
         init(app, api)
     metadata = build_metadata(model)
@@ -154,6 +153,13 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
             stoppers.append(stop)
     log.info("API ready: %d entities in %d modules", len(ctx.resources), len(model.modules))
     return app
+
+
+def _no_type_without_body(resp: flask.Response) -> flask.Response:
+    """A 204 or 304 has no body, so no ``Content-Type`` (Flask would say text/html)."""
+    if resp.status_code in (204, 304):
+        resp.headers.pop("Content-Type", None)
+    return resp
 
 
 def shutdown(app: Flask) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from .codecs import OPERATORS
 from .query import CONTROL
 from .resource import Resource
-from .schemas import bulk_result_schema, page_schema
+from .schemas import bulk_result_schema, page_schema, patch_schema
 
 ID_PARAMETER: dict[str, Any] = {
     "in": "path", "name": "record_id", "required": True,
@@ -102,7 +102,8 @@ def resource_docs(res: Resource) -> dict[str, dict[str, Any]]:
                 "responses": {"200": _json(record, "the updated record"),
                               **_errors(400, 403, 404, 409, 415, 422)}},
         "patch": {"summary": f"Change some fields of a {label} record", "tags": tags,
-                  "requestBody": body,
+                  "requestBody": {"required": True, "content": {"application/json": {
+                      "schema": patch_schema(type(res.schema))}}},
                   "responses": {"200": _json(record, "the updated record"),
                                 **_errors(400, 403, 404, 409, 415, 422)}},
         "delete": {"summary": f"Delete a {label} record", "tags": tags,

@@ -79,9 +79,21 @@ def input_schema(model: Model, ent: Entity) -> type[ma.Schema]:
         else:
             fields[name] = input_field(name, f, required=_required_on_input(f)
                                        and name not in ent.derived_fields())
+    for name in ent.derived_fields():  # filled by the server; sending back the same is fine
+        if name in fields:
+            fields[name].metadata["readOnly"] = True
+    for name in sorted(READ_ONLY):  # documented so a record read can be sent back as is
+        fields[name] = mf.Raw(allow_none=True, metadata={
+            "readOnly": True, "description": "kept by the server; ignored on input"})
     cls = cast(type[InputSchema], InputSchema.from_dict(fields, name=schema_name(ent, "Input")))
     cls.ignored = READ_ONLY
     return cls
+
+
+def patch_schema(input_cls: type[ma.Schema]) -> ma.Schema:
+    """The input schema as a PATCH body documents it: every field optional (partial)."""
+    cls = type(input_cls.__name__.removesuffix("Schema") + "Patch", (input_cls,), {})
+    return cast(ma.Schema, cls(partial=True))
 
 
 def _system_output_fields() -> dict[str, mf.Field[Any]]:
@@ -107,6 +119,9 @@ def output_schema(model: Model, ent: Entity) -> type[ma.Schema]:
             fields[name] = mf.List(mf.Nested(row_cls))
         else:
             fields[name] = output_field(name, f)
+    for name in set(SYSTEM_COLUMNS) | ent.derived_fields():  # kept or computed by the server
+        if name in fields:
+            fields[name].metadata["readOnly"] = True
     fields["_expanded"] = mf.Dict(metadata={
         "description": "linked records requested with expand=, by link field"})
     return ma.Schema.from_dict(fields, name=schema_name(ent))
