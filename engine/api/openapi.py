@@ -78,13 +78,15 @@ def resource_docs(res: Resource) -> dict[str, dict[str, Any]]:
     bulk_body = {"required": True, "content": {"application/json": {
         "schema": type(res.schema)(many=True)}}}
     tags = [ent.module]
-    return {
+    created = _json(record, "the created record")
+    created["links"] = record_links(res, "$response.body#/id")
+    docs: dict[str, dict[str, Any]] = {
         "list": {"summary": f"List {label} records", "tags": tags,
                  "parameters": _CONTROL_PARAMETERS + filter_parameters(res),
                  "responses": {"200": _json(page, "one page of records"),
                                **_errors(400, 403)}},
         "create": {"summary": f"Create a {label} record", "tags": tags, "requestBody": body,
-                   "responses": {"201": _json(record, "the created record"),
+                   "responses": {"201": created,
                                  **_errors(400, 403, 409, 415, 422)}},
         "bulk": {"summary": f"Create many {label} records in one transaction", "tags": tags,
                  "description": "All or nothing: any invalid row fails the whole request; "
@@ -114,3 +116,22 @@ def resource_docs(res: Resource) -> dict[str, dict[str, Any]]:
                    "responses": {"204": {"description": "deleted"},
                                  **_errors(403, 404, 409)}},
     }
+    for op, doc in docs.items():
+        doc["operationId"] = operation_id(res, op)
+    return docs
+
+
+def operation_id(res: Resource, op: str) -> str:
+    """The ``operationId`` of one generated operation (``showcase_asset_get``)."""
+    return f"{res.entity.module}_{res.entity.name}_{op}"
+
+
+def record_links(res: Resource, id_expression: str) -> dict[str, Any]:
+    """OpenAPI links from an answer holding a record id to the record's operations (what a
+    stateful client or fuzzer follows)."""
+    ops = ["get", "put", "patch", "delete"]
+    if res.entity.workflow is not None:
+        ops += ["actions", "transitions"]
+    return {f"{op.capitalize()}Record": {"operationId": operation_id(res, op),
+                                         "parameters": {"record_id": id_expression}}
+            for op in ops}

@@ -31,7 +31,7 @@ from . import bounds, gate, security
 from .body import read_json, validate
 from .errors import ApiError, json_response
 from .naming import begin_write, transition_table
-from .openapi import ID_PARAMETER
+from .openapi import ID_PARAMETER, operation_id
 from .rules import request_language
 from .writes import utcnow
 
@@ -260,6 +260,7 @@ def _docs(res: Resource) -> dict[str, dict[str, Any]]:
     record = res.output_schema
     return {
         "run": {"summary": f"Run a workflow action on a {label} record", "tags": tags,
+                "operationId": operation_id(res, "action"),
                 "description": "Moves the record to the transition's state. Body (optional): "
                                "comment, version (refuse if stale), values (fields to set in "
                                "the same transaction).",
@@ -273,10 +274,12 @@ def _docs(res: Resource) -> dict[str, dict[str, Any]]:
                               "403": "FORBIDDEN", "404": "NOT_FOUND", "409": "CONFLICT",
                               "422": "UNPROCESSABLE_ENTITY"}},
         "actions": {"summary": f"Actions available on a {label} record", "tags": tags,
+                    "operationId": operation_id(res, "actions"),
                     "responses": {"200": {"description": "state and actions (allowed, ready, "
                                                          "problems)"},
                                   "403": "FORBIDDEN", "404": "NOT_FOUND"}},
         "transitions": {"summary": f"Workflow history of a {label} record", "tags": tags,
+                        "operationId": operation_id(res, "transitions"),
                         "responses": {"200": {"description": "transitions, oldest first"},
                                       "403": "FORBIDDEN", "404": "NOT_FOUND"}},
     }

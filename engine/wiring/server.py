@@ -9,6 +9,7 @@ gives the WebSocket endpoint (flask-sock) the raw socket it needs, which waitres
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -16,7 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,23 @@ class EdgeServer(BaseApplication):  # type: ignore[misc]
         return self.factory()
 
 
+def write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's own error answers (414 URI too long, 400 bad request line, 431...) in the
+    API's JSON error shape instead of gunicorn's HTML page."""
+    body = json.dumps({"code": status, "status": reason, "message": message}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    gunicorn_util.write_nonblock(sock, head.encode("latin1") + body)
+
+
+class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]
+    """The gthread worker, answering the errors gunicorn decides itself in JSON."""
+
+    def init_process(self) -> None:
+        gunicorn_util.write_error = write_json_error  # this worker process only
+        super().init_process()
+
+
 def run(factory: Callable[[], Flask], host: str, port: int, threads: int = 8,
         on_ready: Callable[[str, int], None] | None = None,
         on_exit: Callable[[], None] | None = None) -> None:
@@ -54,7 +74,7 @@ def run(factory: Callable[[], Flask], host: str, port: int, threads: int = 8,
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": 1,
-        "worker_class": "gthread",
+        "worker_class": "engine.wiring.server.JsonErrorWorker",  # gthread, JSON errors
         "threads": threads,
         # a WebSocket keeps its thread; the worker still heartbeats from its main loop
         "timeout": 60,

@@ -100,6 +100,9 @@ def test_serve_migrates_serves_and_stops_on_sigint(project, tmp_path: Path) -> N
         assert status == 200 and body["count"] == 1
         status, body = _request(port, "GET", "/api/tags", token=token)
         assert status == 200 and body["items"] == []  # no tags/ in this project
+        # errors gunicorn answers itself come in the API's JSON shape too
+        status, body = _request(port, "GET", "/api/plant/site?q=" + "x" * 9000, token=token)
+        assert status == 414 and body["code"] == 414 and "too large" in body["message"]
     assert proc.returncode == 0
 
 
