@@ -24,14 +24,14 @@ import sqlalchemy as sa
 from flask import Response, request
 from flask_smorest import Blueprint
 
-from engine.api import security
+from engine.api import gate, security
 from engine.api.body import validate
 from engine.api.context import ApiContext
 from engine.api.errors import ApiError, json_response
 from engine.api.naming import begin_write
 from engine.api.resource import Resource
 from engine.api.rules import request_language
-from engine.api.writes import explain_integrity, insert_records
+from engine.api.writes import explain_integrity
 from metamodel.model import labels_of
 
 from .context import ctx, hidden_fields, readable
@@ -229,9 +229,7 @@ def _insert_row(c: ApiContext, conn: sa.Connection, res: Resource, data: Mapping
         return _errors_of(err)
     sp = conn.begin_nested()
     try:
-        security.before_insert(c, conn, res, [loaded], bulk=False)
-        items = insert_records(conn, res, [loaded], user, bulk=False)
-        security.after_insert(c, conn, res, items)
+        gate.write(c, conn, res, gate.Write("create", [loaded], user=user))  # the one gate
         sp.commit()
         return {}
     except ApiError as err:  # rules (422), scope (Denied 403)
