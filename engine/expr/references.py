@@ -41,8 +41,20 @@ def resolve(comp: Compiler, root: str, root_start: int, names: Sequence[str],
         if var.target is None:
             raise ExprError(f"'{root}' is {a_type(var.type)}; it has no fields", offsets[0])
         ft = _field(var.target, root, names[0], offsets[0])
-        _no_deeper(root, names, offsets, ft, hop=False)
+        depth = 1
+        while ft.target is not None and depth < len(names):  # an object inside an object
+            ft = _field(ft.target, ".".join([root, *names[:depth]]), names[depth],
+                        offsets[depth])
+            depth += 1
+        if ft.target is not None and ft.type is Type.ANY:
+            shown = ".".join([root, *names[:depth]])
+            raise ExprError(f"{shown} is a group of names, not a value", offsets[depth - 1],
+                            "name one of them: " + _listing(ft.target))
+        _no_deeper(".".join([root, *names[:depth - 1]]), names[depth - 1:],
+                   offsets[depth - 1:], ft, hop=False)
         comp.refs.variables.add(root)
+        if depth > 1:
+            return _read_nested(root, tuple(names[:depth]), ft, start, end, text)
         return _read_variable(root, names[0], ft, start, end, text)
     if root in ("null", "None", "true", "True", "false", "False") or root in FUNCTIONS:
         raise ExprError(f"'{root}' has no fields", offsets[0])
@@ -168,4 +180,16 @@ def _read_variable(var: str, name: str, ft: FieldType, start: int, end: int,
     def read(c: Context) -> Any:
         obj = c.variables.get(var)
         return None if obj is None else obj.get(name)
+    return Node(read, ft.type, start, end, text, elem=ft.elem, enum=ft.enum, pure=False)
+
+
+def _read_nested(var: str, names: tuple[str, ...], ft: FieldType, start: int, end: int,
+                 text: str) -> Node:
+    def read(c: Context) -> Any:
+        obj = c.variables.get(var)
+        for name in names:
+            if obj is None:
+                return None
+            obj = obj.get(name)
+        return obj
     return Node(read, ft.type, start, end, text, elem=ft.elem, enum=ft.enum, pure=False)

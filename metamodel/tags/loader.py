@@ -33,6 +33,7 @@ from ..errors import Location, Problem, Problems, expected_one_of
 from ..model import Name, Spec
 from ..source import Document, read_yaml
 from ..validation import problems_from
+from .alarms import resolve_alarms
 from .checks import check_overlaps
 from .model import Binding, Device, Instance, ScanClass, Tag, TagModel, Template
 from .params import site_values, substitute_site
@@ -122,12 +123,14 @@ def build_tags(docs: Iterable[Document], problems: Problems, params: Mapping[str
         st.add(doc, params, environ)
     check_overlaps(st.tags, st.instances, problems)
     tags = dict(sorted((t.path, t) for t in st.tags))
+    alarms, warnings = resolve_alarms(templates, st.instances, st.tags, st.bodies, problems,
+                                      roles)
     return TagModel(
         scan_classes=scan_classes,
         templates={n: t[2] for n, t in sorted(templates.items())},
         sites=st.sites, devices=dict(sorted(st.devices.items())),
         instances=dict(sorted(st.instances.items())), tags=tags,
-        parameters=st.values, root=root)
+        parameters=st.values, root=root, alarms=alarms, warnings=tuple(warnings))
 
 
 def _scan_classes(docs: list[Document], problems: Problems) -> dict[str, ScanClass]:
@@ -203,6 +206,8 @@ class _Sites:
         self.instances: dict[str, Instance] = {}
         self.tags: list[Tag] = []
         self.paths: dict[str, Location] = {}
+        #: each site's document and body (placeholders filled), for its alarm rules
+        self.bodies: list[tuple[str, Document, dict[str, Any]]] = []
         self._default_scan: str | None = None
 
     def add(self, doc: Document, params: Mapping[str, Any], environ: Mapping[str, str]) -> None:
@@ -227,6 +232,7 @@ class _Sites:
         body = substitute_site(body, (), {**values, "site": site}, doc, self.problems,
                                tainted, broken)
         devices, instances, tags = self._shape(doc, body, tainted)
+        self.bodies.append((site, doc, body))
         for name, spec in devices.items():
             if spec is not None:
                 dev = Device(site, name, spec, doc.where_key(("devices", name)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import Location
+from ..errors import Location, Problem
 from ..model import Labels
 from .addressing import ModbusAddress, MqttAddress, OpcUaAddress
 from .patterns import compile_pattern
@@ -209,6 +209,10 @@ class TagModel:
     #: site parameter values after overrides: site -> name -> value
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     root: str = "."
+    #: alarm rules by alarm path (``metamodel.tags.alarms.AlarmRule``), sorted
+    alarms: dict[str, Any] = field(default_factory=dict)
+    #: what is allowed but worth a look (the priority mix of a site's alarms)
+    warnings: tuple[Problem, ...] = ()
 
     def tags_of(self, device: str) -> list[Tag]:
         """Tags of the device named ``site.device``, by path."""
@@ -235,7 +239,9 @@ class TagModel:
             devices={k: d for k, d in self.devices.items() if d.site == site},
             instances={k: i for k, i in self.instances.items() if i.site == site},
             tags={k: t for k, t in self.tags.items() if t.site == site},
-            parameters={site: self.parameters.get(site, {})}, root=self.root)
+            parameters={site: self.parameters.get(site, {})}, root=self.root,
+            alarms={k: a for k, a in self.alarms.items() if a.site == site},
+            warnings=self.warnings)
 
 
 __all__ = ["Address", "Binding", "Device", "Instance", "ScanClass", "Scaling", "Tag",

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from ..model import LabelText, Name, Spec
+from .alarmspec import AlarmSpec, SiteAlarmsSpec
 
 #: A tag path segment (``pip``) or a dotted path below the site (``sep1.inlet.pressure``).
 PATH_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
@@ -322,6 +323,8 @@ class TemplateFile(Spec):
     #: scan class of the tags that name none
     scan_class: Name | None = None
     tags: dict[PathName, TagSpec]
+    #: alarm rules every instance gets (:mod:`metamodel.tags.alarmspec`)
+    alarms: dict[Name, AlarmSpec] = {}
 
 
 class BindSpec(Spec):
@@ -367,3 +370,6 @@ class SiteFile(Spec):
     devices: dict[Name, DeviceSpec] = {}
     instances: dict[PathName, InstanceSpec] = {}
     tags: dict[PathName, SiteTagSpec] = {}
+    #: alarm rules over the site's tags, and site-wide alarm settings
+    alarms: dict[Name, AlarmSpec] = {}
+    alarm_settings: SiteAlarmsSpec | None = None
