@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from .capabilities import AllocationSpec, ExportSpec
 from .errors import Location
 
 if TYPE_CHECKING:
@@ -430,6 +431,13 @@ class EntitySpec(Spec):
     workflow: WorkflowSpec | None = Field(
         None, description="A state machine over an enum field: states, and the actions "
         "(transitions) that move a record between them, with roles and guards.")
+    allocations: dict[Name, AllocationSpec] = Field(
+        {}, description="Distribute measured totals of a record over matching rows of "
+        "another entity in proportion to a weight, exactly (largest remainder): POST "
+        ".../<id>/allocations/<name>. See docs/modeling.md#allocations.")
+    exports: dict[Name, ExportSpec] = Field(
+        {}, description="Export formats rendered from a template: GET .../exports/<name> and "
+        ".../<id>/exports/<name>. See docs/modeling.md#exports.")
 
 
 class RoleSpec(Spec):

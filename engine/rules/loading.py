@@ -14,6 +14,7 @@ from pathlib import Path
 from metamodel import Model
 from metamodel.loader import collect
 
+from .capabilities import check_capabilities, remember_capabilities
 from .compiled import compile_rules, remember
 from .scopes import check_scopes, remember_scopes
 
@@ -28,9 +29,11 @@ def load_project(root: Path | str = ".", overlays: Sequence[Path | str] = ()) ->
     model, problems = collect(root, overlays)
     rules = compile_rules(model, problems)
     scopes = check_scopes(model, problems)
+    capabilities = check_capabilities(model, problems)
     problems.raise_if_any()
     remember(model, rules)
     remember_scopes(model, scopes)
+    remember_capabilities(model, capabilities)
     log.debug("loaded %s: %d entities, %d with rules", root, len(model.entities),
               sum(1 for r in rules.entities.values() if r.computed or r.validations
                   or r.guards or r.defaults or r.visible_if or r.required_if or r.readonly_if))
