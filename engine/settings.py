@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     #: publish the site as a Sparkplug B edge node (both set: on) to ``mqtt_url``
     sparkplug_group: str = ""
     sparkplug_node: str = ""
+    #: alarms: MQTT topic of the retained active set per site (``<topic>/<site>/active``)
+    #: and transitions (``<topic>/<site>/events``), published when ``mqtt_url`` is set
+    alarm_topic: str = "campo/alarms"
+    #: alarms: days the journal keeps transitions
+    alarm_journal_days: float = 365.0
     #: largest page a list endpoint serves
     max_page_size: int = 1000
     default_page_size: int = 50

@@ -30,10 +30,10 @@ from engine.auth import current_principal, deny, get_state
 from engine.auth.errors import fail
 from engine.auth.principal import load_principal
 from engine.auth.tokens import decode_bearer
-from engine.bus import LiveValue
 from engine.bus.policy import Caller, WriteRefused
 
 from .access import PatternRefused, parse_patterns
+from .events import subscribe_alarms
 from .service import LiveTags
 
 log = logging.getLogger(__name__)
@@ -157,8 +157,9 @@ def register_ws(app: Flask, live: LiveTags) -> None:
             ws.close(reason=1008, message="authentication required")
             return
         _send(ws, {"type": "ready", "user": principal.username})
-        outbox: queue.Queue[list[LiveValue]] = queue.Queue(maxsize=WS_QUEUE)
+        outbox: queue.Queue[Any] = queue.Queue(maxsize=WS_QUEUE)
         subs: list[Any] = []
+        event_subs: list[Any] = []
         closed = threading.Event()
         viewer = [principal]  # swapped by the recheck below; read by push()
 
@@ -183,7 +184,9 @@ def register_ws(app: Flask, live: LiveTags) -> None:
                     batch = outbox.get(timeout=0.5)
                 except queue.Empty:
                     continue
-                if not _send(ws, {"type": "values", "values": [v.to_json() for v in batch]}):
+                message = batch if isinstance(batch, dict) else {  # an event message
+                    "type": "values", "values": [v.to_json() for v in batch]}
+                if not _send(ws, message):
                     closed.set()
 
         t = threading.Thread(target=sender, daemon=True, name="ws-sender")
@@ -203,6 +206,9 @@ def register_ws(app: Flask, live: LiveTags) -> None:
                     msg = json.loads(raw)
                 except ValueError:
                     _send(ws, {"type": "error", "code": 400, "message": "messages are JSON"})
+                    continue
+                if isinstance(msg, dict) and msg.get("type") == "subscribe_alarms":
+                    subscribe_alarms(app, ws, msg, viewer, outbox, event_subs)
                     continue
                 if not isinstance(msg, dict) or msg.get("type") not in ("subscribe", "unsubscribe"):
                     _send(ws, {"type": "error", "code": 400,
@@ -231,7 +237,7 @@ def register_ws(app: Flask, live: LiveTags) -> None:
             pass
         finally:
             closed.set()
-            for s in subs:
+            for s in subs + event_subs:
                 s.close()
 
 

@@ -135,11 +135,14 @@ class Upstream:
 class RuntimeBridge:
     """Runs the SCADA runtime in a thread and joins it to a bus (and upstream MQTT)."""
 
-    def __init__(self, tags: TagModel, bus: Bus, settings: Settings | None = None) -> None:
+    def __init__(self, tags: TagModel, bus: Bus, settings: Settings | None = None,
+                 sinks: Sequence[Any] = ()) -> None:
         from engine.scada.runtime import Runtime, RuntimeThread
 
         self.bus = bus
         self.thread = RuntimeThread(Runtime(tags))
+        for sink in sinks:  # the alarm engine (engine.wiring.alarms)
+            self.thread.runtime.add_sink(sink)
         self._sub: Any = None
         self._up_sub: Any = None
         self.upstream = Upstream(tags, settings) if (
@@ -195,18 +198,28 @@ class EdgePlugin:
                  run_runtime: bool, settings: Settings | None = None) -> None:
         from engine.live import LiveTags
 
+        from .alarms import AlarmWiring, event_hub
+
         self.tags = tags
         self.bus = bus
         self.live = LiveTags(tags, bus, engine)
-        self.bridge = (RuntimeBridge(tags, bus, settings)
+        self.alarms = AlarmWiring(tags, engine, settings, event_hub(settings),
+                                  run_engine=run_runtime) if (
+            tags is not None and settings is not None) else None
+        self.bridge = (RuntimeBridge(tags, bus, settings,
+                                     self.alarms.sinks if self.alarms else ())
                        if (tags is not None and run_runtime) else None)
 
     def init_app(self, app: Flask, api: Api) -> None:
         from engine.live import init_live
 
         init_live(app, api, self.live)
+        if self.alarms is not None:
+            self.alarms.init_app(app, api)
 
     def start(self) -> None:
+        if self.alarms is not None:
+            self.alarms.start()
         if self.bridge is not None:
             self.bridge.start()
             log.info("SCADA runtime started: %d tags", len(self.tags.tags) if self.tags else 0)
@@ -214,6 +227,8 @@ class EdgePlugin:
     def stop(self) -> None:
         if self.bridge is not None:
             self.bridge.stop()
+        if self.alarms is not None:
+            self.alarms.stop()
         self.bus.close()
 
 
@@ -263,7 +278,14 @@ def scada_command(args: Any) -> int:
     if not bus.wait_connected(10):
         log.warning("broker %s not reachable yet; values are queued until it is",
                     settings.mqtt_url)
-    bridge = RuntimeBridge(tags, bus, settings)
+    from engine.db import create_engine_for
+
+    from .alarms import AlarmWiring, event_hub
+
+    alarms = AlarmWiring(tags, create_engine_for(settings.resolved_database_url()), settings,
+                         event_hub(settings), run_engine=True)
+    bridge = RuntimeBridge(tags, bus, settings, alarms.sinks)
+    alarms.start()
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
@@ -274,5 +296,6 @@ def scada_command(args: Any) -> int:
         done.wait()
     finally:
         bridge.stop()
+        alarms.stop()
         bus.close()
     return 0

@@ -70,6 +70,7 @@ def build_app(settings: Settings, model: Any, url: str) -> Flask:
     from engine.auth.hooks import api_hooks, auth_init_hook
     from engine.db import create_engine_for
 
+    from .alarms import workflow_notifier
     from .plugins import SERVE_PLUGINS
     from .startup import load_plugins
 
@@ -77,7 +78,9 @@ def build_app(settings: Settings, model: Any, url: str) -> Flask:
     plugins = load_plugins(SERVE_PLUGINS, model, engine, settings)
     on_init: list[Any] = [auth_init_hook(engine, settings, model)]
     on_init += [p.init_app for p in plugins if p.init_app is not None]
-    app = create_app(model, engine, settings, **api_hooks(), on_init=on_init,
+    hooks = api_hooks()  # workflow transitions may notify (notify/ hooks)
+    hooks["record_change"] = workflow_notifier(settings, engine, hooks["record_change"])
+    app = create_app(model, engine, settings, **hooks, on_init=on_init,
                      extra_blueprints=[b for p in plugins for b in p.blueprints],
                      on_start=[p.start_hook for p in plugins])
     app.extensions["campo_engine"] = engine

@@ -1,0 +1,131 @@
+"""Wiring of the alarms: the engine as a runtime sink, its events on the bus and MQTT, the
+notification service, the ``/api/alarms`` views and the ERP workflow hooks.
+
+:class:`AlarmWiring` is built by :mod:`engine.wiring.edge` for ``campo serve`` (engine and
+API in one process) and for ``campo scada`` (engine only); a web process without the
+runtime (``CAMPO_BUS=mqtt``) serves the lists from the database and receives events over
+the bus's MQTT event channel. One :class:`~engine.notify.NotificationService` per process
+and database (:func:`notification_service`) delivers alarm and workflow notifications.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from engine.alarms.compile import compile_alarms
+from engine.alarms.engine import AlarmEngine
+from engine.alarms.mqtt import AlarmPublisher
+from engine.alarms.store import AlarmStore, ensure_alarm_tables
+from engine.alarms.web import AlarmsWeb, init_alarms
+from engine.bus.events import EventHub, MqttEventHub
+from engine.errors import UserError
+from engine.notify import NotificationService
+from engine.settings import Settings
+from metamodel import DefinitionError
+from metamodel.notify import load_notify
+from metamodel.tags import TagModel
+
+log = logging.getLogger(__name__)
+
+_services: dict[tuple[str, str], NotificationService | None] = {}
+
+
+def notification_service(settings: Settings, db: Engine) -> NotificationService | None:
+    """The process's notification service for ``db`` (None without ``notify/``)."""
+    key = (str(settings.project.resolve()), db.url.render_as_string(hide_password=False))
+    if key not in _services:
+        try:
+            config = load_notify(settings.project)
+        except DefinitionError as err:
+            raise UserError(err.report()) from None
+        _services[key] = None if config is None else NotificationService(
+            config, db, environ=dict(os.environ), mqtt_url=settings.mqtt_url)
+    return _services[key]
+
+
+def event_hub(settings: Settings) -> EventHub:
+    """The bus's event channels: in process, or shared over MQTT with ``CAMPO_BUS=mqtt``."""
+    if settings.bus == "mqtt" and settings.mqtt_url:
+        return MqttEventHub(settings.mqtt_url, settings.bus_prefix)
+    return EventHub()
+
+
+class AlarmWiring:
+    """The alarm engine (when this process runs the runtime), its outputs and its API."""
+
+    def __init__(self, tags: TagModel, db: Engine, settings: Settings, hub: EventHub, *,
+                 run_engine: bool) -> None:
+        try:
+            compiled = compile_alarms(tags)
+        except DefinitionError as err:
+            raise UserError(err.report()) from None
+        ensure_alarm_tables(db)
+        self.hub = hub
+        self.notify = notification_service(settings, db) if run_engine else None
+        self.publisher: AlarmPublisher | None = None
+        self.engine: AlarmEngine | None = None
+        if run_engine and compiled.alarms:
+            self.engine = AlarmEngine(compiled, AlarmStore(db, settings.alarm_journal_days),
+                                      outbox=self.notify)
+            self.engine.listeners.append(lambda events: hub.publish("alarms", events))
+            if settings.mqtt_url:
+                self.publisher = AlarmPublisher(settings.mqtt_url, settings.alarm_topic,
+                                                self.engine.active)
+                self.engine.listeners.append(self.publisher)
+            if self.notify is not None:
+                self.notify.active_alarms = self.engine.active
+        self.web = AlarmsWeb(tags, db, actions=self.engine.act if self.engine else None)
+
+    @property
+    def sinks(self) -> list[Any]:
+        """What the runtime feeds: the alarm engine."""
+        return [self.engine] if self.engine is not None else []
+
+    def init_app(self, app: Any, api: Any) -> None:
+        """``/api/alarms`` and the event channels the WebSocket subscribes to."""
+        init_alarms(app, api, self.web)
+        app.extensions["campo_events"] = self.hub
+
+    def start(self) -> None:
+        if self.notify is not None:
+            self.notify.start()
+        if self.publisher is not None and self.engine is not None:
+            self.engine.load()
+            self.publisher.publish_active(sorted({a.rule.site for a in
+                                                  self.engine.compiled.alarms.values()}))
+
+    def stop(self) -> None:
+        if self.notify is not None:
+            self.notify.stop()
+        if self.publisher is not None:
+            self.publisher.close()
+        self.hub.close()
+
+
+def workflow_notifier(settings: Settings, db: Engine,
+                      record_change: Callable[..., Any]) -> Callable[..., Any]:
+    """``record_change`` that also accepts the notifications of ``notify/`` hooks (in the
+    same transaction as the workflow transition)."""
+    service = notification_service(settings, db)
+    if service is None or not service.config.hooks:
+        return record_change
+
+    def hooked(conn: Connection, *, action: str, entity: str, record_id: Any,
+               **kw: Any) -> Any:
+        out = record_change(conn, action=action, entity=entity, record_id=record_id, **kw)
+        if action.startswith("workflow."):
+            from engine.auth import current_principal
+
+            service.enqueue_workflow(conn, entity, action.split(".", 1)[1], record_id,
+                                     kw.get("after"), current_principal().username)
+        return out
+
+    return hooked
+
+
+__all__ = ["AlarmWiring", "event_hub", "notification_service", "workflow_notifier"]
