@@ -76,6 +76,9 @@ class ExportSpec(_Spec):
     media_type: str = Field("application/xml", description="Content-Type of the answer.")
     extension: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{1,8}$")] = Field(
         "xml", description="File name extension of the download.")
+    expand: list[_Name] = Field(
+        [], description="Link fields whose linked record the template receives as "
+        "links.<field>.", examples=[["well"]])
     units: dict[_Name, str] = Field(
         {}, description="Field -> unit the template receives the value in (converted from "
         "the field's unit), e.g. {depth_to_md: ft}.")

@@ -30,6 +30,7 @@ from .prepare import attach_behaviour
 from .query import QueryError
 from .reads import list_page
 from .resource import Resource
+from .templates import add_template_export_routes
 from .workflow import add_workflow_routes
 from .writes import Referrer, explain_integrity, restricting_references
 
@@ -200,6 +201,7 @@ def module_blueprints(ctx: ApiContext) -> list[Blueprint]:
             add_export_route(ctx, res, blp)
             add_workflow_routes(ctx, res, blp)
             add_allocation_routes(ctx, res, blp)
+            add_template_export_routes(ctx, res, blp)
         blueprints.append(blp)
     return blueprints
 

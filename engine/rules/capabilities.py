@@ -135,7 +135,22 @@ class _Checker:
             self.add(ent, ("exports", name, "template"), f"template file '{spec.template}' "
                      f"not found (looked for {path})", "the path is relative to the module file")
             return None
+        from jinja2 import TemplateSyntaxError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
         from engine.units import UnitError, check_conversion
+        try:
+            ImmutableSandboxedEnvironment().parse(path.read_text(encoding="utf-8"))
+        except TemplateSyntaxError as err:
+            self.add(ent, ("exports", name, "template"), f"{spec.template}:{err.lineno}: "
+                     f"{err.message}", "fix the template's syntax")
+            return None
+        for fname in spec.expand:
+            f = ent.fields.get(fname)
+            if f is None or f.type != "link":
+                self.add(ent, ("exports", name, "expand"), f"'{fname}' is not a link field "
+                         f"of '{ent.qualname}'", did_you_mean(fname, [
+                             n for n, x in ent.fields.items() if x.type == "link"]))
         for fname, unit in spec.units.items():
             f = ent.fields.get(fname)
             if f is None or getattr(f, "unit", None) is None:
