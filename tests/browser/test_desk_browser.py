@@ -66,7 +66,11 @@ def test_record_lifecycle_with_link_child_rows_errors_and_conflict(browser: Any,
     expect_text(err, "required while self.kind == 'injector'")
     screenshot(page, f"form-error-{served.db}")
     page.get_by_label("Injection rate").fill("12")
-    page.get_by_role("button", name="Save").click()
+    # the form reads the saved record back after navigating to it; wait for that read, so
+    # the concurrent change below comes after it on a slow machine (else: no conflict)
+    with page.expect_response(lambda r: r.request.method == "GET"
+                              and re.search(r"/api/field/well/\d+$", r.url) is not None):
+        page.get_by_role("button", name="Save").click()
     page.wait_for_url(re.compile(r"#/f/field/well/\d+$"))
     wid = int(page.url.rsplit("/", 1)[1])
     status, rec = served.call("GET", f"/api/field/well/{wid}")
