@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .alarms import commands as alarm_commands
 from .auth import commands as auth_commands
 from .db import commands as db_commands
 from .errors import UserError
@@ -38,6 +39,7 @@ COMMANDS: tuple[Register, ...] = (
     scada_commands.register,
     auth_commands.register,
     rules_commands.register,
+    alarm_commands.register,
 )
 
 

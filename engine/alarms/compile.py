@@ -136,11 +136,20 @@ class _Compiler:
         self._scopes: dict[tuple[str, str | None, tuple[str, ...]],
                            tuple[Scope, dict[str, Tag]]] = {}
         self._trees: dict[str, tuple[_Tree, dict[str, Tag]]] = {}
+        self._by_instance: dict[str, list[Tag]] = {}
+        self._exprs: dict[tuple[Any, ...], tuple[Any, set[str]] | None] = {}
+        for t in tags.tags.values():
+            if t.instance is not None:
+                self._by_instance.setdefault(t.instance, []).append(t)
 
     def names(self, base: str) -> tuple[_Tree, dict[str, Tag]]:
         if base not in self._trees:
             prefix = base + "."
-            rel = {p[len(prefix):]: t for p, t in self.tags.tags.items() if p.startswith(prefix)}
+            if base in self.tags.instances:  # an instance: its own tags
+                rel = {t.path[len(prefix):]: t for t in self._by_instance.get(base, ())}
+            else:
+                rel = {p[len(prefix):]: t for p, t in self.tags.tags.items()
+                       if p.startswith(prefix)}
             tree = _Tree()
             for name, t in rel.items():
                 tree.add(name.split("."), t)
@@ -163,14 +172,22 @@ class _Compiler:
 
     def expr(self, rule: AlarmRule, src: ExprText, expect: Type
              ) -> tuple[Any, set[str]] | None:
+        """Compile once per template (names are relative: every instance reads its own)."""
+        key = (rule.template or rule.base, src.text, expect,
+               tuple(p for p, _ in rule.params), rule.tag is not None and
+               _type_of(self.tags.tags[rule.tag]), id(src.doc), src.path)
+        if key in self._exprs:
+            return self._exprs[key]
         scope, rel = self.scope(rule)
+        got: tuple[Any, set[str]] | None
         try:
-            compiled = compile_expr(src.text, scope, expect=expect)
+            got = compile_expr(src.text, scope, expect=expect), _refs(src.text, set(rel))
         except ExprError as err:
             where = expression_location(src.doc, src.path, src.text, err.offset)
             self.problems.add(where, dotted(src.path), err.message, err.hint)
-            return None
-        return compiled, _refs(src.text, set(rel))
+            got = None
+        self._exprs[key] = got
+        return got
 
 
 def _reader(rule: AlarmRule, rel_refs: set[str], params: Mapping[str, Any]
@@ -316,24 +333,25 @@ def _check_instance_setpoints(out: dict[str, CompiledAlarm],
                               per_rule: dict[str, list[tuple[str, float]]], tags: TagModel,
                               problems: Problems) -> None:
     """Setpoint order per instance when some limits came from parameters."""
+    groups: dict[str, list[CompiledAlarm]] = {}
+    for ca in out.values():
+        if ca.rule.level is not None:
+            groups.setdefault(ca.rule.rule, []).append(ca)
     for rule_path, limits in per_rule.items():
-        first = next((ca.rule for ca in out.values() if ca.rule.rule == rule_path), None)
-        if first is None or first.limit_expr is None and all(
-                ca.rule.limit_expr is None for ca in out.values() if ca.rule.rule == rule_path):
+        members = groups.get(rule_path, [])
+        src = next((ca.rule.limit_expr for ca in members if ca.rule.limit_expr), None)
+        if src is None:
             continue  # constants only: checked by the metamodel
+        first = members[0].rule
         inst = tags.instances.get(first.instance or "")
         tag = tags.tags.get(first.tag or "")
         if inst is None or tag is None:
             continue
-        src = first.limit_expr or next(ca.rule.limit_expr for ca in out.values()
-                                       if ca.rule.rule == rule_path and ca.rule.limit_expr)
-        assert src is not None
-        ok = check_setpoints(limits, first.deadband, tag, src.doc, src.path[:-3]
-                             if src.path[-1] == "limit" else src.path[:-2], problems,
-                             where=inst.location,
-                             suffix=f" (instance '{inst.path}', with its parameters)")
-        if not ok:
-            for ca in [ca for ca in out.values() if ca.rule.rule == rule_path]:
+        key = src.path[:-3] if src.path[-1] == "limit" else src.path[:-2]
+        if not check_setpoints(limits, first.deadband, tag, src.doc, key, problems,
+                               where=inst.location,
+                               suffix=f" (instance '{inst.path}', with its parameters)"):
+            for ca in members:
                 out.pop(ca.rule.path, None)
 
 

@@ -33,9 +33,35 @@ def show(value: Any) -> str:
     return str(value)
 
 
-class _Fields(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+Parts = list[tuple[str, str | None, str]]
+_PARTS: dict[str, Parts] = {}
+
+
+def _parts(text: str) -> Parts:
+    """A message template split once into (literal, field, format spec) parts (cached)."""
+    got = _PARTS.get(text)
+    if got is None:
+        try:
+            got = [(lit, name, spec or "") for lit, name, spec, _ in
+                   string.Formatter().parse(text)]
+        except ValueError:
+            got = [(text, None, "")]
+        if len(_PARTS) < 100_000:
+            _PARTS[text] = got
+    return got
+
+
+def _fill(text: str, fields: dict[str, Any]) -> str:
+    out = []
+    for lit, name, spec in _parts(text):
+        out.append(lit)
+        if name is not None:
+            value = fields.get(name, "{" + name + "}")
+            try:
+                out.append(format(value, spec) if spec else str(value))
+            except (ValueError, TypeError):
+                out.append(str(value))
+    return " ".join("".join(out).split())
 
 
 def render(template: Labels | None, rule: AlarmRule, value: Any, limit: Any
@@ -43,18 +69,15 @@ def render(template: Labels | None, rule: AlarmRule, value: Any, limit: Any
     """A message template in both languages with the run-time fields filled in."""
     if template is None:
         return None
+    shown_value, shown_limit = show(value), show(limit)
     out: dict[str, str] = {}
     for lang in ("es", "en"):
         label = rule.label.get(lang) if rule.label is not None else (rule.tag or rule.path)
-        fields = _Fields(value=show(value), limit=show(limit), unit=rule.unit or "",
-                         tag=rule.tag or "", label=label, site=rule.site,
-                         asset=rule.asset or "", alarm=rule.path, priority=rule.priority,
-                         level=_LEVEL_WORDS[lang].get(rule.level or "", rule.level or ""))
-        try:
-            text = string.Formatter().vformat(template.get(lang), (), fields)
-        except (ValueError, IndexError, KeyError):
-            text = template.get(lang)
-        out[lang] = " ".join(text.split())
+        fields = {"value": shown_value, "limit": shown_limit, "unit": rule.unit or "",
+                  "tag": rule.tag or "", "label": label, "site": rule.site,
+                  "asset": rule.asset or "", "alarm": rule.path, "priority": rule.priority,
+                  "level": _LEVEL_WORDS[lang].get(rule.level or "", rule.level or "")}
+        out[lang] = _fill(template.get(lang), fields)
     return out
 
 

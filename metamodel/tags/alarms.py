@@ -168,6 +168,10 @@ def resolve_alarms(
 ) -> tuple[dict[str, AlarmRule], list[Problem]]:
     """Every alarm of every instance and site, and the priority-mix warnings."""
     by_path = {t.path: t for t in tags}
+    by_instance: dict[str, dict[str, Tag]] = {}
+    for t in by_path.values():
+        if t.instance is not None:
+            by_instance.setdefault(t.instance, {})[t.path[len(t.instance) + 1:]] = t
     out: dict[str, AlarmRule] = {}
     settings: dict[str, SiteAlarmsSpec | None] = {}
     site_rules: dict[str, list[tuple[Document, str, AlarmSpec]]] = {}
@@ -182,8 +186,7 @@ def resolve_alarms(
         tdoc, tfile, _ = tpl
         if not tfile.alarms:
             continue
-        prefix = path + "."
-        mine = {p[len(prefix):]: t for p, t in by_path.items() if p.startswith(prefix)}
+        mine = by_instance.get(path, {})
         site_set = settings.get(inst.site)
         for name, spec in tfile.alarms.items():
             ctx = _Ctx(tdoc, ("alarms", name), inst.site, path, mine, frozenset(tfile.tags),
