@@ -7,8 +7,8 @@ every transition (alarm, from, to, action, value, limit, time, user, comment, an
 alarm's site, area and priority for the list filters and KPIs). The engine writes both in
 one transaction per batch, so a restart finds exactly the state the journal ends in.
 
-Until the platform-table registry (``engine.db.platform``) is on ``main`` the tables live on
-their own ``MetaData`` and are created at start (:func:`ensure_alarm_tables`).
+Both are platform tables (:mod:`engine.db.platform`), versioned by its revisions and brought
+up to date at start (:func:`ensure_alarm_tables`, ``campo migrate``, ``campo serve``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from engine.db.tables import UTCDateTime
+from engine.db import platform
+from engine.db.platform import ID_TYPE, UTCDateTime
 
 from .state import AlarmState, State, Transition
 
-metadata = sa.MetaData()
+metadata = platform.metadata
 
 state_table = sa.Table(
     "campo_alarm_state", metadata,
@@ -51,8 +52,7 @@ state_table = sa.Table(
 
 journal_table = sa.Table(
     "campo_alarm_journal", metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
     sa.Column("ts", UTCDateTime(), nullable=False, index=True),
     sa.Column("alarm", sa.String(255), nullable=False, index=True),
     sa.Column("site", sa.String(63), nullable=False),
@@ -66,6 +66,7 @@ journal_table = sa.Table(
     sa.Column("username", sa.String(150), nullable=True),
     sa.Column("comment", sa.String(1000), nullable=True),
     sa.Index("ix_campo_alarm_journal_site_ts", "site", "ts"),
+    sqlite_autoincrement=True,
 )
 
 _STATE_COLS = ("state", "active", "raw", "pending", "pending_since", "acked", "since",
@@ -74,8 +75,8 @@ _STATE_COLS = ("state", "active", "raw", "pending", "pending_since", "acked", "s
 
 
 def ensure_alarm_tables(engine: Engine) -> None:
-    """Create the alarm tables when missing."""
-    metadata.create_all(engine)
+    """Bring the platform tables (the alarm tables among them) up to date."""
+    platform.upgrade(engine)
 
 
 def _dump(value: Any) -> str | None:

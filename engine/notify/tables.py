@@ -1,7 +1,7 @@
 """Outbox tables: ``campo_notification`` (one row per message and channel) and
 ``campo_notification_attempt`` (every delivery attempt, its outcome and duration).
 
-Until the platform-table registry is on ``main`` they live on their own ``MetaData``.
+Both are platform tables (:mod:`engine.db.platform`), versioned by its revisions.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from engine.db.tables import UTCDateTime
+from engine.db import platform
+from engine.db.platform import ID_TYPE as _ID
+from engine.db.platform import UTCDateTime
 
-metadata = sa.MetaData()
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+metadata = platform.metadata
 
 notification_table = sa.Table(
     "campo_notification", metadata,
@@ -36,6 +37,7 @@ notification_table = sa.Table(
     sa.Column("dedupe", sa.String(400), nullable=False, unique=True),
     sa.Index("ix_campo_notification_due", "status", "next_at"),
     sa.Index("ix_campo_notification_rule", "channel", "rule", "created_at"),
+    sqlite_autoincrement=True,
 )
 
 attempt_table = sa.Table(
@@ -46,9 +48,10 @@ attempt_table = sa.Table(
     sa.Column("ok", sa.Boolean, nullable=False),
     sa.Column("error", sa.String(500), nullable=True),
     sa.Column("duration_ms", sa.Float, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 
 def ensure_notify_tables(engine: Engine) -> None:
-    """Create the outbox tables when missing."""
-    metadata.create_all(engine)
+    """Bring the platform tables (the outbox among them) up to date."""
+    platform.upgrade(engine)
