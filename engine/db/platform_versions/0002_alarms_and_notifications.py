@@ -8,7 +8,6 @@ by create_all before the alarm and outbox tables joined the registry) are adopte
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "p0002"
 down_revision = 'p0001'
 branch_labels = None
