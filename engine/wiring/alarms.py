@@ -10,8 +10,11 @@ and database (:func:`notification_service`) delivers alarm and workflow notifica
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
+import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -79,7 +82,30 @@ class AlarmWiring:
                 self.engine.listeners.append(self.publisher)
             if self.notify is not None:
                 self.notify.active_alarms = self.engine.active
-        self.web = AlarmsWeb(tags, db, actions=self.engine.act if self.engine else None)
+        actions: Any = None
+        if self.engine is not None:
+            actions = self.engine.act
+            if isinstance(hub, MqttEventHub):  # web processes elsewhere act through the bus
+                self._serving = hub.subscribe(ACTIONS, self._serve_actions)
+        elif isinstance(hub, MqttEventHub):
+            actions = RemoteActions(hub)
+        self.web = AlarmsWeb(tags, db, actions=actions)
+
+    def _serve_actions(self, requests: Any) -> None:
+        """Do the actions web processes sent over the bus; answer each on the results channel."""
+        assert self.engine is not None
+        for req in requests:
+            try:
+                until = req.get("until")
+                results = self.engine.act(
+                    req["action"], list(req["alarms"]), user=req.get("user"),
+                    roles=req.get("roles") or (), sites=req.get("sites"),
+                    comment=req.get("comment"), reason=req.get("reason"),
+                    until=dt.datetime.fromisoformat(until) if until else None)
+            except (KeyError, TypeError, ValueError) as exc:
+                results = [{"alarm": a, "ok": False, "status": 400, "error": str(exc)}
+                           for a in req.get("alarms") or []]
+            self.hub.publish(RESULTS, [{"id": req.get("id"), "results": results}])
 
     @property
     def sinks(self) -> list[Any]:
@@ -105,6 +131,51 @@ class AlarmWiring:
         if self.publisher is not None:
             self.publisher.close()
         self.hub.close()
+
+
+ACTIONS = "alarm_actions"
+RESULTS = "alarm_results"
+
+
+class RemoteActions:
+    """``AlarmsWeb.actions`` for a web process apart from the engine: a request on the bus's
+    ``alarm_actions`` channel, the answer on ``alarm_results`` (or 504 after ``timeout``)."""
+
+    def __init__(self, hub: EventHub, timeout: float = 10.0) -> None:
+        self.hub = hub
+        self.timeout = timeout
+        self._waiting: dict[str, tuple[threading.Event, list[Any]]] = {}
+        self._lock = threading.Lock()
+        hub.subscribe(RESULTS, self._answer)
+
+    def _answer(self, answers: Any) -> None:
+        for a in answers:
+            with self._lock:
+                waiter = self._waiting.get(str(a.get("id")))
+            if waiter is not None:
+                waiter[1].append(a.get("results") or [])
+                waiter[0].set()
+
+    def __call__(self, action: str, alarms: Any, **kw: Any) -> list[dict[str, Any]]:
+        req_id = uuid.uuid4().hex
+        event, box = threading.Event(), []
+        with self._lock:
+            self._waiting[req_id] = (event, box)
+        until = kw.get("until")
+        try:
+            self.hub.publish(ACTIONS, [{
+                "id": req_id, "action": action, "alarms": list(alarms), "user": kw.get("user"),
+                "roles": sorted(kw.get("roles") or ()), "sites": kw.get("sites"),
+                "comment": kw.get("comment"), "reason": kw.get("reason"),
+                "until": until.isoformat() if until else None}])
+            if not event.wait(self.timeout):
+                return [{"alarm": a, "ok": False, "status": 504,
+                         "error": f"no answer from the alarm engine in {self.timeout:g} s"}
+                        for a in alarms]
+            return list(box[0])
+        finally:
+            with self._lock:
+                self._waiting.pop(req_id, None)
 
 
 def workflow_notifier(settings: Settings, db: Engine,
