@@ -173,6 +173,7 @@ def health_blueprint(health: Health) -> Blueprint:
 
     @blp.route("", endpoint="health")
     @blp.doc(summary="Health of the API, its database and its MQTT broker",
+             security=[],  # public: probes and update supervisors call it without a token
              responses={"200": {"description": "ok or degraded"},
                         "503": {"description": "the database is down"}})
     def get_health() -> Response:

@@ -65,6 +65,30 @@ def _extension(app: Flask) -> LiveTags:
     return live
 
 
+def _json_doc(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+#: one tag as served (``LiveTags.describe``); documentation only
+_TAG = {"type": "object", "description": "a tag with its current value, quality and time",
+        "properties": {"path": {"type": "string"}}, "additionalProperties": True}
+#: documented answers of the /api/tags operations (OpenAPI; documentation only)
+_DOCS: dict[str, dict[str, Any]] = {
+    "list": {"200": _json_doc("the caller's tags matching the query", {
+        "type": "object", "properties": {"items": {"type": "array", "items": _TAG},
+                                         "count": {"type": "integer"}}})},
+    "get": {"200": _json_doc("the tag", _TAG),
+            "404": {"description": "no such tag (or not on the caller's sites)"}},
+    "write": {"200": _json_doc("the value written, as read back", {
+        "type": "object", "properties": {
+            "path": {"type": "string"}, "requested": {}, "value": {}, "ok": {"type": "boolean"},
+            "rounded": {"type": "boolean"}, "note": {"type": "string", "nullable": True}}}),
+              "403": {"description": "the caller may not write this tag"},
+              "404": {"description": "no such tag"},
+              "422": {"description": "the value breaks the tag's limits or type"}},
+}
+
+
 def build_blueprint(live: LiveTags) -> Blueprint:
     """The ``/api/tags`` blueprint."""
     blp = Blueprint("tags", __name__, url_prefix="/api/tags",
@@ -72,6 +96,7 @@ def build_blueprint(live: LiveTags) -> Blueprint:
 
     @blp.route("")
     @blp.arguments(TagQuery, location="query")
+    @blp.doc(responses=_DOCS["list"])
     def list_tags(args: dict[str, Any]) -> dict[str, Any]:
         """Tags with their current value, quality and timestamp (of the caller's sites)."""
         p = current_principal()
@@ -84,6 +109,7 @@ def build_blueprint(live: LiveTags) -> Blueprint:
                 "count": len(tags)}
 
     @blp.route("/<path:path>")
+    @blp.doc(responses=_DOCS["get"])
     def get_tag(path: str) -> dict[str, Any]:
         """One tag with its current value."""
         tag = live.get(path, current_principal())
@@ -93,6 +119,7 @@ def build_blueprint(live: LiveTags) -> Blueprint:
 
     @blp.route("/<path:path>/write", methods=["POST"])
     @blp.arguments(WriteBody)
+    @blp.doc(responses=_DOCS["write"])
     def write_tag(body: dict[str, Any], path: str) -> dict[str, Any]:
         """Write a value (permission and limits from YAML), confirmed by read-back."""
         p = current_principal()

@@ -27,8 +27,11 @@ from test_auth_support import PASSWORD, bearer, build_settings
 from engine.api import create_app
 from engine.auth import api_hooks, auth_init_hook
 from engine.auth.users import create_user
+from engine.bus import InProcessBus
 from engine.db import build_metadata, create_engine_for
 from engine.rules import load_project
+from engine.wiring.edge import EdgePlugin
+from metamodel.tags import load_tags
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +61,10 @@ def target(db_url: str, tmp_path: Path) -> Iterator[Target]:
     build_metadata(model).create_all(engine)
     conf = build_settings(tmp_path, api_rate_limit="1000000 per minute",
                           login_rate_limit="1000000 per minute")
+    tags = load_tags(REPO, roles=list(model.roles))
+    live = EdgePlugin(tags, InProcessBus(), engine, run_runtime=False)  # /api/tags, no polling
     app = create_app(model, engine, conf, **api_hooks(),
-                     on_init=[auth_init_hook(engine, conf, model)])
+                     on_init=[auth_init_hook(engine, conf, model), live.init_app])
     state = app.extensions["campo_auth"]
     with engine.begin() as conn:
         create_user(conn, model, username="ada", now=state.now(), roles=["admin"],
@@ -91,6 +96,11 @@ def test_the_served_document_is_valid_openapi(target: Target) -> None:
     # the password rule is the server's
     pw = schemas["PasswordChange"]["properties"]["new_password"]
     assert pw["minLength"] == 8
+    # /api/health is public; /api/tags documents its answers
+    assert spec["paths"]["/api/health"]["get"]["security"] == []
+    for path in ("/api/tags", "/api/tags/{path}", "/api/tags/{path}/write"):
+        op = next(iter(v for k, v in spec["paths"][path].items() if k in ("get", "post")))
+        assert "content" in op["responses"]["200"], path
     # a create links to the record's operations (what the stateful fuzzer follows)
     created = spec["paths"]["/api/maintenance/work_order"]["post"]["responses"]["201"]
     assert {"GetRecord", "PatchRecord", "DeleteRecord", "ActionsRecord"} <= set(
