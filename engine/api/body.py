@@ -19,9 +19,9 @@ def _reject_constant(name: str) -> Any:
 def read_json() -> Any:
     """The request body as JSON; 415 for another content type, 400 when malformed."""
     mimetype = request.mimetype
-    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
-        raise ApiError(415, f"send a JSON body with Content-Type: application/json, "
-                       f"not {mimetype}")
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise ApiError(415, "send a JSON body with Content-Type: application/json, "
+                       + (f"not {mimetype}" if mimetype else "not without a Content-Type"))
     raw = request.get_data(cache=False)
     if not raw.strip():
         raise ApiError(400, "the request needs a JSON body")

@@ -133,8 +133,13 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"'{text}' is not a boolean (use true or false)")
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
 def parse_date(text: str) -> dt.date:
     try:
+        if not _DATE.fullmatch(text.strip()):  # not the compact 20240101 Python also takes
+            raise ValueError(text)
         return dt.date.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"'{text}' is not a date (YYYY-MM-DD)") from None
@@ -360,6 +365,15 @@ class DecimalDigits(mv.Validator):
         return value
 
 
+class StrictDate(mf.Date):
+    """A date written ``YYYY-MM-DD`` only (not the compact ``20240101`` Python also reads)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kw: Any) -> dt.date:
+        if not isinstance(value, str) or not _DATE.fullmatch(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kw)  # type: ignore[no-any-return]
+
+
 class DateBounds(mv.Validator):
     """A date range (not an ``mv.Range``, which apispec would document as numbers)."""
 
@@ -433,7 +447,7 @@ def input_field(name: str, f: Any, *, required: bool, nested: type[ma.Schema] | 
             meta["description"] = " ".join(filter(None, [
                 meta.get("description"), f"from {f.min}" if f.min else None,
                 f"until {f.max}" if f.max else None]))
-        return mf.Date(validate=validators, **opts)
+        return StrictDate(validate=validators, **opts)
     if t == "datetime":
         return UTCDateTime(default_timezone=dt.UTC, **opts)
     if t == "json":

@@ -32,7 +32,8 @@ from sqlalchemy.engine import Connection
 
 from . import security
 from .errors import ApiError
-from .writes import delete_record, insert_records, update_record
+from .reads import get_record
+from .writes import delete_record, insert_records, missing_or_stale, update_record
 
 if TYPE_CHECKING:
     from .context import ApiContext
@@ -80,6 +81,8 @@ def write(ctx: ApiContext, conn: Connection, res: Resource, op: Write) -> list[d
             before = security.before_write(ctx, conn, res, op.record_id)
         elif security.visible(ctx, conn, res, op.record_id, lock=True) is False:
             raise ApiError(404, f"{res.qualname} {op.record_id} not found")
+    if _changes_nothing(op):  # PATCH {}: nothing to write, no new version, no audit row
+        return [_unchanged(conn, res, op)]
     if op.kind != "delete":
         security.check_readonly(ctx, res, op.items, before, op.action, op.record_id)
         security.check_links(ctx, conn, res, op.items, bulk=op.bulk, before=before)
@@ -97,6 +100,22 @@ def write(ctx: ApiContext, conn: Connection, res: Resource, op: Write) -> list[d
         ctx.record_change(conn, action=op.action, entity=res.qualname, record_id=op.record_id,
                           before=before, after=out[0] if out else None)
     return out
+
+
+def _changes_nothing(op: Write) -> bool:
+    """A PATCH that names no field (``{}`` or only ``version``)."""
+    return (op.kind == "update" and op.partial and op.data is None and len(op.items) == 1
+            and not set(op.items[0]) - {"version"})
+
+
+def _unchanged(conn: Connection, res: Resource, op: Write) -> dict[str, Any]:
+    """The record as it is (404 when missing, 409 when ``version`` is stale)."""
+    assert op.record_id is not None
+    expected = op.items[0].get("version")
+    item = get_record(conn, res, op.record_id)
+    if item is None or (expected is not None and expected != item["version"]):
+        raise missing_or_stale(conn, res, op.record_id, expected)
+    return item
 
 
 def _run(conn: Connection, res: Resource, op: Write) -> list[dict[str, Any]]:

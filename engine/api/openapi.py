@@ -96,8 +96,10 @@ def resource_docs(res: Resource) -> dict[str, dict[str, Any]]:
                                             "the created records, in input order"),
                                **_errors(400, 403, 409, 415, 422)}},
         "get": {"summary": f"Read a {label} record", "tags": tags,
+                "parameters": [p for p in _CONTROL_PARAMETERS
+                               if p["name"] in ("fields", "expand")],
                 "responses": {"200": _json(record, "the record with its child tables"),
-                              **_errors(403, 404)}},
+                              **_errors(400, 403, 404)}},
         "put": {"summary": f"Replace a {label} record", "tags": tags, "requestBody": body,
                 "description": "Fields left out take their default (as on create); table "
                                "fields left out become empty. Send the version you read.",

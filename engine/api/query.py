@@ -146,7 +146,10 @@ def _parse_filters(res: Resource, args: MultiDict[str, str], dialect: str,
     for param in args:
         if param in CONTROL:
             continue
-        name, _, op = param.partition("__")
+        name, sep, op = param.partition("__")
+        if sep and not op:
+            raise QueryError(param, f"'{param}' names no operator after '__'"
+                             + _hint(expected_one_of(op, list(OPERATORS))))
         op = op or "eq"
         codec = codecs.get(name)
         if codec is None:
@@ -174,7 +177,7 @@ def _parse_sort(res: Resource, text: str | None, hidden: frozenset[str] = frozen
     codecs = visible_codecs(res, hidden)
     for part in _split(text or ""):
         desc = part.startswith("-")
-        name = part.lstrip("+-")
+        name = part[1:] if part[0] in "+-" else part  # one sign at most: '--code' is wrong
         codec = codecs.get(name)
         if codec is None or not codec.sortable:
             why = "is not sortable" if codec else "is not a field"
@@ -212,7 +215,8 @@ def parse_list_query(res: Resource, args: MultiDict[str, str], *, default_limit:
         raise QueryError("limit", f"limit {limit} is larger than the maximum page size "
                          f"{max_limit}")
     offset = _int_param(args, "offset", 0, *bounds.OFFSET)
-    count = (_single(args, "count") or "none").strip().lower()
+    count_text = _single(args, "count")
+    count = "none" if count_text is None else count_text.strip().lower()
     if count not in COUNT_MODES:
         raise QueryError("count", f"count must be one of {', '.join(COUNT_MODES)}")
     sort_text = _single(args, "sort") or ""

@@ -107,6 +107,8 @@ def list_page(conn: Connection, res: Resource, q: ListQuery,
         for name in q.expand:
             _expand(conn, res, name, items, resources)
     count = None if q.count == "none" else count_rows(conn, res, q)
+    if count is not None and q.count == "estimated":  # never fewer than the page shows
+        count = max(count, q.offset + len(items) + (1 if next_cursor else 0))
     return {"items": items, "next_cursor": next_cursor, "count": count}
 
 

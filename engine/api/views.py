@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from werkzeug.datastructures import MultiDict
 
 from metamodel import Model
 
@@ -35,6 +36,9 @@ from .workflow import add_workflow_routes
 from .writes import Referrer, explain_integrity, restricting_references
 
 log = logging.getLogger(__name__)
+
+#: query parameters of ``GET /<entity>/<id>``
+ONE_RECORD_PARAMS = ("fields", "expand")
 
 
 def _query_error(err: QueryError) -> ApiError:
@@ -97,8 +101,27 @@ def make_views(ctx: ApiContext, res: Resource) -> tuple[type[MethodView], type[M
 
     def get_one(self: MethodView, record_id: int) -> Response:
         ctx.check(res, "read")
-        with engine.connect() as conn:
-            item = security.get_visible(ctx, conn, res, record_id)  # scope, hidden fields
+        args = request.args
+        for param in args:
+            if param not in ONE_RECORD_PARAMS:
+                message = (f"unknown parameter '{param}' (a single record takes "
+                           f"{' and '.join(ONE_RECORD_PARAMS)})")
+                raise ApiError(400, message, {"query": {param: [message]}})
+        if not args:
+            with engine.connect() as conn:
+                item = security.get_visible(ctx, conn, res, record_id)  # scope, hidden
+        else:  # fields= / expand=: the list's machinery, on this one record
+            chosen: MultiDict[str, str] = MultiDict(args.items(multi=True))
+            chosen.add("id", str(record_id))
+            q = security.list_query(ctx, res, chosen)
+            for name in q.expand:
+                ctx.check(ctx.resources[res.links[name]], "read")
+            if q.fields is None:
+                q.tables = list(dict.fromkeys([*q.tables, *res.children]))
+            with engine.connect() as conn:
+                items = list_page(conn, res, q, ctx.resources)["items"]
+                security.shape(ctx, conn, res, items)
+            item = items[0] if items else None
         if item is None:
             raise ApiError(404, f"{res.qualname} {record_id} not found")
         return json_response(item)
