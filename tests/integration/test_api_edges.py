@@ -110,11 +110,16 @@ def test_an_empty_patch_changes_nothing(env: Any) -> None:
     assert r.json["version"] == 2
 
 
-def test_estimated_counts_are_never_smaller_than_the_page(env: Any, db_url: str) -> None:
+def test_estimated_counts_are_never_smaller_than_the_page(env: Any) -> None:
     c = env.client
-    r = c.post("/api/plant/site/bulk", json=[{"name": f"S{i}"} for i in range(30)])
+    r = c.post("/api/plant/site/bulk", json=[{"name": f"S{i:02}"} for i in range(30)])
     assert r.status_code == 201
-    for query in ("limit=20", "limit=10&offset=15", "limit=5&name__gte=S1"):
+    if env.engine.dialect.name == "postgresql":  # statistics now say 30 rows...
+        with env.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE plant_site")
+    r = c.post("/api/plant/site/bulk", json=[{"name": f"T{i:02}"} for i in range(30)])
+    assert r.status_code == 201  # ...while there are 60
+    for query in ("limit=50", "limit=10&offset=45", "limit=5&name__gte=S1"):
         page = c.get(f"/api/plant/site?count=estimated&{query}").json
         offset = int(query.split("offset=")[1].split("&")[0]) if "offset=" in query else 0
         more = 1 if page["next_cursor"] else 0
