@@ -137,6 +137,12 @@ class Workflow:
     #: every code of the enum field, in its order
     states: dict[str, State]
     transitions: tuple[TransitionSpec, ...]
+    #: states in which a record may be deleted (None: every state)
+    deletable_in: frozenset[str] | None = None
+
+    def may_delete_in(self, state: str) -> bool:
+        """Whether a record in ``state`` may be deleted (``deletable_in:``)."""
+        return self.deletable_in is None or state in self.deletable_in
 
     def actions_from(self, state: str) -> list[TransitionSpec]:
         """Transitions that can start from ``state``, in declaration order."""
@@ -170,7 +176,8 @@ def resolve_workflow(spec: WorkflowSpec, enum_field: Any) -> Workflow:
     default = getattr(enum_field, "default", None)
     initial = spec.initial or (default if isinstance(default, str) and default in states
                                else next(iter(states), ""))
-    return Workflow(spec.field, initial, states, tuple(spec.transitions))
+    return Workflow(spec.field, initial, states, tuple(spec.transitions),
+                    frozenset(spec.deletable_in) if spec.deletable_in is not None else None)
 
 
 # --------------------------------------------------------------------------- expressions

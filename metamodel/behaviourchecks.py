@@ -288,6 +288,8 @@ def _check_workflow(r: _Reporter, d: EntityDef, ent: Entity, roles: dict[str, Ro
             r.value(("fields", wf.field, "default"),
                     f"default '{default}' differs from the workflow's initial state "
                     f"'{wf.initial}'", "remove the field's default or make them the same")
+    for i, code in enumerate(wf.deletable_in or ()):
+        state(code, ("workflow", "deletable_in", i))
     for code, st in wf.states.items():
         for i, fname in enumerate(st.editable or ()):
             p = ("workflow", "states", code, "editable", i)

@@ -385,6 +385,9 @@ class WorkflowSpec(Spec):
         [], description="The actions that move a record between states.",
         examples=[[{"action": "approve", "from": ["draft"], "to": "approved",
                     "roles": ["supervisor"]}]])
+    deletable_in: list[EnumValue] | None = Field(
+        None, description="States in which a record may be deleted (a delete in another "
+        "state answers 409). Default: every state.", examples=[["draft"]])
 
 
 class EntitySpec(Spec):

@@ -14,6 +14,7 @@ them). In order it:
 3. checks the links the write makes point at records inside the caller's scope (422);
 4. runs the statement (the model's rules run inside it, :mod:`engine.api.prepare`) and the
    caller's ``then`` step (e.g. the ``campo_transition`` row);
+   (a delete first checks the workflow state allows it: ``deletable_in``, else 409);
 5. checks every written record is still inside the caller's scope (a 403 ``Denied``, rolled
    back with the rest) — a write may not move a record where its writer cannot see it;
 6. writes one audit row per record through ``ctx.record_change``.
@@ -28,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import security
@@ -81,6 +83,8 @@ def write(ctx: ApiContext, conn: Connection, res: Resource, op: Write) -> list[d
             before = security.before_write(ctx, conn, res, op.record_id)
         elif security.visible(ctx, conn, res, op.record_id, lock=True) is False:
             raise ApiError(404, f"{res.qualname} {op.record_id} not found")
+    if op.kind == "delete":
+        _check_deletable(conn, res, op.record_id, before)
     if _changes_nothing(op):  # PATCH {}: nothing to write, no new version, no audit row
         return [_unchanged(conn, res, op)]
     if op.kind != "delete":
@@ -100,6 +104,22 @@ def write(ctx: ApiContext, conn: Connection, res: Resource, op: Write) -> list[d
         ctx.record_change(conn, action=op.action, entity=res.qualname, record_id=op.record_id,
                           before=before, after=out[0] if out else None)
     return out
+
+
+def _check_deletable(conn: Connection, res: Resource, record_id: int | None,
+                     before: Mapping[str, Any] | None) -> None:
+    """409 when the record's workflow state does not allow deleting it (``deletable_in``)."""
+    wf = res.entity.workflow
+    if wf is None or wf.deletable_in is None or record_id is None:
+        return
+    t = res.table
+    state = before.get(wf.field) if before is not None else conn.execute(
+        sa.select(t.c[wf.field]).where(t.c.id == record_id)).scalar()
+    if state is not None and not wf.may_delete_in(state):
+        allowed = ", ".join(sorted(wf.deletable_in)) or "none"
+        message = (f"cannot delete {res.qualname} {record_id} in state '{state}'; records are "
+                   f"deleted only in: {allowed}")
+        raise ApiError(409, message, {"json": {wf.field: [message]}})
 
 
 def _changes_nothing(op: Write) -> bool:
