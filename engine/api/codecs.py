@@ -398,7 +398,8 @@ def input_field(name: str, f: Any, *, required: bool, nested: type[ma.Schema] | 
         meta["description"] = labels_of(f.help, name).get("en")
     if getattr(f, "unit", None):
         meta["x-unit"] = f.unit
-    if f.default_expression is not None:  # '=today()': evaluated per write, not a value
+    if f.default_expression is not None or (  # '=today()', today, now: evaluated per write
+            f.type in ("date", "datetime") and f.default in ("today", "now")):
         meta["x-default-expression"] = f.default
     elif f.default is not None and f.type != "table":
         meta["default"] = (f.default.isoformat() if isinstance(f.default, dt.date)
