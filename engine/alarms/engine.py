@@ -26,6 +26,7 @@ import datetime as dt
 import heapq
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 BAD, UNCERTAIN, GOOD = 0, 1, 2
 #: the pipeline's reason for a tag no device answered yet: unknown, not bad
 NOT_READ = "not read yet"
+#: seconds between two deletions of journal rows past the retention
+PRUNE_EVERY = 3600.0
 #: operator actions and the permission (``roles:`` key) each needs
 ACTIONS: dict[str, str] = {
     "acknowledge": "acknowledge", "shelve": "shelve", "unshelve": "shelve",
@@ -143,9 +146,15 @@ class AlarmEngine:
             self._thread = None
 
     def _timer_main(self) -> None:
+        pruned = 0.0
         while not self._stop.wait(self.timer_period):
             try:
                 self.tick()
+                if self.store is not None and time.monotonic() - pruned >= PRUNE_EVERY:
+                    pruned = time.monotonic()
+                    gone = self.store.prune(self.clock())
+                    if gone:
+                        log.info("alarm journal: %d row(s) past the retention deleted", gone)
             except Exception:  # a failing tick must not end the timers
                 self.failures += 1
                 log.exception("alarm timers failed")

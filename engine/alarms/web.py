@@ -171,7 +171,10 @@ def build_blueprint(web: AlarmsWeb) -> Blueprint:
         """ISA-18.2 alarm-system KPIs over a period, each beside its target."""
         p = current_principal()
         end = args.get("to") or web.clock()
-        start = args.get("from_") or end - dt.timedelta(days=1)
+        try:
+            start = args.get("from_") or end - dt.timedelta(days=1)
+        except OverflowError:
+            fail(400, "'to' is too early for the default one-day period", field="to")
         if start >= end:
             fail(400, "'from' must be before 'to'", field="from")
         t = journal_table

@@ -55,7 +55,13 @@ def check_before_start(settings: Settings, model: Any) -> None:
     except AuthConfigError as err:
         raise UserError(str(err)) from None
     try:
-        load_site_tags(settings.project, model)
+        tags = load_site_tags(settings.project, model)
+        if tags is not None and tags.alarms:  # alarm expressions and notify/: fail here
+            from engine.alarms.compile import compile_alarms
+            from metamodel.notify import load_notify
+
+            compile_alarms(tags)
+            load_notify(settings.project)
     except DefinitionError as err:
         raise UserError(err.report()) from None
     if settings.bus not in ("inproc", "mqtt"):

@@ -267,3 +267,13 @@ def test_a_return_to_normal_during_downtime_is_journaled_at_restart(
     with db.connect() as conn:
         n = conn.execute(sa.select(sa.func.count()).select_from(state_table)).scalar_one()
     assert n >= 1
+
+
+def test_journal_rows_past_the_retention_are_pruned(compiled: Any, db: sa.Engine) -> None:
+    e = AlarmEngine(compiled, AlarmStore(db, retention_days=30), timer_period=0)
+    feed(e, 0, **NORMAL)
+    feed(e, 1, current=60.0)
+    assert len(journal(db)) == 1
+    assert e.store is not None and e.store.prune(at(1) + dt.timedelta(days=29)) == 0
+    assert e.store.prune(at(1) + dt.timedelta(days=31)) == 1
+    assert journal(db) == []

@@ -4,6 +4,7 @@ setpoints, delays) or the engine (expressions) finds the problem; warnings are g
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,17 @@ def test_site_rules_name_tags_below_the_site(project) -> None:  # type: ignore[n
     assert header.when({"s.a.w1.pip": 9.0, "s.w2.pip": 7.0}) is True
     assert header.when({"s.a.w1.pip": 9.0, "s.w2.pip": 5.0}) is False
     assert header.rule.asset == "HEADER" and header.rule.instance is None
+
+
+def test_campo_serve_refuses_a_bad_alarm_rule_before_starting(tmp_path: Path) -> None:
+    from engine.errors import UserError
+    from engine.settings import Settings
+    from engine.wiring.serve import check_before_start
+
+    shutil.copytree(FIXTURES / "invalid" / "unknown_tag_in_expression" / "tags",
+                    tmp_path / "tags")
+    settings = Settings(project=tmp_path, data_dir=tmp_path, jwt_secret="s" * 40)
+    with pytest.raises(UserError) as info:
+        check_before_start(settings, None)
+    assert "tags/templates/pump.yaml:13:15: alarms.stopped.when: unknown name 'runing'" in \
+        str(info.value)
