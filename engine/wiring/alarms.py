@@ -190,10 +190,11 @@ def workflow_notifier(settings: Settings, db: Engine,
                **kw: Any) -> Any:
         out = record_change(conn, action=action, entity=entity, record_id=record_id, **kw)
         if action.startswith("workflow."):
-            from engine.auth import current_principal
+            from engine.auth.principal import optional_principal
 
+            who = optional_principal()
             service.enqueue_workflow(conn, entity, action.split(".", 1)[1], record_id,
-                                     kw.get("after"), current_principal().username)
+                                     kw.get("after"), who.username if who else None)
         return out
 
     return hooked
