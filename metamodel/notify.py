@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
@@ -200,7 +200,8 @@ def load_notify(root: Path) -> NotifyFile | None:
                 other[key] = getattr(f, key)
     if problems:
         problems.raise_if_any()
-    config = NotifyFile.model_construct(**merged, **{
+    construct: Any = NotifyFile.model_construct  # kwargs of mixed types, validated above
+    config: NotifyFile = construct(**merged, **{
         "limits": other.get("limits"), "max_attempts": other.get("max_attempts", 20),
         "retry_base": other.get("retry_base", "2s"), "retry_max": other.get("retry_max", "10m")})
     for doc, f in docs:

@@ -55,11 +55,20 @@ ACTIONS: dict[str, str] = {
 class Sample(Protocol):
     """A tag change as the runtime's sinks get it."""
 
-    tag: str
-    value: Any
-    quality: Any
-    ts: dt.datetime
-    reason: str | None
+    @property
+    def tag(self) -> str: ...
+
+    @property
+    def value(self) -> Any: ...
+
+    @property
+    def quality(self) -> Any: ...
+
+    @property
+    def ts(self) -> dt.datetime: ...
+
+    @property
+    def reason(self) -> str | None: ...
 
 
 Listener = Callable[[list[dict[str, Any]]], None]
@@ -68,7 +77,7 @@ Listener = Callable[[list[dict[str, Any]]], None]
 class Outbox(Protocol):
     """Where the engine hands events that may notify someone (in its transaction)."""
 
-    def enqueue(self, conn: Any, events: Sequence[dict[str, Any]]) -> None: ...
+    def enqueue(self, conn: Any, events: Sequence[dict[str, Any]]) -> object: ...
 
 
 def _utcnow() -> dt.datetime:

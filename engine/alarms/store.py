@@ -96,7 +96,7 @@ def state_row(st: AlarmState, site: str, now: dt.datetime) -> dict[str, Any]:
     return row
 
 
-def from_row(row: Mapping[str, Any]) -> AlarmState:
+def from_row(row: Mapping[Any, Any]) -> AlarmState:
     """An :class:`AlarmState` restored from its row (not fresh: delays wait for a value)."""
     st = AlarmState(row["alarm"])
     for c in _STATE_COLS:
@@ -158,7 +158,7 @@ def journal_row(t: Transition, meta: Mapping[str, Any]) -> dict[str, Any]:
             "comment": None if t.comment is None else t.comment[:1000]}
 
 
-def journal_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def journal_json(row: Mapping[Any, Any]) -> dict[str, Any]:
     """A journal row as the API shows it."""
     return {"id": row["id"], "ts": row["ts"].isoformat(), "alarm": row["alarm"],
             "site": row["site"], "area": row["area"], "priority": row["priority"],
@@ -167,7 +167,7 @@ def journal_json(row: Mapping[str, Any]) -> dict[str, Any]:
             "user": row["username"], "comment": row["comment"]}
 
 
-def state_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def state_json(row: Mapping[Any, Any]) -> dict[str, Any]:
     """A state row as the API shows it (without the rule's texts)."""
     def iso(v: dt.datetime | None) -> str | None:
         return None if v is None else v.isoformat()

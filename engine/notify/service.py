@@ -258,7 +258,7 @@ class NotificationService:
             self._deliver(row)
         return tried
 
-    def _deliver(self, row: Mapping[str, Any]) -> None:
+    def _deliver(self, row: Mapping[Any, Any]) -> None:
         start = time.monotonic()
         error: str | None = None
         try:
@@ -293,7 +293,7 @@ class NotificationService:
                 duration_ms=ms))
             conn.execute(t.update().where(t.c.id == row["id"]).values(**values))
 
-    def _send(self, row: Mapping[str, Any]) -> None:
+    def _send(self, row: Mapping[Any, Any]) -> None:
         ch = self.config.channels.get(row["channel"])
         if ch is None:
             raise DeliveryError(f"channel '{row['channel']}' is no longer configured")
@@ -331,7 +331,7 @@ class NotificationService:
             held = conn.execute(sa.select(t.c.id, t.c.channel, t.c.rule, t.c.subject,
                                           t.c.created_at, t.c.recipients)
                                 .where(t.c.status == "held").order_by(t.c.id)).mappings().all()
-            by_channel: dict[str, list[Mapping[str, Any]]] = {}
+            by_channel: dict[str, list[Mapping[Any, Any]]] = {}
             for r in held:
                 by_channel.setdefault(r["channel"], []).append(r)
             for ch, items in by_channel.items():

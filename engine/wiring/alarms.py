@@ -158,7 +158,7 @@ class RemoteActions:
 
     def __call__(self, action: str, alarms: Any, **kw: Any) -> list[dict[str, Any]]:
         req_id = uuid.uuid4().hex
-        event, box = threading.Event(), []
+        event, box = threading.Event(), list[list[dict[str, Any]]]()
         with self._lock:
             self._waiting[req_id] = (event, box)
         until = kw.get("until")
