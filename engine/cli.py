@@ -20,6 +20,7 @@ from typing import Any
 from .alarms import commands as alarm_commands
 from .auth import commands as auth_commands
 from .db import commands as db_commands
+from .demo import commands as demo_commands
 from .errors import UserError
 from .options import add_project_option, load_model, settings_from
 from .rules import commands as rules_commands
@@ -40,6 +41,7 @@ COMMANDS: tuple[Register, ...] = (
     auth_commands.register,
     rules_commands.register,
     alarm_commands.register,
+    demo_commands.register,
 )
 
 

@@ -21,6 +21,7 @@ from .entities import record_type, scope_for_entity
 from .errors import EvalError, ExprError, location_in_yaml
 from .expression import Expression, compile
 from .functions import FUNCTIONS
+from .mathfunctions import _pseudo_random  # noqa: F401  (registers exp, ln, sqrt, pseudo_random)
 from .runtime import Context
 from .scope import DEFAULT_LIMITS, DEFAULT_USER, FieldType, Limits, ObjectType, Scope, Type
 

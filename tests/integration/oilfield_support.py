@@ -91,3 +91,28 @@ def small_field(f: Field) -> dict[str, Any]:
             "uwi": uwi, "name": name, "pad": pads[pad]["id"], "well_type": "oil_producer",
             "lift_method": "ESP"})
     return {"oil_field": of, "facility": fac, "pads": pads, "wells": wells}
+
+
+def signed_in_export(root: Path, db_url: str, tmp_path: Path) -> tuple[bytes, bytes]:
+    """The WITSML export of one drilled well's reports and the PRODML export of one day of
+    an already loaded database, fetched by an admin through the API."""
+    model = load_project(root)
+    engine = create_engine_for(db_url)
+    settings = build_settings(tmp_path)
+    app = create_app(model, engine, settings, **api_hooks(),
+                     on_init=[auth_init_hook(engine, settings, model, hasher=FAST_HASHER)])
+    state = app.extensions["campo_auth"]
+    with engine.begin() as conn:
+        create_user(conn, model, username="ada", now=state.now(), roles=["admin"], sites=["*"],
+                    password_hash=state.passwords.hash(PASSWORD))
+    c = app.test_client()
+    r = c.post("/api/auth/login", json={"username": "ada", "password": PASSWORD})
+    h = bearer(r.json["access_token"])
+    well = c.get("/api/wells/well?uwi=AR-NQ-EP-0039", headers=h).json["items"][0]
+    w = c.get(f"/api/drilling/drilling_report/exports/witsml?well={well['id']}"
+              "&sort=report_date", headers=h)
+    p = c.get("/api/production/daily_production/exports/prodml?prod_date=2026-11-29",
+              headers=h)
+    assert w.status_code == 200 and p.status_code == 200, (w.data[:300], p.data[:300])
+    engine.dispose()
+    return w.data, p.data
