@@ -29,6 +29,8 @@ from .language import DataSet, Step, combinations
 
 log = logging.getLogger(__name__)
 SERVICE_USER = "campo-demo"
+#: records per bulk request (steps without actions are created in bulk)
+BULK = 200
 _TYPES = {bool: Type.BOOL, int: Type.NUMBER, float: Type.NUMBER, Decimal: Type.NUMBER,
           str: Type.STRING, dt.date: Type.DATE, dt.datetime: Type.DATETIME}
 
@@ -193,6 +195,20 @@ class ApiWriter:
                 self.actions += 1
 
 
+def _flush(writer: ApiWriter, entity: str, pending: list[tuple[str, dict[str, Any]]],
+           have: dict[str, int], bar: Progress) -> None:
+    """Create the pending records of ``entity`` in one bulk request."""
+    if not pending:
+        return
+    items = writer.call("POST", writer.url(entity) + "/bulk",
+                        [body for _, body in pending])["items"]
+    for (key, _), item in zip(pending, items, strict=True):
+        have[key] = int(item["id"])
+    writer.created += len(pending)
+    bar.step(entity, len(pending))
+    pending.clear()
+
+
 def run_steps(writer: ApiWriter, sets: list[tuple[Path, DataSet]], out: TextIO) -> None:
     """Create every record of every step, with a progress bar on ``out``."""
     plans: list[tuple[str, Step, StepRunner, list[dict[str, Any]]]] = []
@@ -208,6 +224,8 @@ def run_steps(writer: ApiWriter, sets: list[tuple[Path, DataSet]], out: TextIO) 
     bar = Progress(total, out)
     for where, step, runner, envs in plans:
         have = writer.existing(step.entity, step.keys)
+        pending: list[tuple[str, dict[str, Any]]] = []   # (key, body) for one bulk request
+
         for env in envs:
             for literal in step.records or [{}]:
                 literal = dict(literal)
@@ -219,6 +237,11 @@ def run_steps(writer: ApiWriter, sets: list[tuple[Path, DataSet]], out: TextIO) 
                     raise UserError(f"{where}: the record has no value for key {missing}")
                 key = key_text([_jsonable(values[k]) for k in step.keys])
                 rid = have.get(key)
+                if rid is None and not actions and all(k != key for k, _ in pending):
+                    pending.append((key, _jsonable(values)))     # created in bulk, in order
+                    if len(pending) >= BULK:
+                        _flush(writer, step.entity, pending, have, bar)
+                    continue
                 if rid is None:
                     rid = int(writer.call("POST", writer.url(step.entity), _jsonable(values))["id"])
                     have[key] = rid
@@ -228,6 +251,7 @@ def run_steps(writer: ApiWriter, sets: list[tuple[Path, DataSet]], out: TextIO) 
                 if actions and runner.run_actions(env):
                     writer.run_actions(step.entity, rid, actions)
                 bar.step(step.entity)
+        _flush(writer, step.entity, pending, have, bar)
     bar.close()
 
 
