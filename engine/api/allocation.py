@@ -196,7 +196,7 @@ def add_allocation_routes(ctx: ApiContext, res: Resource, blp: Blueprint) -> Non
                      "description": "compute only"}],
         responses={"200": {"description": "the totals, factors and each row's shares"},
                    "403": "FORBIDDEN", "404": "NOT_FOUND", "422": "UNPROCESSABLE_ENTITY"})
-    blp.route(f"/{ent}/<int:record_id>/allocations/<any({', '.join(names)}):allocation>",
+    blp.route(f"/{ent}/<id:record_id>/allocations/<any({', '.join(names)}):allocation>",
               endpoint=f"{ent}_allocation", methods=["POST"],
               parameters=[ID_PARAMETER, {"in": "path", "name": "allocation", "required": True,
                                          "schema": {"type": "string", "enum": names}}])(doc(run))

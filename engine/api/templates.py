@@ -180,7 +180,7 @@ def add_template_export_routes(ctx: ApiContext, res: Resource, blp: Blueprint) -
                   responses={"200": {"description": "the document", "content": content},
                              "400": "BAD_REQUEST", "403": "FORBIDDEN",
                              "404": "NOT_FOUND"})(many))
-    blp.route(f"/{ent}/<int:record_id>/exports/<any({kinds}):export>",
+    blp.route(f"/{ent}/<id:record_id>/exports/<any({kinds}):export>",
               endpoint=f"{ent}_template_export", methods=["GET"],
               parameters=[ID_PARAMETER, name_param])(Blueprint.doc(
                   summary=f"Export one {label} record in an industry format",

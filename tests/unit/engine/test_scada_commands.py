@@ -70,12 +70,12 @@ def test_expand_is_sorted_and_stable(capsys: pytest.CaptureFixture[str]) -> None
     assert "sim_pad.w1.motor_current  sim_pad.plc  hr:40007 (unit 1)  uint16  fast  " \
            "deadband=1.0 order=\"big/big\" scale={\"factor\": 0.1, \"offset\": 0.0} unit=\"A\"" \
            in out
-    assert "showcase.asset[code=W3]  sim_pad.ua.w3 sim_pad.w3" in out
+    assert "wells.well[name=W3]  sim_pad.ua.w3 sim_pad.w3" in out
     code2, out2, _ = run(capsys, "tags", "expand", "--project", str(REPO))
     assert out2 == out
     code, out, _ = run(capsys, "tags", "expand", "sim_pad", "--json", "--project", str(REPO))
     data = json.loads(out)
-    assert data["bindings"]["showcase.asset[code=W1]"] == ["sim_pad.ua.w1", "sim_pad.w1"]
+    assert data["bindings"]["wells.well[name=W1]"] == ["sim_pad.ua.w1", "sim_pad.w1"]
     sp = next(t for t in data["tags"] if t["path"] == "sim_pad.w2.frequency_setpoint")
     assert sp["limits"] == [40.0, 60.0] and sp["writable"] == ["admin", "operator", "supervisor"]
 

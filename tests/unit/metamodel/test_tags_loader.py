@@ -52,9 +52,9 @@ def test_sim_pad_opcua_face() -> None:
     tag = model.tags["sim_pad.ua.w3.pip"]
     assert tag.address == OpcUaAddress("W3.IntakePressure", "s", None, "urn:campo:simulator")
     assert model.devices["sim_pad.ua"].type == "opcua"
-    assert {t.path.rsplit(".", 1)[1] for t in model.tags_for("showcase.asset", "W2")} >= {
+    assert {t.path.rsplit(".", 1)[1] for t in model.tags_for("wells.well", "W2")} >= {
         "pip", "running", "frequency_setpoint"}
-    assert {t.instance for t in model.tags_for("showcase.asset", "W2")} == {
+    assert {t.instance for t in model.tags_for("wells.well", "W2")} == {
         "sim_pad.w2", "sim_pad.ua.w2"}
 
 
