@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 
 from engine.db import build_metadata
 from engine.settings import Settings
+from engine.units.wsgi import UnitsMiddleware
 from metamodel import Model
 from metamodel.checks import RESERVED_MODULE_URLS
 
@@ -151,6 +152,7 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
         stop = hook(app)
         if stop is not None:
             stoppers.append(stop)
+    app.wsgi_app = UnitsMiddleware(app.wsgi_app, model)  # type: ignore[method-assign]
     log.info("API ready: %d entities in %d modules", len(ctx.resources), len(model.modules))
     return app
 

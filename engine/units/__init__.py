@@ -30,8 +30,8 @@ ALIASES = {"bbl": "oil_barrel", "bbl/d": "oil_barrel / day", "m3": "meter ** 3",
            "mD": "millidarcy", "%": "percent", "degC": "degC", "degF": "degF",
            "scf/stb": "scf / stb", "scf/bbl": "scf / oil_barrel", "rb/stb": "rb / stb",
            "m3/m3": "meter ** 3 / meter ** 3", "sm3/m3": "meter ** 3 / meter ** 3",
-           "kg/m3": "kilogram / meter ** 3", "1000 m3": "1000 * meter ** 3",
-           "1000 m3/d": "1000 * meter ** 3 / day"}
+           "kg/m3": "kilogram / meter ** 3", "1000 m3": "thousand_cubic_meter",
+           "1000 m3/d": "thousand_cubic_meter / day"}
 #: words shown as units that are not physical quantities: never converted
 NOT_CONVERTED = frozenset({"USD", "USD/d", "degAPI", "shots", "shots/ft", "deg", "h", "d",
                            "%", "Hz", "V", "A", "spm", "s/qt"})
@@ -41,7 +41,7 @@ DISPLAY = {
               "1000 m3/d": "Mscf/d", "kPa": "psi", "bar": "psi", "MPa": "psi", "degC": "degF",
               "kg/m3": "ppg", "m/h": "ft/h", "kg/m": "lb/ft", "kW": "hp", "m3/m3": "scf/bbl",
               "km2": "acre"},
-    "metric": {"ft": "m", "bbl": "m3", "bbl/d": "m3/d", "Mscf": "1000 m3", "Mscf/d": "1000 m3/d",
+    "metric": {"ft": "m", "bbl": "m3", "bbl/d": "m3/d", "Mscf": "m3", "Mscf/d": "m3/d",
                "psi": "kPa", "degF": "degC", "ppg": "kg/m3", "ft/h": "m/h", "lb/ft": "kg/m",
                "hp": "kW", "scf/stb": "m3/m3", "scf/bbl": "m3/m3", "MMbbl": "MMbbl",
                "acre": "km2"},

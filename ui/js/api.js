@@ -38,7 +38,7 @@ export function hasSession() { return Boolean(auth.refresh); }
 export function accessToken() { return auth.access; }
 
 async function raw(method, url, { body, headers = {}, token = auth.access, contentType } = {}) {
-  const h = { 'Accept-Language': i18n.lang, ...headers };
+  const h = { 'Accept-Language': i18n.lang, ...(i18n.units ? { 'X-Units': i18n.units } : {}), ...headers };
   if (token) h.Authorization = `Bearer ${token}`;
   let payload = body;
   if (body !== undefined && !(body instanceof Blob) && typeof body !== 'string') {

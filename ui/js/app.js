@@ -1,7 +1,7 @@
 // The shell: sign-in, navigation by module (only what the caller may read), global search,
 // language switch, offline state and outbox, and the hash router.
 import { html, render, useState, useEffect, useRef, useId, parseHash, bus, debounce, go } from './lib.js';
-import { t, label, i18n, setLang } from './i18n.js';
+import { t, label, i18n, setLang, setUnits } from './i18n.js';
 import { login, logout, hasSession, refresh, get, ApiError } from './api.js';
 import { store, loadAll } from './store.js';
 import { ListPage } from './list.js';
@@ -43,6 +43,14 @@ function LangSwitch() {
   return html`<span class="lang"><label for=${id}>${t('language')}</label>
     <select id=${id} value=${i18n.lang} onChange=${(e) => setLang(e.target.value)}>
       <option value="es" selected=${i18n.lang === 'es'}>Español</option><option value="en" selected=${i18n.lang === 'en'}>English</option>
+    </select></span>`;
+}
+
+function UnitsSwitch() {
+  const id = useId('units');
+  return html`<span class="lang"><label for=${id}>${t('units')}</label>
+    <select id=${id} value=${i18n.units} onChange=${(e) => setUnits(e.target.value)}>
+      ${['', 'field', 'metric'].map((u) => html`<option value=${u} selected=${i18n.units === u}>${t(u ? `units_${u}` : 'units_stored')}</option>`)}
     </select></span>`;
 }
 
@@ -126,6 +134,7 @@ function Shell() {
       ${!online && html`<span class="badge state-orange" role="status">${t('offline')}</span>`}
       ${pending > 0 && html`<a class="badge state-yellow" href="#/outbox">${t('outbox')}: ${pending}</a>`}
       <${LangSwitch} />
+      <${UnitsSwitch} />
       <a href="#/account" class="user">${me ? me.username : t('account')}</a>
       <button type="button" onClick=${() => logout()}>${t('logout')}</button>
     </header>

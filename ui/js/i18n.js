@@ -6,7 +6,7 @@ const KEY = 'campo.lang';
 const T = {
   en: {
     app: 'Campo', skip: 'Skip to content', login: 'Sign in', username: 'User name', password: 'Password',
-    logout: 'Sign out', account: 'My account', language: 'Language', search: 'Search', search_ph: 'Search records…',
+    logout: 'Sign out', account: 'My account', language: 'Language', units: 'Units', units_stored: 'As stored', units_field: 'Field (bbl, psi, °F, ft)', units_metric: 'Metric (m³, kPa, °C, m)', search: 'Search', search_ph: 'Search records…',
     no_results: 'Nothing found', modules: 'Modules', home: 'Home', welcome: 'Choose an entity on the left.',
     new: 'New', save: 'Save', saving: 'Saving…', saved: 'Saved', delete: 'Delete', cancel: 'Cancel', close: 'Close',
     confirm_delete: 'Delete this record? This cannot be undone.', deleted: 'Deleted', edit: 'Edit', print: 'Print',
@@ -42,7 +42,7 @@ const T = {
   },
   es: {
     app: 'Campo', skip: 'Ir al contenido', login: 'Ingresar', username: 'Usuario', password: 'Contraseña',
-    logout: 'Salir', account: 'Mi cuenta', language: 'Idioma', search: 'Buscar', search_ph: 'Buscar registros…',
+    logout: 'Salir', account: 'Mi cuenta', language: 'Idioma', units: 'Unidades', units_stored: 'Como se guardan', units_field: 'De campo (bbl, psi, °F, ft)', units_metric: 'Métricas (m³, kPa, °C, m)', search: 'Buscar', search_ph: 'Buscar registros…',
     no_results: 'Sin resultados', modules: 'Módulos', home: 'Inicio', welcome: 'Elija una entidad a la izquierda.',
     new: 'Nuevo', save: 'Guardar', saving: 'Guardando…', saved: 'Guardado', delete: 'Eliminar', cancel: 'Cancelar', close: 'Cerrar',
     confirm_delete: '¿Eliminar este registro? No se puede deshacer.', deleted: 'Eliminado', edit: 'Editar', print: 'Imprimir',
@@ -84,12 +84,23 @@ function initial() {
   return (navigator.language || 'en').toLowerCase().startsWith('es') ? 'es' : 'en';
 }
 
-export const i18n = { lang: initial(), timezone: 'UTC' };
+const UNITS_KEY = 'campo.units';
+const savedUnits = localStorage.getItem(UNITS_KEY);
+
+/** lang; timezone; units: '' (as stored), 'field' or 'metric' (sent as X-Units, converted by the API) */
+export const i18n = { lang: initial(), timezone: 'UTC', units: savedUnits === 'field' || savedUnits === 'metric' ? savedUnits : '' };
 document.documentElement.lang = i18n.lang;
 
 export function setLang(lang) {
   i18n.lang = lang; localStorage.setItem(KEY, lang); document.documentElement.lang = lang;
   fmtCache.clear(); bus.emit('lang', lang);
+}
+
+/** Choose the unit system; the page reloads so lists, forms and metadata use it. */
+export function setUnits(units) {
+  if (units) localStorage.setItem(UNITS_KEY, units); else localStorage.removeItem(UNITS_KEY);
+  for (const k of Object.keys(localStorage)) if (k.startsWith('campo.cache.')) localStorage.removeItem(k);
+  location.reload();
 }
 
 export function setTimezone(tz) { i18n.timezone = tz || 'UTC'; fmtCache.clear(); }
