@@ -6,8 +6,8 @@ request bodies (create, bulk, PUT, PATCH, a workflow action's ``values``, child 
 converted from the system's unit of each field to the field's own (canonical, stored) unit
 before the API sees them; JSON answers (records, lists, aggregates, ``/api/meta``'s
 ``unit``) are converted back. Decimals keep the field's scale (rounded half-even), floats
-stay floats. Filters in the query string are in the stored unit. Answers carry
-``X-Units`` when converted. See :mod:`engine.units` for the unit systems.
+stay floats; numeric filters in the query string (``oil__gte=10``) are converted too.
+Answers carry ``X-Units`` when converted. See :mod:`engine.units` for the unit systems.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 #: entity -> {field: (stored unit, "decimal"|"float"|"int", scale, child entity or None)}
 Plan = dict[str, dict[str, tuple[str, str, int, str | None]]]
 _KEYS_OF_AGGREGATES = ("sum", "avg", "min", "max")
+_NUMERIC_OPS = ("", "eq", "ne", "gt", "gte", "lt", "lte", "in")
 
 
 def unit_plan(model: Model, system: str) -> Plan:
@@ -107,13 +108,16 @@ class UnitsMiddleware:
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         system = environ.get("HTTP_X_UNITS") or next((v for k, v in query if k == "units"), None)
         if any(k == "units" for k, _ in query):
-            environ["QUERY_STRING"] = urlencode([(k, v) for k, v in query if k != "units"])
+            query = [(k, v) for k, v in query if k != "units"]
+            environ["QUERY_STRING"] = urlencode(query)
         path = environ.get("PATH_INFO", "")
         qual = self._entity(path)
         meta = path.startswith("/api/meta")
         if system not in self.plans or (qual is None and not meta):
             return self.app(environ, start_response)
         plan = self.plans[system]
+        if qual is not None and query:
+            environ["QUERY_STRING"] = urlencode(self._filters(plan, system, qual, query))
         if qual is not None and environ.get("REQUEST_METHOD") in ("POST", "PUT", "PATCH"):
             self._convert_body(environ, plan, qual)
         captured: dict[str, Any] = {}
@@ -137,6 +141,21 @@ class UnitsMiddleware:
                 headers += [("Content-Length", str(len(body))), ("X-Units", system)]
         start_response(captured["status"], headers)
         return [body]
+
+    def _filters(self, plan: Plan, system: str, qual: str, query: list[tuple[str, str]]
+                 ) -> list[tuple[str, str]]:
+        """Filter values (``oil__gte=100``, ``oil__in=1,2``) to the stored unit."""
+        out = []
+        for key, value in query:
+            name, _, op = key.partition("__")
+            spec = plan.get(qual, {}).get(name)
+            if spec is not None and spec[1] != "table" and op in _NUMERIC_OPS and value:
+                unit, kind, scale, _child = spec
+                shown = str(display_unit(unit, system))
+                parts = value.split(",") if op == "in" else [value]
+                value = ",".join(str(_value(p, shown, unit, kind, scale + 2)) for p in parts)
+            out.append((key, value))
+        return out
 
     def _convert_body(self, environ: dict[str, Any], plan: Plan, qual: str) -> None:
         length = int(environ.get("CONTENT_LENGTH") or 0)

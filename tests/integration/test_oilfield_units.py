@@ -38,6 +38,9 @@ def test_api_in_field_and_metric_units(db_url: str, tmp_path: Path) -> None:
     field = f.client.get(url, headers={**f.headers["eva"], "X-Units": "field"})
     assert field.headers["X-Units"] == "field"
     assert (field.json["td_md"], field.json["kb_elevation"]) == ("6561.68", "1353.35")
+    near = f.get("eva", "/api/wells/well?units=field&td_md__gte=6561&td_md__lt=6562").json
+    assert [w["name"] for w in near["items"]] == ["A"]            # 6561 ft = 1999.79 m
+    assert f.get("eva", "/api/wells/well?units=metric&td_md__gte=2001").json["items"] == []
     stored = f.get("eva", url).json
     assert stored["td_md"] == "2000.00"                                  # no header: stored
 
