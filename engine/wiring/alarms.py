@@ -107,6 +107,37 @@ class AlarmWiring:
                            for a in req.get("alarms") or []]
             self.hub.publish(RESULTS, [{"id": req.get("id"), "results": results}])
 
+    def sparkplug_metrics(self) -> dict[str, int]:
+        """Sparkplug metrics of the alarms (one String per alarm: its state), by pseudo tag."""
+        if self.engine is None:
+            return {}
+        from engine.scada.sparkplug_pb import DataType
+
+        return {sparkplug_tag(ca.rule.site, ca.rule.path): int(DataType.String)
+                for ca in self.engine.compiled.alarms.values()}
+
+    def attach_sparkplug(self, publish: Callable[[list[Any]], None]) -> None:
+        """Publish every alarm's state as a Sparkplug metric (device ``<site>.alarms``,
+        metric ``<alarm path below the site, with slashes>``) through ``publish``."""
+        engine = self.engine
+        if engine is None:
+            return
+        from engine.scada.types import Quality, TagValue
+
+        def values(events: list[dict[str, Any]]) -> list[Any]:
+            now = dt.datetime.now(dt.UTC)
+            return [TagValue(sparkplug_tag(e["site"], e["alarm"]), e["state"], Quality.GOOD,
+                             dt.datetime.fromisoformat(e["ts"]) if e.get("ts") else now)
+                    for e in events]
+
+        engine.load()
+        current = {e["alarm"]: e for e in engine.active()}
+        start = [current.get(p) or {"site": ca.rule.site, "alarm": p, "state": "normal",
+                                    "ts": None}
+                 for p, ca in engine.compiled.alarms.items()]
+        publish(values(start))
+        engine.listeners.append(lambda events: publish(values(events)))
+
     @property
     def sinks(self) -> list[Any]:
         """What the runtime feeds: the alarm engine."""
@@ -131,6 +162,11 @@ class AlarmWiring:
         if self.publisher is not None:
             self.publisher.close()
         self.hub.close()
+
+
+def sparkplug_tag(site: str, alarm: str) -> str:
+    """The pseudo tag of an alarm's Sparkplug metric: ``sim_pad.alarms.w1/pip_low/lo``."""
+    return f"{site}.alarms." + alarm[len(site) + 1:].replace(".", "/")
 
 
 ACTIONS = "alarm_actions"

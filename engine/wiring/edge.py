@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +84,12 @@ class Upstream:
     in); the runtime's subscriber callbacks run there too.
     """
 
-    def __init__(self, tags: TagModel, settings: Settings) -> None:
+    def __init__(self, tags: TagModel, settings: Settings,
+                 extra_metrics: Mapping[str, int] | None = None) -> None:
         self.tags = tags
         self.settings = settings
+        #: more Sparkplug metrics than the tags (the alarms' states, engine.wiring.alarms)
+        self.extra_metrics = dict(extra_metrics or {})
         self.links: list[Any] = []
         self.sinks: list[Any] = []
         self.edge: Any = None
@@ -112,7 +115,8 @@ class Upstream:
         if s.sparkplug_group and s.sparkplug_node:
             link = MqttLink(s.mqtt_url)
             self.edge = SparkplugEdgeNode(link, s.sparkplug_group, s.sparkplug_node,
-                                          datatypes_from(self.tags.tags.values()))
+                                          {**datatypes_from(self.tags.tags.values()),
+                                           **self.extra_metrics})
             self.sinks.append(self.edge)
             if not await self.edge.start():
                 log.warning("Sparkplug broker %s not reachable yet; births when it is",
@@ -136,7 +140,8 @@ class RuntimeBridge:
     """Runs the SCADA runtime in a thread and joins it to a bus (and upstream MQTT)."""
 
     def __init__(self, tags: TagModel, bus: Bus, settings: Settings | None = None,
-                 sinks: Sequence[Any] = ()) -> None:
+                 sinks: Sequence[Any] = (), extra_metrics: Mapping[str, int] | None = None
+                 ) -> None:
         from engine.scada.runtime import Runtime, RuntimeThread
 
         self.bus = bus
@@ -145,7 +150,7 @@ class RuntimeBridge:
             self.thread.runtime.add_sink(sink)
         self._sub: Any = None
         self._up_sub: Any = None
-        self.upstream = Upstream(tags, settings) if (
+        self.upstream = Upstream(tags, settings, extra_metrics) if (
             settings is not None and Upstream.wanted(settings)) else None
 
     def start(self) -> None:
@@ -160,6 +165,12 @@ class RuntimeBridge:
             asyncio.run_coroutine_threadsafe(self.upstream.start(), self.thread.loop).result(30)
             self._up_sub = self.thread.subscribe("**", self.upstream.publish)
             self.upstream.publish(list(self.thread.snapshot().values()))
+
+    def sparkplug_publish(self, values: Sequence[Any]) -> None:
+        """Hand values to the Sparkplug edge node on the runtime's loop (any thread)."""
+        edge = self.upstream.edge if self.upstream is not None else None
+        if edge is not None and self.thread.loop is not None:
+            self.thread.loop.call_soon_threadsafe(edge.publish, list(values))
 
     def write(self, tag: str, value: Any, meta: dict[str, Any]) -> WriteOutcome:
         """Bus write handler: write through the runtime, confirmed by read-back.
@@ -207,7 +218,8 @@ class EdgePlugin:
                                   run_engine=run_runtime) if (
             tags is not None and settings is not None) else None
         self.bridge = (RuntimeBridge(tags, bus, settings,
-                                     self.alarms.sinks if self.alarms else ())
+                                     self.alarms.sinks if self.alarms else (),
+                                     self.alarms.sparkplug_metrics() if self.alarms else None)
                        if (tags is not None and run_runtime) else None)
 
     def init_app(self, app: Flask, api: Api) -> None:
@@ -222,6 +234,8 @@ class EdgePlugin:
             self.alarms.start()
         if self.bridge is not None:
             self.bridge.start()
+            if self.alarms is not None:
+                self.alarms.attach_sparkplug(self.bridge.sparkplug_publish)
             log.info("SCADA runtime started: %d tags", len(self.tags.tags) if self.tags else 0)
 
     def stop(self) -> None:
@@ -284,12 +298,13 @@ def scada_command(args: Any) -> int:
 
     alarms = AlarmWiring(tags, create_engine_for(settings.resolved_database_url()), settings,
                          event_hub(settings), run_engine=True)
-    bridge = RuntimeBridge(tags, bus, settings, alarms.sinks)
+    bridge = RuntimeBridge(tags, bus, settings, alarms.sinks, alarms.sparkplug_metrics())
     alarms.start()
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     bridge.start()
+    alarms.attach_sparkplug(bridge.sparkplug_publish)
     print(f"scada runtime: {len(tags.tags)} tags, bus {settings.mqtt_url} "
           f"prefix {settings.bus_prefix}", flush=True)
     try:
