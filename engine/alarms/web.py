@@ -64,7 +64,8 @@ class KpiQuery(Schema):
     to = fields.AwareDateTime(default_timezone=dt.UTC)
     site = fields.String()
     area = fields.String()
-    operators = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1000))
+    operators = fields.Integer(validate=validate.Range(min=1, max=1000), metadata={
+        "description": "operators on duty (default: the sites' alarm_settings.operators)"})
 
 
 class ActionBody(Schema):
@@ -187,8 +188,11 @@ def build_blueprint(web: AlarmsWeb) -> Blueprint:
             rows = conn.execute(sa.select(t.c.alarm, t.c.ts, t.c.priority).where(*cond)
                                 ).all()
         states = [e for e in web.current(p, {k: args.get(k) for k in ("site", "area")})]
+        operators = args.get("operators") or sum(
+            getattr(s, "operators", 1) for site, s in web.tags.alarm_settings.items()
+            if p.may_see_site(site) and (not args.get("site") or args["site"] == site)) or 1
         return kpis([Annunciation(a, ts, pr) for a, ts, pr in rows], start, end,
-                    operators=args["operators"], states=states, now=web.clock())
+                    operators=operators, states=states, now=web.clock())
 
     def act(action: str) -> Callable[[dict[str, Any]], tuple[dict[str, Any], int]]:
         def view(body: dict[str, Any]) -> tuple[dict[str, Any], int]:

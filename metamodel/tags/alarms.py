@@ -204,6 +204,13 @@ def resolve_alarms(
     return dict(sorted(out.items())), _mix_warnings(out.values(), sites)
 
 
+def site_alarm_settings(sites: list[tuple[str, Document, Mapping[str, Any]]]
+                        ) -> dict[str, SiteAlarmsSpec]:
+    """Each site's ``alarm_settings:`` (defaults where it gives none)."""
+    return {site: _settings(body.get("alarm_settings")) or SiteAlarmsSpec()
+            for site, _doc, body in sites}
+
+
 def _settings(raw: Any) -> SiteAlarmsSpec | None:
     try:
         return SiteAlarmsSpec.model_validate(raw) if isinstance(raw, dict) else None
@@ -534,4 +541,4 @@ def _mix_warnings(alarms: Iterable[AlarmRule],
 
 
 __all__ = ["MESSAGE_FIELDS", "AlarmRule", "ExprText", "check_setpoints", "duration",
-           "resolve_alarms"]
+           "resolve_alarms", "site_alarm_settings"]

@@ -33,7 +33,7 @@ from ..errors import Location, Problem, Problems, expected_one_of
 from ..model import Name, Spec
 from ..source import Document, read_yaml
 from ..validation import problems_from
-from .alarms import resolve_alarms
+from .alarms import resolve_alarms, site_alarm_settings
 from .checks import check_overlaps
 from .model import Binding, Device, Instance, ScanClass, Tag, TagModel, Template
 from .params import site_values, substitute_site
@@ -125,12 +125,14 @@ def build_tags(docs: Iterable[Document], problems: Problems, params: Mapping[str
     tags = dict(sorted((t.path, t) for t in st.tags))
     alarms, warnings = resolve_alarms(templates, st.instances, st.tags, st.bodies, problems,
                                       roles)
+    alarm_settings = site_alarm_settings(st.bodies)
     return TagModel(
         scan_classes=scan_classes,
         templates={n: t[2] for n, t in sorted(templates.items())},
         sites=st.sites, devices=dict(sorted(st.devices.items())),
         instances=dict(sorted(st.instances.items())), tags=tags,
-        parameters=st.values, root=root, alarms=alarms, warnings=tuple(warnings))
+        parameters=st.values, root=root, alarms=alarms, warnings=tuple(warnings),
+        alarm_settings=alarm_settings)
 
 
 def _scan_classes(docs: list[Document], problems: Problems) -> dict[str, ScanClass]:

@@ -213,6 +213,8 @@ class TagModel:
     alarms: dict[str, Any] = field(default_factory=dict)
     #: what is allowed but worth a look (the priority mix of a site's alarms)
     warnings: tuple[Problem, ...] = ()
+    #: each site's ``alarm_settings:`` (``metamodel.tags.alarmspec.SiteAlarmsSpec``)
+    alarm_settings: dict[str, Any] = field(default_factory=dict)
 
     def tags_of(self, device: str) -> list[Tag]:
         """Tags of the device named ``site.device``, by path."""
@@ -241,7 +243,8 @@ class TagModel:
             tags={k: t for k, t in self.tags.items() if t.site == site},
             parameters={site: self.parameters.get(site, {})}, root=self.root,
             alarms={k: a for k, a in self.alarms.items() if a.site == site},
-            warnings=self.warnings)
+            warnings=self.warnings,
+            alarm_settings={k: v for k, v in self.alarm_settings.items() if k == site})
 
 
 __all__ = ["Address", "Binding", "Device", "Instance", "ScanClass", "Scaling", "Tag",

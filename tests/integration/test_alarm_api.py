@@ -31,6 +31,7 @@ pytestmark = pytest.mark.integration
 PASSWORD = "alarm api password"
 HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 SITE_B = """site: pad_b
+alarm_settings: {operators: 3}
 devices:
   plc: {type: modbus_tcp, host: h}
 instances:
@@ -156,9 +157,12 @@ def test_journal_filters_and_kpis(env: Env) -> None:
     frm = at(15).isoformat().replace("+00:00", "Z")
     assert env.get(f"/api/alarms/journal?from={frm}&site=pad&action=raise",
                    "ana").json["count"] == 1
-    k = env.get(f"/api/alarms/kpi?from={at(0).isoformat().replace('+00:00', 'Z')}"
-                f"&to={at(600).isoformat().replace('+00:00', 'Z')}", "ana").json
+    period = (f"from={at(0).isoformat().replace('+00:00', 'Z')}"
+              f"&to={at(600).isoformat().replace('+00:00', 'Z')}")
+    k = env.get(f"/api/alarms/kpi?{period}&operators=1", "ana").json
     assert k["alarms"] == 3 and k["per_operator_per_10min"] == 3.0
+    k = env.get(f"/api/alarms/kpi?{period}", "ana").json  # pad 1 + pad_b 3 (alarm_settings)
+    assert k["operators"] == 4 and k["per_operator_per_10min"] == 0.75
     assert k["priority_percent"]["high"] == pytest.approx(66.67)
     assert env.get("/api/alarms/kpi?from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z",
                    "ana").status_code == 400
