@@ -111,6 +111,9 @@ class AlarmEngine:
         self.evaluations = 0
         self.failures = 0
         self._loaded = False
+        #: transitions and states a failed commit could not store (retried first)
+        self._unsaved: list[tuple[Transition, CompiledAlarm]] = []
+        self._unsaved_dirty: dict[str, CompiledAlarm] = {}
 
     @staticmethod
     def _history_need(ca: CompiledAlarm) -> float:
@@ -214,7 +217,7 @@ class AlarmEngine:
             changes: list[tuple[Transition, CompiledAlarm]] = []
             dirty: dict[str, CompiledAlarm] = {}
             self._run_timers(now or self.clock(), changes, dirty)
-            if not changes and not dirty:
+            if not changes and not dirty and not self._unsaved and not self._unsaved_dirty:
                 return []
             return self._commit(changes, dirty)
 
@@ -405,16 +408,29 @@ class AlarmEngine:
 
     def _commit(self, changes: list[tuple[Transition, CompiledAlarm]],
                 dirty: Mapping[str, CompiledAlarm]) -> list[dict[str, Any]]:
+        if self._unsaved or self._unsaved_dirty:  # what a failed commit left: first
+            changes = self._unsaved + changes
+            dirty = {**self._unsaved_dirty, **dirty}
+            self._unsaved, self._unsaved_dirty = [], {}
         events = [event_of(t, ca.rule, self.states[ca.rule.path]) for t, ca in changes]
         if self.store is not None and (changes or dirty):
             now = self.clock()
             metas = [(t, {"site": ca.rule.site, "area": ca.rule.area,
                           "priority": ca.rule.priority}) for t, ca in changes]
-            with self.store.engine.begin() as conn:
-                self.store.save(conn, ((self.states[p], ca.rule.site) for p, ca in dirty.items()),
-                                metas, now)
-                if self.outbox is not None and events:
-                    self.outbox.enqueue(conn, events)
+            try:
+                with self.store.engine.begin() as conn:
+                    self.store.save(conn, ((self.states[p], ca.rule.site)
+                                           for p, ca in dirty.items()), metas, now)
+                    if self.outbox is not None and events:
+                        self.outbox.enqueue(conn, events)
+            except Exception:
+                # the database is away: keep the transitions for the next commit (journal
+                # and notifications are never lost; events go out once they are stored)
+                self._unsaved, self._unsaved_dirty = changes, dict(dirty)
+                self.failures += 1
+                log.exception("alarms: %d transition(s) not stored yet; retried with the "
+                              "next batch", len(changes))
+                return []
         elif self.outbox is not None and events:
             self.outbox.enqueue(None, events)
         if events:

@@ -277,3 +277,20 @@ def test_journal_rows_past_the_retention_are_pruned(compiled: Any, db: sa.Engine
     assert e.store is not None and e.store.prune(at(1) + dt.timedelta(days=29)) == 0
     assert e.store.prune(at(1) + dt.timedelta(days=31)) == 1
     assert journal(db) == []
+
+
+def test_transitions_survive_a_database_outage(compiled: Any, db: sa.Engine) -> None:
+    e = fresh(compiled, db)
+    feed(e, 0, **NORMAL)
+    with db.begin() as conn:  # the journal is away (a real failure of the database)
+        conn.exec_driver_sql("ALTER TABLE campo_alarm_journal RENAME TO journal_away")
+    assert feed(e, 1, current=60.0) == []  # not stored: not published either
+    assert e.states["pad.w1.current_high.hi"].state.value == "unack_active"
+    with db.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE journal_away RENAME TO campo_alarm_journal")
+    events = e.tick(at(2))  # the next commit stores and publishes what was left
+    assert [(x["alarm"], x["action"]) for x in events] == [("pad.w1.current_high.hi", "raise")]
+    assert journal(db) == [("pad.w1.current_high.hi", "normal", "unack_active", "raise")]
+    again = fresh(compiled, db)
+    again.load()
+    assert again.states["pad.w1.current_high.hi"].state.value == "unack_active"
