@@ -67,7 +67,8 @@ def sim() -> Iterator[Simulator]:
 
 
 def test_trip_to_alarm_to_ack_to_return(sim: Simulator, tmp_path: Path, mqtt_url: str,
-                                        smtp_server: Any) -> None:  # noqa: F811
+                                        smtp_server: Any,  # noqa: F811
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     smtp_port, mails, crt = smtp_server
     hook_port = free_port()
     project = tmp_path / "project"
@@ -86,9 +87,8 @@ routes:
 retry_base: 0.3
 retry_max: 1
 """)
-    import os
-    os.environ["E2E_HOOK"] = "e2e-secret"
-    os.environ["E2E_SMTP"] = "pw-smtp"
+    monkeypatch.setenv("E2E_HOOK", "e2e-secret")
+    monkeypatch.setenv("E2E_SMTP", "pw-smtp")
     topic = f"t{uuid.uuid4().hex[:8]}/alarms"
     settings = Settings(project=project, data_dir=tmp_path, jwt_secret="e2e-" + "x" * 40,
                         login_rate_limit="1000 per minute", api_rate_limit="10000 per minute",
