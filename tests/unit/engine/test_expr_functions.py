@@ -76,6 +76,12 @@ CASES: list[tuple[str, Any]] = [
     ("round(number('2.345'), 2)", Decimal("2.35")), ("round(1.25, 1)", 1.3),
     ("abs(self.n)", 2.5), ("abs(-3)", 3), ("floor(self.n)", -3), ("floor(2.7)", 2),
     ("ceil(self.n)", -2), ("ceil(2.1)", 3),
+    ("exp(0)", 1.0), ("exp(1)", 2.718281828459045), ("exp(100000)", None),
+    ("ln(1)", 0.0), ("ln(exp(2))", 2.0), ("ln(0)", None), ("ln(-1)", None),
+    ("sqrt(6.25)", 2.5), ("sqrt(-1)", None), ("sqrt(self.v)", None),
+    ("pseudo_random('w1', 3) == pseudo_random('w1', 3)", True),
+    ("pseudo_random('w1', 3) == pseudo_random('w1', 4)", False),
+    ("pseudo_random('w1') >= 0 and pseudo_random('w1') < 1", True),
     # booleans
     ("is_blank(null)", True), ("is_blank('  ')", True), ("is_blank('x')", False),
     ("is_blank([])", True), ("is_blank([1])", False), ("is_blank(0)", False),
