@@ -22,6 +22,7 @@ from .auth import commands as auth_commands
 from .db import commands as db_commands
 from .demo import commands as demo_commands
 from .errors import UserError
+from .logs import configure_logging
 from .options import add_project_option, load_model, settings_from
 from .rules import commands as rules_commands
 from .scada import commands as scada_commands
@@ -65,32 +66,6 @@ def _schema(args: argparse.Namespace) -> int:
 
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
     return 0
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line on stderr (ARCHITECTURE: JSON logs)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": self.formatTime(record), "level": record.levelname,
-               "logger": record.name, "message": record.getMessage()}
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
-
-
-#: chatty libraries: their INFO lines are per request or per notification
-QUIET_LOGGERS = ("asyncua", "pymodbus", "urllib3", "werkzeug")
-
-
-def configure_logging(verbose: bool = False) -> None:
-    """JSON lines to stderr; libraries' per-message INFO logging kept out unless verbose."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def build_parser() -> argparse.ArgumentParser:

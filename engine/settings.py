@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     #: seconds a verified token or API key is trusted without asking the database again
     #: (the staleness bound of revocations, see docs/security.md); 0 turns the cache off
     auth_cache_seconds: float = 2.0
+    #: open WebSockets (``/api/ws``) allowed per user and in all, per web process
+    ws_max_per_user: int = 32
+    ws_max_total: int = 4000
     #: failed logins in a row that lock an account, and for how long
     lockout_attempts: int = 5
     lockout_minutes: int = 15

@@ -69,6 +69,7 @@ class CredentialCache:
         self._epoch = 0
         self._hold: dict[tuple[str, Any], float] = {}  # (kind, id) -> monotonic deadline
         self._listeners: list[Callable[[str, Any], None]] = []
+        self._sweep_at = 256
         with _caches_lock:
             _caches.add(self)
 
@@ -94,8 +95,9 @@ class CredentialCache:
         with self._lock:
             if epoch != self._epoch or self._held(p):
                 return
-            if len(self._entries) >= self.max_entries:
-                self._evict(entry.checked)
+            if len(self._entries) >= min(self.max_entries, self._sweep_at):
+                self._evict(entry.checked)  # stale entries go: memory follows live tokens
+                self._sweep_at = max(256, 2 * len(self._entries))
             self._entries[credential] = entry
 
     def _held(self, p: Principal) -> bool:
@@ -123,7 +125,10 @@ class CredentialCache:
         """Drop the entries a change affects (``kind`` is SESSION, USER, API_KEY or ALL)."""
         with self._lock:
             self._epoch += 1
-            self._hold[(kind, ident)] = time.monotonic() + self.settle
+            now = time.monotonic()
+            if len(self._hold) > 1024:  # forget holds that ran out (bounded memory)
+                self._hold = {k: t for k, t in self._hold.items() if t > now}
+            self._hold[(kind, ident)] = now + self.settle
             if kind == ALL:
                 self._entries.clear()
             else:
@@ -173,14 +178,32 @@ def parse_payload(text: str) -> tuple[str, Any] | None:
     return None
 
 
+PENDING_KEY = "campo_auth_pending"
+_watched: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def _after_transaction(_dbapi_conn: Any, record: Any, *_args: Any) -> None:
+    """Pool check-in (the transaction is over): repeat the connection's invalidations, so
+    what re-read the old state before the commit (open WebSockets) reads again."""
+    pending = record.info.pop(PENDING_KEY, None)
+    for kind, ident in pending or ():
+        invalidate_local(kind, ident)
+
+
 def announce(conn: sa.Connection, kind: str, ident: Any) -> None:
     """A credential changed on ``conn``: drop it here now, and everywhere at commit.
 
     In this process every cache forgets it at once (and refuses to re-cache it for a
-    moment, since the change is not committed yet). On PostgreSQL a ``NOTIFY`` in the
-    same transaction tells every other process (and this one again) when it commits.
+    moment, since the change is not committed yet), and again when the connection goes
+    back to the pool after the transaction. On PostgreSQL a ``NOTIFY`` in the same
+    transaction tells every other process (and this one again) when it commits.
     """
     invalidate_local(kind, ident)
+    engine = conn.engine
+    if engine not in _watched:
+        _watched.add(engine)
+        sa.event.listen(engine, "checkin", _after_transaction)
+    conn.connection.info.setdefault(PENDING_KEY, []).append((kind, ident))
     if conn.dialect.name == "postgresql":
         from .notify import send_notify
 

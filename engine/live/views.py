@@ -4,48 +4,34 @@
 - ``GET /api/tags/<path>``: one tag;
 - ``POST /api/tags/<path>/write`` ``{"value": ...}``: permission from YAML (``writable`` +
   roles), range check, audit row, write through the runtime with read-back;
-- ``/api/ws``: WebSocket. The client authenticates with ``?token=<access token>`` or a first
-  message ``{"type": "auth", "token": ...}``, then sends ``{"type": "subscribe",
-  "patterns": ["pad7.*.pip"]}`` and receives ``{"type": "values", "values": [...]}``: the
-  current values at once, then every change.
+- ``/api/ws``: WebSocket (:mod:`engine.live.ws_view`, served by :mod:`engine.live.hub` on an
+  event loop). The client authenticates with ``?token=<access token>`` or a first message
+  ``{"type": "auth", "token": ...}``, then sends ``{"type": "subscribe", "patterns":
+  ["pad7.*.pip"]}`` and receives ``{"type": "values", "values": [...]}``: the current
+  values at once, then every change.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import queue
-import threading
-import time
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask
 from flask_smorest import Api, Blueprint
-from flask_sock import Sock
 from marshmallow import Schema, fields
-from simple_websocket import ConnectionClosed
 
 from engine.audit import record
 from engine.auth import current_principal, deny, get_state
 from engine.auth.errors import fail
-from engine.auth.principal import load_principal
-from engine.auth.tokens import decode_bearer
 from engine.bus.policy import Caller, WriteRefused
 
-from .access import PatternRefused, parse_patterns
-from .events import subscribe_alarms
+from .access import PatternRefused
+from .hub import Hub
 from .service import LiveTags
+from .ws_view import register_ws
 
 log = logging.getLogger(__name__)
 
-WS_PATH = "/api/ws"
-#: a WebSocket client that does not authenticate within this many seconds is closed
-WS_AUTH_TIMEOUT = 10.0
-#: values queued for a slow WebSocket client before the oldest are dropped (latest wins)
-WS_QUEUE = 10_000
-#: seconds between re-reading a socket user's roles and sites (a site taken away stops
-#: the values of its tags within this time, also on subscriptions made before)
-WS_RECHECK = 2.0
 
 
 class TagQuery(Schema):
@@ -150,150 +136,9 @@ def build_blueprint(live: LiveTags) -> Blueprint:
     return blp
 
 
-def _ws_principal(token: str | None) -> Any:
-    if not token:
-        return None
-    found = decode_bearer(token)
-    if found is None:
-        return None
-    _claims, session = found
-    state = get_state()
-    with state.engine.connect() as conn:
-        return load_principal(conn, state.model, user_id=session.user_id,
-                              username=session.username, is_service=False,
-                              session_id=session.session_id)
-
-
-def register_ws(app: Flask, live: LiveTags) -> None:
-    """The ``/api/ws`` WebSocket (flask-sock)."""
-    sock = Sock(app)
-
-    @sock.route(WS_PATH)
-    def tags_ws(ws: Any) -> None:
-        principal = _ws_principal(request.args.get("token"))
-        if principal is None:
-            try:
-                first = ws.receive(timeout=WS_AUTH_TIMEOUT)
-                msg = json.loads(first) if first else {}
-                if isinstance(msg, dict) and msg.get("type") == "auth":
-                    principal = _ws_principal(msg.get("token"))
-            except (ValueError, ConnectionClosed):
-                principal = None
-        if principal is None:
-            _send(ws, {"type": "error", "code": 401, "message": "authentication required"})
-            ws.close(reason=1008, message="authentication required")
-            return
-        _send(ws, {"type": "ready", "user": principal.username})
-        outbox: queue.Queue[Any] = queue.Queue(maxsize=WS_QUEUE)
-        subs: list[Any] = []
-        event_subs: list[Any] = []
-        closed = threading.Event()
-        viewer = [principal]  # swapped by the recheck below; read by push()
-
-        def push(values: Any) -> None:
-            if closed.is_set():
-                return
-            shown = live.visible_values(viewer[0], values)
-            if not shown:
-                return
-            try:
-                outbox.put_nowait(shown)
-            except queue.Full:  # a slow client loses old changes, never the server's memory
-                try:
-                    outbox.get_nowait()
-                    outbox.put_nowait(shown)
-                except (queue.Empty, queue.Full):
-                    pass
-
-        def sender() -> None:
-            while not closed.is_set():
-                try:
-                    batch = outbox.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                message = batch if isinstance(batch, dict) else {  # an event message
-                    "type": "values", "values": [v.to_json() for v in batch]}
-                if not _send(ws, message):
-                    closed.set()
-
-        t = threading.Thread(target=sender, daemon=True, name="ws-sender")
-        t.start()
-        checked = time.monotonic()
-        try:
-            while not closed.is_set():
-                if time.monotonic() - checked >= WS_RECHECK:
-                    checked = time.monotonic()
-                    again = _reload(viewer[0])
-                    if again is not None:
-                        viewer[0] = again
-                raw = ws.receive(timeout=1.0)
-                if raw is None:
-                    continue
-                try:
-                    msg = json.loads(raw)
-                except ValueError:
-                    _send(ws, {"type": "error", "code": 400, "message": "messages are JSON"})
-                    continue
-                if isinstance(msg, dict) and msg.get("type") == "subscribe_alarms":
-                    subscribe_alarms(app, ws, msg, viewer, outbox, event_subs)
-                    continue
-                if not isinstance(msg, dict) or msg.get("type") not in ("subscribe", "unsubscribe"):
-                    _send(ws, {"type": "error", "code": 400,
-                               "message": "expected {'type': 'subscribe', 'patterns': [...]}"})
-                    continue
-                for s in subs:
-                    s.close()
-                subs.clear()
-                if msg["type"] == "unsubscribe":
-                    continue
-                raw_patterns = msg.get("patterns") or []
-                try:
-                    compiled = parse_patterns(raw_patterns, field="patterns")
-                except PatternRefused as err:
-                    _send(ws, {"type": "error", "code": err.status, "message": err.message,
-                               "field": err.field})
-                    continue
-                patterns = [p.text for p in compiled]
-                known = {t.path for p in compiled for t in live.select(viewer[0], pattern=p)}
-                subs.append(live.bus.subscribe(patterns, push))
-                current = live.bus.snapshot(patterns)
-                _send(ws, {"type": "subscribed", "patterns": patterns, "tags": len(known)})
-                if current:
-                    push(current)
-        except ConnectionClosed:
-            pass
-        finally:
-            closed.set()
-            for s in subs + event_subs:
-                s.close()
-
-
-def _reload(principal: Any) -> Any:
-    """The principal read again (roles and sites may have changed); None if that fails."""
-    try:
-        state = get_state()
-        with state.engine.connect() as conn:
-            return load_principal(conn, state.model, user_id=principal.user_id,
-                                  username=principal.username, is_service=principal.is_service,
-                                  session_id=principal.session_id)
-    except Exception:  # keep the last known principal; the next recheck tries again
-        log.warning("ws: re-reading user %s failed", principal.username, exc_info=True)
-        return None
-
-
-def _send(ws: Any, payload: dict[str, Any]) -> bool:
-    try:
-        ws.send(json.dumps(payload, default=str))
-        return True
-    except (ConnectionClosed, OSError):
-        return False
-
-
-def init_live(app: Flask, api: Api, live: LiveTags) -> None:
-    """Register ``/api/tags`` (in the OpenAPI document) and ``/api/ws`` on ``app``."""
+def init_live(app: Flask, api: Api, live: LiveTags) -> Hub:
+    """Register ``/api/tags`` (in the OpenAPI document) and ``/api/ws`` on ``app``; return
+    the WebSocket hub (``campo serve`` stops it with the plugin)."""
     app.extensions["campo_live"] = live
     api.register_blueprint(build_blueprint(live))
-    register_ws(app, live)
-    with app.app_context():
-        state = get_state()
-        state.public_paths = state.public_paths | {WS_PATH}  # it authenticates itself
+    return register_ws(app, live)

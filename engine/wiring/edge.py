@@ -214,6 +214,7 @@ class EdgePlugin:
         self.tags = tags
         self.bus = bus
         self.live = LiveTags(tags, bus, engine)
+        self.hub: Any = None
         self.alarms = AlarmWiring(tags, engine, settings, event_hub(settings),
                                   run_engine=run_runtime) if (
             tags is not None and settings is not None) else None
@@ -225,7 +226,7 @@ class EdgePlugin:
     def init_app(self, app: Flask, api: Api) -> None:
         from engine.live import init_live
 
-        init_live(app, api, self.live)
+        self.hub = init_live(app, api, self.live)
         if self.alarms is not None:
             self.alarms.init_app(app, api)
 
@@ -239,6 +240,8 @@ class EdgePlugin:
             log.info("SCADA runtime started: %d tags", len(self.tags.tags) if self.tags else 0)
 
     def stop(self) -> None:
+        if self.hub is not None:
+            self.hub.stop()  # close the sockets (1001) before the bus goes
         if self.bridge is not None:
             self.bridge.stop()
         if self.alarms is not None:

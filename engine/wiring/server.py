@@ -1,10 +1,11 @@
-"""The WSGI server of ``campo serve``: gunicorn with one ``gthread`` worker.
+"""The WSGI server of ``campo serve``: gunicorn with ``gthread`` workers.
 
 Threads, never gevent, for the embedded SQLite default: ``sqlite3`` never yields to gevent
-(ARCHITECTURE.md). One worker process, because the SCADA runtime and the simulator run in
-the same process as the web app and share its in-process bus; the app is built inside the
-worker (no preload, so psycopg picks its wait function after any patching). gunicorn also
-gives the WebSocket endpoint (flask-sock) the raw socket it needs, which waitress does not.
+(ARCHITECTURE.md); gthread measured better than gevent on PostgreSQL too (docs/decisions.md).
+One worker on SQLite (the SCADA runtime and the simulator share its process and in-process
+bus); ``--workers N`` on PostgreSQL. The app is built inside each worker (no preload, so
+psycopg picks its wait function after any patching). gunicorn gives the WebSocket endpoint
+the raw socket it hands to the event loop (:mod:`engine.live.websocket`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
+
+if TYPE_CHECKING:  # the lean master never imports Flask
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +72,14 @@ class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]
 
 def run(factory: Callable[[], Flask], host: str, port: int, threads: int = 8,
         on_ready: Callable[[str, int], None] | None = None,
-        on_exit: Callable[[], None] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM. ``factory`` runs in the worker and builds the app."""
+        on_exit: Callable[[], None] | None = None, workers: int = 1) -> None:
+    """Serve until SIGINT/SIGTERM. ``factory`` runs in each worker and builds the app."""
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
-        "workers": 1,
+        "workers": workers,
         "worker_class": "engine.wiring.server.JsonErrorWorker",  # gthread, JSON errors
         "threads": threads,
-        # a WebSocket keeps its thread; the worker still heartbeats from its main loop
+        # WebSockets do not hold threads (engine.live.hub runs them on an event loop)
         "timeout": 60,
         "graceful_timeout": 10,
         "keepalive": 5,

@@ -1,0 +1,567 @@
+"""The live path of ``/api/ws``: every WebSocket of a web process on one asyncio event loop.
+
+Threads do not hold sockets: the WSGI view answers the handshake and hands the connection
+over (:mod:`engine.live.websocket`); from then on a socket is a :class:`Client` on the hub's
+loop (one thread per process), fed by one bus subscription.
+
+- **Fan-out.** The bus calls the hub once per batch of changes; the hub finds the sockets
+  subscribed to each tag through an index, checks each delivered value with
+  :func:`engine.live.access.tag_visible` (once per value and group of sockets whose users
+  see the same sites) and encodes one frame per distinct payload, written to every socket
+  that gets it.
+- **Slow consumers.** A socket whose send buffer is full stops getting frames; its changes
+  are coalesced (latest value per tag wins) and sent in one frame when it drains. One that
+  stays blocked for :data:`SLOW_SECONDS` is closed (4008). Others never wait for it.
+- **Limits.** At most ``ws_max_per_user`` sockets per user and ``ws_max_total`` per process
+  (``CAMPO_WS_MAX_PER_USER``, ``CAMPO_WS_MAX_TOTAL``); more are closed with 4029 / 1013.
+- **Sessions end sockets.** Each socket is re-checked (:func:`engine.auth.bearer.check_token`,
+  through the credential cache) when the cache drops its user's or session's entry (logout,
+  revocation, disable, password, role or site change, here or in another process) and at
+  least every ``auth_cache_seconds``; a dead session closes it with 4001 and the reason, an
+  expired access token with 4002 unless the client sent a fresh one (``{"type": "auth"}``)
+  in time; changed sites re-filter its subscriptions at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import CloseConnection, Message, Ping, TextMessage
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from engine.auth.bearer import TokenCheck
+from engine.auth.cache import ALL, API_KEY, SESSION, USER
+from engine.bus import LiveValue
+
+from . import websocket as wsx
+from .access import PatternRefused, parse_patterns, tag_visible
+from .service import LiveTags
+
+log = logging.getLogger(__name__)
+
+#: a socket that does not authenticate within this many seconds is closed
+AUTH_TIMEOUT = 10.0
+#: a socket whose send buffer stays full this long is dropped (4008)
+SLOW_SECONDS = 10.0
+#: send buffer above which a socket counts as slow (bytes), and where it resumes
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+#: largest message a client may send (bytes)
+MAX_MESSAGE = 64 * 1024
+#: changes arriving within this window go out together (latest value per tag wins)
+BATCH_SECONDS = 0.02
+
+Checker = Callable[[str, bool], TokenCheck]
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, default=str, separators=(",", ":")).encode()
+
+
+class Client(asyncio.Protocol):
+    """One WebSocket on the hub's loop."""
+
+    def __init__(self, hub: Hub, token: str | None, peer: str | None) -> None:
+        self.hub = hub
+        self.token = token
+        self.peer = peer
+        self.ws = Connection(ConnectionType.SERVER)
+        self.transport: asyncio.Transport | None = None
+        self.principal: Any = None
+        self.expires = 0.0
+        self.patterns: list[Any] = []
+        self.pattern_texts: tuple[str, ...] = ()
+        self.paths: frozenset[str] = frozenset()
+        self.vis_key: Any = None
+        self.group: Group | None = None
+        self.paused_at: float | None = None
+        self.backlog: dict[str, LiveValue] = {}
+        self.closed = False
+        self.checking = False
+        #: a token the client sent while a check was running (taken up after it)
+        self.pending_auth: str | None = None
+        #: messages that arrived while the first credential check ran (handled after it)
+        self.early: list[str] = []
+        self.delivered = 0
+        self._text: list[str] = []
+        self._size = 0
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        self.hub.attached(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.ws.receive_data(data)
+            for event in self.ws.events():
+                if isinstance(event, TextMessage):
+                    self._size += len(event.data)
+                    if self._size > MAX_MESSAGE:
+                        self.close(wsx.TOO_BIG, "message too big")
+                        return
+                    self._text.append(event.data)
+                    if event.message_finished:
+                        text, self._text, self._size = "".join(self._text), [], 0
+                        self.hub.on_message(self, text)
+                elif isinstance(event, Message):
+                    self.error(400, "messages are JSON text")
+                elif isinstance(event, Ping):
+                    self._write(self.ws.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    if self.transport is not None and not self.closed:
+                        self._write(wsx.close_frame(event.code, ""))
+                    self._finish()
+                    return
+        except (RemoteProtocolError, LocalProtocolError) as err:
+            self.close(1002, f"protocol error: {err}")
+
+    def pause_writing(self) -> None:
+        self.paused_at = time.monotonic()
+
+    def resume_writing(self) -> None:
+        self.paused_at = None
+        if self.backlog and not self.closed:
+            values = list(self.backlog.values())
+            self.backlog = {}
+            self.send_values(values)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.hub.detached(self)
+
+    # -- sending
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def send(self, obj: Any) -> None:
+        self._write(wsx.frame(_dumps(obj)))
+
+    def send_values(self, values: Sequence[LiveValue]) -> None:
+        self.deliver(wsx.frame(_dumps({"type": "values",
+                                       "values": [v.to_json() for v in values]})), values)
+
+    def deliver(self, data: bytes, values: Sequence[LiveValue]) -> None:
+        """Write a values frame now, or coalesce it while the client is slow."""
+        if self.closed:
+            return
+        if self.paused_at is not None:
+            for v in values:
+                self.backlog[v.tag] = v  # latest value wins
+            return
+        self.delivered += len(values)
+        self._write(data)
+
+    def error(self, code: int, message: str, **extra: Any) -> None:
+        self.send({"type": "error", "code": code, "message": message, **extra})
+
+    def close(self, code: int, reason: str, *, abort: bool = False) -> None:
+        """Tell the client why (an error message and the close frame) and close."""
+        if self.closed or self.transport is None:
+            return
+        if not abort:
+            status = {wsx.SESSION_ENDED: 401, wsx.TOKEN_EXPIRED: 401, wsx.POLICY: 401,
+                      wsx.TOO_MANY: 429, wsx.TRY_LATER: 503}.get(code)
+            if status is not None:
+                self.error(status, reason, close_code=code)
+            self._write(wsx.close_frame(code, reason))
+        self._finish(abort)
+
+    def _finish(self, abort: bool = False) -> None:
+        if self.closed or self.transport is None:
+            return
+        self.closed = True
+        if abort:
+            self.transport.abort()
+        else:
+            self.transport.close()
+        self.hub.detached(self)
+
+
+class Group:
+    """Sockets with the same subscribed tags whose users see the same sites: their values
+    are filtered, checked and encoded once."""
+
+    __slots__ = ("clients", "key", "paths", "viewer")
+
+    def __init__(self, key: Any, paths: frozenset[str], viewer: Any) -> None:
+        self.key = key
+        self.paths = paths
+        #: any member's principal: ``tag_visible`` depends only on the sites (the key)
+        self.viewer = viewer
+        self.clients: set[Client] = set()
+
+
+class Hub:
+    """The event loop, the sockets of this process and their subscriptions."""
+
+    def __init__(self, live: LiveTags, check: Checker, *, max_total: int = 4000,
+                 max_per_user: int = 32, recheck: float = 2.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.live = live
+        self.check = check
+        #: epoch seconds by the auth state's clock (token and session expiry)
+        self.clock = clock
+        self.max_total = max_total
+        self.max_per_user = max_per_user
+        self.recheck = max(0.2, recheck)
+        self.clients: set[Client] = set()
+        self.by_user: dict[int, set[Client]] = {}
+        self.by_tag: dict[str, set[Group]] = {}
+        self.groups: dict[Any, Group] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4,
+                                                           thread_name_prefix="ws-auth")
+        self._sub: Any = None
+        self._resolved: dict[Any, frozenset[str]] = {}
+        self._pending: list[LiveValue] = []
+        self._pending_lock = threading.Lock()
+        self._flush_due = False
+        self.delivered = 0
+
+    # -- lifecycle (any thread)
+    def start(self) -> None:
+        """Start the loop thread and the bus subscription (idempotent)."""
+        with self._start_lock:
+            if self.loop is not None:
+                return
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.call_later(self.recheck, self._tick)
+                try:
+                    loop.run_forever()
+                finally:
+                    for c in list(self.clients):
+                        if c.transport is not None:
+                            c.transport.abort()
+                    loop.run_until_complete(asyncio.sleep(0))
+                    loop.close()
+
+            self._thread = threading.Thread(target=run, daemon=True, name="campo-ws-loop")
+            self._thread.start()
+            ready.wait(10)
+            self.loop = loop
+            self._sub = self.live.bus.subscribe(["**"], self._from_bus)
+
+    def stop(self) -> None:
+        """Close every socket (1001) and stop the loop."""
+        loop = self.loop
+        if loop is None:
+            return
+        if self._sub is not None:
+            self._sub.close()
+
+        def shut() -> None:
+            for c in list(self.clients):
+                c.close(wsx.GOING_AWAY, "server shutting down")
+            loop.call_later(0.2, loop.stop)
+
+        loop.call_soon_threadsafe(shut)
+        if self._thread is not None:
+            self._thread.join(5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.loop = None
+
+    def full(self) -> bool:
+        return len(self.clients) >= self.max_total
+
+    def adopt(self, sock: Any, token: str | None, peer: str | None) -> None:
+        """Serve an upgraded connection (called from the WSGI thread that took it over)."""
+        self.start()
+        assert self.loop is not None
+
+        async def attach() -> None:
+            assert self.loop is not None
+            await self.loop.connect_accepted_socket(lambda: Client(self, token, peer),
+                                                    sock=sock)
+
+        asyncio.run_coroutine_threadsafe(attach(), self.loop)
+
+    def invalidated(self, kind: str, ident: Any) -> None:
+        """Credential cache listener (any thread): re-check the sockets it concerns."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._recheck_where, kind, ident)
+
+    # -- on the loop
+    def attached(self, c: Client) -> None:
+        if len(self.clients) >= self.max_total:
+            c.close(wsx.TRY_LATER, f"server full ({self.max_total} live connections)")
+            return
+        self.clients.add(c)
+        if c.token:
+            self._authenticate(c, c.token, first=True)
+        else:
+            assert self.loop is not None
+            self.loop.call_later(AUTH_TIMEOUT, self._auth_deadline, c)
+
+    def detached(self, c: Client) -> None:
+        self.clients.discard(c)
+        self._unindex(c)
+        if c.principal is not None:
+            mine = self.by_user.get(c.principal.user_id)
+            if mine is not None:
+                mine.discard(c)
+                if not mine:
+                    del self.by_user[c.principal.user_id]
+
+    def _auth_deadline(self, c: Client) -> None:
+        if c.principal is None and not c.checking and not c.closed:
+            c.close(wsx.POLICY, "authentication required")
+
+    def _authenticate(self, c: Client, token: str, *, first: bool, fresh: bool = False,
+                      renewal: bool = False) -> None:
+        self._check_group([c], token, first=first, fresh=fresh, renewal=renewal)
+
+    def _check_group(self, group: list[Client], token: str, *, first: bool,
+                     fresh: bool, renewal: bool = False) -> None:
+        """Check ``token`` once (in a worker thread) and apply the answer to ``group``."""
+        for c in group:
+            c.checking = True
+        assert self.loop is not None
+        fut = self.loop.run_in_executor(self._pool, self.check, token, fresh)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            for c in group:
+                self._checked(c, token, first, f, renewal)
+                if c.pending_auth is not None and not c.closed and not c.checking:
+                    pending, c.pending_auth = c.pending_auth, None
+                    self._authenticate(c, pending, first=c.principal is None, fresh=True,
+                                       renewal=c.principal is not None)
+
+        fut.add_done_callback(done)
+
+    def _checked(self, c: Client, token: str, first: bool, fut: asyncio.Future[Any],
+                 renewal: bool = False) -> None:
+        c.checking = False
+        if c.closed:
+            return
+        try:
+            result: TokenCheck = fut.result()
+        except Exception:  # the database may be down: keep the socket, try again later
+            log.exception("WebSocket credential check failed")
+            if first:
+                c.close(wsx.TRY_LATER, "cannot check the credential now; try again later")
+            return
+        p = result.principal
+        if p is None:
+            if renewal and c.principal is not None:  # a bad new token: keep the current one
+                c.error(401, f"authentication failed: {result.reason}; the current token "
+                             "stays in use until it expires")
+            elif first:
+                c.close(wsx.POLICY, "authentication required" if result.reason is None
+                        else f"authentication failed: {result.reason}")
+            elif result.expired:
+                c.close(wsx.TOKEN_EXPIRED, "token expired; reconnect with a new token")
+            else:
+                c.close(wsx.SESSION_ENDED, result.reason or "session ended")
+            return
+        if c.principal is not None and p.user_id != c.principal.user_id:
+            c.close(wsx.POLICY, "a socket cannot change user")
+            return
+        if c.principal is None:  # first success: limits, then ready
+            mine = self.by_user.setdefault(p.user_id, set())
+            if len(mine) >= self.max_per_user:
+                c.close(wsx.TOO_MANY, f"too many live connections for {p.username} "
+                                      f"(limit {self.max_per_user})")
+                return
+            mine.add(c)
+            c.token, c.principal, c.expires = token, p, result.expires
+            c.vis_key = (p.all_sites, p.sites)
+            c.send({"type": "ready", "user": p.username,
+                    "expires_in": max(0, int(result.expires - self.clock()))})
+            early, c.early = c.early, []
+            for text in early:
+                self.on_message(c, text)
+            return
+        changed = (p.sites, p.all_sites) != (c.principal.sites, c.principal.all_sites)
+        renewed = token != c.token
+        c.token, c.principal, c.expires = token, p, result.expires
+        c.vis_key = (p.all_sites, p.sites)
+        if renewed:
+            c.send({"type": "reauthenticated",
+                    "expires_in": max(0, int(result.expires - self.clock()))})
+        if changed and c.patterns:
+            self._subscribe(c, c.patterns, c.pattern_texts, initial=False)
+
+    def _recheck_where(self, kind: str, ident: Any) -> None:
+        attr = {SESSION: "session_id", USER: "user_id", API_KEY: "api_key_id"}.get(kind)
+        groups: dict[str, list[Client]] = {}
+        for c in self.clients:
+            p = c.principal
+            if p is None or c.token is None or c.closed:
+                continue
+            if kind == ALL or (attr is not None and getattr(p, attr) == ident):
+                groups.setdefault(c.token, []).append(c)
+        for token, group in groups.items():
+            self._check_group(group, token, first=False, fresh=True)
+
+    def _tick(self) -> None:
+        """Every ``recheck`` seconds: expiry, the cache's time bound, slow consumers."""
+        assert self.loop is not None
+        self.loop.call_later(self.recheck, self._tick)
+        now, mono = self.clock(), time.monotonic()
+        groups: dict[str, list[Client]] = {}
+        for c in list(self.clients):
+            if c.closed:
+                continue
+            if c.paused_at is not None and mono - c.paused_at > SLOW_SECONDS:
+                c.close(wsx.TOO_SLOW, "too slow: not reading", abort=True)
+                continue
+            if c.principal is None or c.checking or c.token is None:
+                continue
+            if now >= c.expires:
+                c.close(wsx.TOKEN_EXPIRED, "token expired; reconnect with a new token")
+            else:
+                groups.setdefault(c.token, []).append(c)
+        for token, group in groups.items():  # one check per token; a cache hit is cheap
+            self._check_group(group, token, first=False, fresh=False)
+
+    def on_message(self, c: Client, text: str) -> None:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            c.error(400, "messages are JSON")
+            return
+        kind = msg.get("type") if isinstance(msg, dict) else None
+        if kind == "auth":
+            token = msg.get("token")
+            if not isinstance(token, str) or not token:
+                c.error(400, "'token' must be an access token")
+            elif c.checking:
+                c.pending_auth = token
+            else:
+                self._authenticate(c, token, first=c.principal is None, fresh=True,
+                                   renewal=c.principal is not None)
+            return
+        if c.principal is None:
+            if not c.checking:
+                c.close(wsx.POLICY, "authentication required")
+            elif len(c.early) < 4:
+                c.early.append(text)
+            else:
+                c.close(wsx.POLICY, "authenticate first")
+            return
+        if kind == "unsubscribe":
+            self._unindex(c)
+            c.patterns, c.pattern_texts, c.paths = [], (), frozenset()
+            return
+        if kind != "subscribe":
+            c.error(400, "expected {'type': 'subscribe', 'patterns': [...]}")
+            return
+        raw = msg.get("patterns") or []
+        try:
+            patterns = parse_patterns(raw, field="patterns")
+        except PatternRefused as err:
+            c.error(err.status, err.message, field=err.field)
+            return
+        self._subscribe(c, patterns, tuple(raw), initial=True)
+
+    def _subscribe(self, c: Client, patterns: list[Any], texts: tuple[str, ...], *,
+                   initial: bool) -> None:
+        key = (texts, c.vis_key)
+        paths = self._resolved.get(key)
+        if paths is None:
+            paths = frozenset(t.path for p in patterns
+                              for t in self.live.select(c.principal, pattern=p))
+            if len(self._resolved) > 4096:
+                self._resolved.clear()
+            self._resolved[key] = paths
+        self._unindex(c)
+        c.patterns, c.pattern_texts, c.paths = patterns, texts, paths
+        gkey = (paths, c.vis_key)
+        group = self.groups.get(gkey)
+        if group is None:
+            group = self.groups[gkey] = Group(gkey, paths, c.principal)
+            for path in paths:
+                self.by_tag.setdefault(path, set()).add(group)
+        group.clients.add(c)
+        c.group = group
+        if initial:
+            c.send({"type": "subscribed", "patterns": list(texts), "tags": len(paths)})
+        tags = self.live.tags.tags if self.live.tags is not None else {}
+        current = [v for v in self.live.bus.latest(sorted(paths)).values()
+                   if tag_visible(c.principal, tags.get(v.tag))]
+        if current:
+            c.send_values(current)
+
+    def _unindex(self, c: Client) -> None:
+        group, c.group = c.group, None
+        if group is None:
+            return
+        group.clients.discard(c)
+        if group.clients:
+            return
+        del self.groups[group.key]
+        for path in group.paths:
+            subs = self.by_tag.get(path)
+            if subs is not None:
+                subs.discard(group)
+                if not subs:
+                    del self.by_tag[path]
+
+    def _from_bus(self, values: Sequence[LiveValue]) -> None:
+        """Bus callback (the publisher's thread): queue, and flush within BATCH_SECONDS."""
+        loop = self.loop
+        if loop is None or not self.by_tag:
+            return
+        with self._pending_lock:
+            self._pending.extend(values)
+            if self._flush_due:
+                return
+            self._flush_due = True
+        loop.call_soon_threadsafe(loop.call_later, BATCH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        with self._pending_lock:
+            values, self._pending, self._flush_due = self._pending, [], False
+        latest = {v.tag: v for v in values}  # a tag changed twice in the window: last wins
+        self._dispatch(list(latest.values()))
+
+    def _dispatch(self, values: list[LiveValue]) -> None:
+        """Send a batch of changes to every socket subscribed to them (see module doc)."""
+        per_group: dict[Group, list[LiveValue]] = {}
+        by_tag = self.by_tag
+        for v in values:
+            subs = by_tag.get(v.tag)
+            if subs:
+                for g in subs:
+                    got = per_group.get(g)
+                    if got is None:
+                        per_group[g] = [v]
+                    else:
+                        got.append(v)
+        if not per_group:
+            return
+        tags = self.live.tags.tags if self.live.tags is not None else {}
+        for g, hits in per_group.items():
+            # every delivered value is checked against the sites the group's users see now
+            shown = [v for v in hits if tag_visible(g.viewer, tags.get(v.tag))]
+            if not shown:
+                continue
+            data = wsx.frame(_dumps({"type": "values", "values": [v.to_json() for v in shown]}))
+            for c in g.clients:
+                c.deliver(data, shown)
+            self.delivered += len(shown) * len(g.clients)
+
+    def stats(self) -> dict[str, int]:
+        """Open sockets, users and values delivered so far (this process)."""
+        return {"sockets": len(self.clients), "users": len(self.by_user),
+                "delivered": self.delivered}
