@@ -14,6 +14,11 @@ loop (one thread per process), fed by one bus subscription.
   stays blocked for :data:`SLOW_SECONDS` is closed (4008). Others never wait for it.
 - **Limits.** At most ``ws_max_per_user`` sockets per user and ``ws_max_total`` per process
   (``CAMPO_WS_MAX_PER_USER``, ``CAMPO_WS_MAX_TOTAL``); more are closed with 4029 / 1013.
+- **Alarm events.** ``{"type": "subscribe_alarms", "sites": [...]}`` (sites optional)
+  subscribes the socket to the bus's ``alarms`` event channel (``app.extensions
+  ["campo_events"]``); batches of transitions of the sites the user may see come as
+  ``{"type": "alarms", "events": [...]}``. A slow socket keeps at most
+  :data:`EVENT_BACKLOG` batches for when it drains.
 - **Sessions end sockets.** Each socket is re-checked (:func:`engine.auth.bearer.check_token`,
   through the credential cache) when the cache drops its user's or session's entry (logout,
   revocation, disable, password, role or site change, here or in another process) and at
@@ -33,16 +38,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from wsproto.connection import Connection, ConnectionType
-from wsproto.events import CloseConnection, Message, Ping, TextMessage
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
-
 from engine.auth.bearer import TokenCheck
 from engine.auth.cache import ALL, API_KEY, SESSION, USER
 from engine.bus import LiveValue
 
 from . import websocket as wsx
 from .access import PatternRefused, parse_patterns, tag_visible
+from .client import Client, dumps
 from .service import LiveTags
 
 log = logging.getLogger(__name__)
@@ -51,142 +53,11 @@ log = logging.getLogger(__name__)
 AUTH_TIMEOUT = 10.0
 #: a socket whose send buffer stays full this long is dropped (4008)
 SLOW_SECONDS = 10.0
-#: send buffer above which a socket counts as slow (bytes), and where it resumes
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
-#: largest message a client may send (bytes)
-MAX_MESSAGE = 64 * 1024
 #: changes arriving within this window go out together (latest value per tag wins)
 BATCH_SECONDS = 0.02
+ALARMS = "alarms"
 
 Checker = Callable[[str, bool], TokenCheck]
-
-
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, default=str, separators=(",", ":")).encode()
-
-
-class Client(asyncio.Protocol):
-    """One WebSocket on the hub's loop."""
-
-    def __init__(self, hub: Hub, token: str | None, peer: str | None) -> None:
-        self.hub = hub
-        self.token = token
-        self.peer = peer
-        self.ws = Connection(ConnectionType.SERVER)
-        self.transport: asyncio.Transport | None = None
-        self.principal: Any = None
-        self.expires = 0.0
-        self.patterns: list[Any] = []
-        self.pattern_texts: tuple[str, ...] = ()
-        self.paths: frozenset[str] = frozenset()
-        self.vis_key: Any = None
-        self.group: Group | None = None
-        self.paused_at: float | None = None
-        self.backlog: dict[str, LiveValue] = {}
-        self.closed = False
-        self.checking = False
-        #: a token the client sent while a check was running (taken up after it)
-        self.pending_auth: str | None = None
-        #: messages that arrived while the first credential check ran (handled after it)
-        self.early: list[str] = []
-        self.delivered = 0
-        self._text: list[str] = []
-        self._size = 0
-
-    # -- asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
-        self.hub.attached(self)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.ws.receive_data(data)
-            for event in self.ws.events():
-                if isinstance(event, TextMessage):
-                    self._size += len(event.data)
-                    if self._size > MAX_MESSAGE:
-                        self.close(wsx.TOO_BIG, "message too big")
-                        return
-                    self._text.append(event.data)
-                    if event.message_finished:
-                        text, self._text, self._size = "".join(self._text), [], 0
-                        self.hub.on_message(self, text)
-                elif isinstance(event, Message):
-                    self.error(400, "messages are JSON text")
-                elif isinstance(event, Ping):
-                    self._write(self.ws.send(event.response()))
-                elif isinstance(event, CloseConnection):
-                    if self.transport is not None and not self.closed:
-                        self._write(wsx.close_frame(event.code, ""))
-                    self._finish()
-                    return
-        except (RemoteProtocolError, LocalProtocolError) as err:
-            self.close(1002, f"protocol error: {err}")
-
-    def pause_writing(self) -> None:
-        self.paused_at = time.monotonic()
-
-    def resume_writing(self) -> None:
-        self.paused_at = None
-        if self.backlog and not self.closed:
-            values = list(self.backlog.values())
-            self.backlog = {}
-            self.send_values(values)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.hub.detached(self)
-
-    # -- sending
-    def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
-
-    def send(self, obj: Any) -> None:
-        self._write(wsx.frame(_dumps(obj)))
-
-    def send_values(self, values: Sequence[LiveValue]) -> None:
-        self.deliver(wsx.frame(_dumps({"type": "values",
-                                       "values": [v.to_json() for v in values]})), values)
-
-    def deliver(self, data: bytes, values: Sequence[LiveValue]) -> None:
-        """Write a values frame now, or coalesce it while the client is slow."""
-        if self.closed:
-            return
-        if self.paused_at is not None:
-            for v in values:
-                self.backlog[v.tag] = v  # latest value wins
-            return
-        self.delivered += len(values)
-        self._write(data)
-
-    def error(self, code: int, message: str, **extra: Any) -> None:
-        self.send({"type": "error", "code": code, "message": message, **extra})
-
-    def close(self, code: int, reason: str, *, abort: bool = False) -> None:
-        """Tell the client why (an error message and the close frame) and close."""
-        if self.closed or self.transport is None:
-            return
-        if not abort:
-            status = {wsx.SESSION_ENDED: 401, wsx.TOKEN_EXPIRED: 401, wsx.POLICY: 401,
-                      wsx.TOO_MANY: 429, wsx.TRY_LATER: 503}.get(code)
-            if status is not None:
-                self.error(status, reason, close_code=code)
-            self._write(wsx.close_frame(code, reason))
-        self._finish(abort)
-
-    def _finish(self, abort: bool = False) -> None:
-        if self.closed or self.transport is None:
-            return
-        self.closed = True
-        if abort:
-            self.transport.abort()
-        else:
-            self.transport.close()
-        self.hub.detached(self)
 
 
 class Group:
@@ -208,9 +79,12 @@ class Hub:
 
     def __init__(self, live: LiveTags, check: Checker, *, max_total: int = 4000,
                  max_per_user: int = 32, recheck: float = 2.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 events: Callable[[], Any] = lambda: None) -> None:
         self.live = live
         self.check = check
+        #: the event channels (``engine.bus.events.EventHub``) when alarms run, else None
+        self.events = events
         #: epoch seconds by the auth state's clock (token and session expiry)
         self.clock = clock
         self.max_total = max_total
@@ -314,6 +188,9 @@ class Hub:
 
     def detached(self, c: Client) -> None:
         self.clients.discard(c)
+        if c.alarm_sub is not None:
+            c.alarm_sub.close()
+            c.alarm_sub = None
         self._unindex(c)
         if c.principal is not None:
             mine = self.by_user.get(c.principal.user_id)
@@ -459,6 +336,9 @@ class Hub:
             else:
                 c.close(wsx.POLICY, "authenticate first")
             return
+        if kind == "subscribe_alarms":
+            self._subscribe_alarms(c, msg)
+            return
         if kind == "unsubscribe":
             self._unindex(c)
             c.patterns, c.pattern_texts, c.paths = [], (), frozenset()
@@ -501,6 +381,32 @@ class Hub:
                    if tag_visible(c.principal, tags.get(v.tag))]
         if current:
             c.send_values(current)
+
+    def _subscribe_alarms(self, c: Client, msg: dict[str, Any]) -> None:
+        """Alarm transitions of the user's sites (optionally only ``sites``) to ``c``."""
+        if c.alarm_sub is not None:
+            c.alarm_sub.close()
+            c.alarm_sub = None
+        channels = self.events()
+        if channels is None:
+            c.error(503, "no alarm events in this process")
+            return
+        only = msg.get("sites")
+        wanted = set(only) if isinstance(only, list) else None
+        loop = self.loop
+        assert loop is not None
+
+        def to_socket(events: list[dict[str, Any]]) -> None:  # on the loop
+            if c.closed or c.principal is None:
+                return
+            shown = [e for e in events if c.principal.may_see_site(e.get("site"))
+                     and (wanted is None or e.get("site") in wanted)]
+            if shown:
+                c.send_event({"type": "alarms", "events": shown})
+
+        c.alarm_sub = channels.subscribe(
+            ALARMS, lambda events: loop.call_soon_threadsafe(to_socket, list(events)))
+        c.send({"type": "subscribed_alarms"})
 
     def _unindex(self, c: Client) -> None:
         group, c.group = c.group, None
@@ -556,7 +462,7 @@ class Hub:
             shown = [v for v in hits if tag_visible(g.viewer, tags.get(v.tag))]
             if not shown:
                 continue
-            data = wsx.frame(_dumps({"type": "values", "values": [v.to_json() for v in shown]}))
+            data = wsx.frame(dumps({"type": "values", "values": [v.to_json() for v in shown]}))
             for c in g.clients:
                 c.deliver(data, shown)
             self.delivered += len(shown) * len(g.clients)

@@ -39,7 +39,8 @@ def build_hub(app: Flask, live: LiveTags) -> Hub:
     hub = Hub(live, check, max_total=settings.ws_max_total,
               max_per_user=settings.ws_max_per_user,
               recheck=settings.auth_cache_seconds or 2.0,
-              clock=lambda: state.now().timestamp())
+              clock=lambda: state.now().timestamp(),
+              events=lambda: app.extensions.get("campo_events"))
     state.cache.on_invalidate(hub.invalidated)
     return hub
 

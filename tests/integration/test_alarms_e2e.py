@@ -19,9 +19,9 @@ import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
-from simple_websocket import Client
 from test_notify_support import Receiver, free_port, smtp_server  # noqa: F401 (fixture)
 from werkzeug.serving import make_server
+from wsclient import Client
 
 from engine.alarms.store import journal_table
 from engine.api import create_app
