@@ -19,7 +19,6 @@ less: a full table errs on the side of refusing).
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import multiprocessing
 import re
@@ -52,7 +51,9 @@ class SharedCounters:
 
     @staticmethod
     def _hash(key: str) -> int:
-        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+        # str hashes are salted per interpreter, and forked workers share the master's
+        # salt: the same key gives the same slot in every process that shares the table
+        return (hash(key) & 0xFFFF_FFFF_FFFF_FFFF) or 1
 
     def hit(self, key: str, amount: int, period: float, now: float | None = None,
             cost: int = 1) -> Verdict:

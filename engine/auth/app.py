@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from flask import Flask
 from flask_smorest import Api
@@ -38,7 +39,7 @@ from .passwords import PasswordPolicyError, Passwords, check_password_policy
 from .state import DEFAULT_PUBLIC, EXTENSION_KEY, AuthState, utcnow
 from .tables import ensure_platform_tables
 from .tokens import configure_jwt
-from .users import count_active_admins, create_user, find_user
+from .users import IdentityError, count_active_admins, create_user, find_user
 from .views import build_auth_blueprint
 
 log = logging.getLogger(__name__)
@@ -115,14 +116,17 @@ def bootstrap_admin(state: AuthState) -> bool:
     except PasswordPolicyError as err:
         log.error("CAMPO_ADMIN_PASSWORD refused: %s; no admin created", err)
         return False
-    with state.engine.begin() as conn:
-        if count_active_admins(conn, state.model) > 0 or find_user(conn, name) is not None:
-            return False
-        now = state.now()
-        uid = create_user(conn, state.model, username=name, now=now,
-                          password_hash=state.passwords.hash(password), roles=["admin"])
-        record(conn, action="create", entity="campo_user", record_id=uid,
-               after={"username": name, "roles": ["admin"]}, username="bootstrap",
-               user_id=None, detail={"source": "CAMPO_ADMIN_PASSWORD"}, ts=now)
+    try:
+        with state.engine.begin() as conn:
+            if count_active_admins(conn, state.model) > 0 or find_user(conn, name) is not None:
+                return False
+            now = state.now()
+            uid = create_user(conn, state.model, username=name, now=now,
+                              password_hash=state.passwords.hash(password), roles=["admin"])
+            record(conn, action="create", entity="campo_user", record_id=uid,
+                   after={"username": name, "roles": ["admin"]}, username="bootstrap",
+                   user_id=None, detail={"source": "CAMPO_ADMIN_PASSWORD"}, ts=now)
+    except (IdentityError, sa.exc.IntegrityError):  # another web process created it first
+        return False
     log.warning("created admin user %s from CAMPO_ADMIN_PASSWORD; unset the variable", name)
     return True

@@ -36,19 +36,17 @@ import logging
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.runtime.environment import EnvironmentContext
-from alembic.script import Script, ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import RevisionError
 from .locking import exclusive_transaction
 from .tables import ID_TYPE, NAMING_CONVENTION, UTCDateTime
+
+if TYPE_CHECKING:  # alembic (~11 MB with mako and pygments) is loaded only to migrate
+    from alembic.script import Script, ScriptDirectory
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +109,8 @@ def after_create(conn: Connection, table: str, *hooks: DDLHook) -> None:
 
 @lru_cache(maxsize=8)
 def _scripts(location: str, _stamp: int) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(location, version_locations=[location])
 
 
@@ -128,12 +128,16 @@ def current(conn: Connection) -> tuple[str, ...]:
     """The platform revision(s) the database is at (empty: never migrated)."""
     if not sa.inspect(conn).has_table(VERSION_TABLE):
         return ()
+    from alembic.migration import MigrationContext
+
     return tuple(MigrationContext.configure(
         conn, opts={"version_table": VERSION_TABLE}).get_current_heads())
 
 
 def pending(conn: Connection, location: Path = VERSIONS) -> list[Script]:
     """Platform revisions not applied to the database, oldest first."""
+    from alembic.util import CommandError
+
     script = scripts(location)
     at = current(conn)
     applied: set[str] = set()
@@ -154,6 +158,9 @@ def upgrade_on(conn: Connection, location: Path = VERSIONS) -> list[str]:
     todo = pending(conn, location)
     if not todo:
         return []
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+
     script = scripts(location)
     cfg = Config()
     cfg.set_main_option("script_location", str(location))
@@ -171,8 +178,21 @@ def upgrade_on(conn: Connection, location: Path = VERSIONS) -> list[str]:
     return done
 
 
+_assume_current = False
+
+
+def assume_current() -> None:
+    """This process starts right after its launcher brought the platform tables up to date
+    (``campo serve``'s web workers): :func:`upgrade` skips the check, and alembic is never
+    loaded here."""
+    global _assume_current
+    _assume_current = True
+
+
 def upgrade(engine: Engine, location: Path = VERSIONS) -> list[str]:
     """Bring the platform tables to the newest revision (exclusive, one transaction)."""
+    if _assume_current:
+        return []
     with engine.connect() as conn:        # the common case: nothing to do, no lock taken
         if current(conn) == heads(location):
             return []

@@ -88,11 +88,13 @@ def main(argv: list[str]) -> int:
 
     def factory() -> Any:
         _fewer_malloc_arenas()
+        from engine.db import platform
         from engine.options import load_model
         from engine.settings import Settings
 
         from .serve import build_app
 
+        platform.assume_current()  # `campo serve` migrated them a moment ago
         worker_settings = Settings(**spec["settings"])
         model = load_model(worker_settings)
         app = build_app(worker_settings, model, worker_settings.resolved_database_url(),
