@@ -274,7 +274,7 @@ def ws_load(port: int, token: str, steps: tuple[int, ...], pipe: Any) -> None:
             pipe.send(("held", counts[1]))
             await loop.run_in_executor(None, pipe.recv)  # measure now
             before, t0 = counts[0], time.monotonic()
-            await asyncio.sleep(4.0)
+            await asyncio.sleep(3.0)
             pipe.send(("rate", (counts[0] - before) / (time.monotonic() - t0), counts[1]))
             if await loop.run_in_executor(None, pipe.recv) == "stop":
                 break
@@ -458,7 +458,7 @@ def bench_workers(tmp: Path) -> None:
                 gen.start()  # warm-up
                 here.recv()
                 gen.join()
-                gen = ctx.Process(target=get_load, args=(port, token, path, 6.0, 8, there))
+                gen = ctx.Process(target=get_load, args=(port, token, path, 5.0, 8, there))
                 gen.start()
                 rps[workers] = here.recv()
                 gen.join()
