@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from oilfield_support import REPO
 from test_auth_support import FAST_HASHER, PASSWORD, bearer, build_settings
 
@@ -47,7 +48,7 @@ def test_follow_the_tutorial(pg_url: str, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.chdir(root)
     monkeypatch.setenv("CAMPO_DATABASE_URL", pg_url)
     output = ""
-    client = headers = None
+    client = headers = engine = None
     for kind, arg, block in steps():
         if kind == "write":
             (root / arg).parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +69,7 @@ def test_follow_the_tutorial(pg_url: str, tmp_path: Path, monkeypatch: pytest.Mo
             assert arg in output, (arg, output[-1500:])
         elif kind == "request":
             if client is None:
-                client, headers = _signed_in(root, pg_url, tmp_path)
+                client, headers, engine = _signed_in(root, pg_url, tmp_path)
             method, path, expect = arg.split(" ")
             body = json.loads(block) if block.strip() else None
             if body and "well" in body:     # the ids of this database's W1 and first product
@@ -83,13 +84,15 @@ def test_follow_the_tutorial(pg_url: str, tmp_path: Path, monkeypatch: pytest.Mo
                 groups = {i["group"]["product"]: i for i in r.json["items"]}
                 assert len(groups) == 2 and all(float(i["sum"]["cost"]) > 0
                                                 for i in groups.values())
-    assert client is not None
+    assert client is not None and engine is not None
+    engine.dispose()
     # a second load creates nothing (the tutorial says so)
     assert main(["demo", "load"]) == 0
     assert "0 records created" in capsys.readouterr().out
 
 
-def _signed_in(root: Path, url: str, tmp_path: Path) -> tuple[object, dict[str, str]]:
+def _signed_in(root: Path, url: str, tmp_path: Path
+               ) -> tuple[object, dict[str, str], sa.Engine]:
     model = load_project(root)
     engine = create_engine_for(url)
     settings = build_settings(tmp_path)
@@ -101,7 +104,7 @@ def _signed_in(root: Path, url: str, tmp_path: Path) -> tuple[object, dict[str, 
                     sites=["sim_pad"], password_hash=state.passwords.hash(PASSWORD))
     client = app.test_client()
     r = client.post("/api/auth/login", json={"username": "opal", "password": PASSWORD})
-    return client, bearer(r.json["access_token"])
+    return client, bearer(r.json["access_token"]), engine
 
 
 def _first_id(client: object, headers: dict[str, str], url: str) -> int:
