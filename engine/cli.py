@@ -23,9 +23,11 @@ from .db import commands as db_commands
 from .demo import commands as demo_commands
 from .errors import UserError
 from .logs import configure_logging
-from .options import add_project_option, load_model, settings_from
+from .options import add_project_option, settings_from
 from .rules import commands as rules_commands
+from .rules import load_model
 from .scada import commands as scada_commands
+from .scada import simulate_command
 from .wiring import edge, serve
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ COMMANDS: tuple[Register, ...] = (
     serve.register,
     edge.register,
     scada_commands.register,
+    simulate_command.register,
     auth_commands.register,
     rules_commands.register,
     alarm_commands.register,

@@ -1,7 +1,8 @@
-"""What the commands share: the common options, settings from them, the loaded model.
+"""What the commands share: the common options and the settings they give.
 
 Each command module (``engine.db.commands``, ``engine.wiring.serve``, ...) adds its own
-subcommand with these helpers; :mod:`engine.cli` only lists the modules and runs them.
+subcommand with these helpers; :mod:`engine.cli` only lists the modules and runs them. The
+model itself comes from :func:`engine.rules.load_model`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from metamodel import DefinitionError, Model
-
-from .errors import UserError
 from .settings import Settings
 
 
@@ -26,17 +24,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "overlays": getattr(args, "overlay", None) or None,
     }.items() if v is not None}
     return Settings(**overrides)
-
-
-def load_model(settings: Settings) -> Model:
-    """Load the project's YAML (plus overlays), compile its expressions, or raise
-    :class:`UserError` with every problem."""
-    from .rules import load_project
-
-    try:
-        return load_project(settings.project, settings.overlays)
-    except DefinitionError as err:
-        raise UserError(err.report()) from None
 
 
 def add_project_option(p: argparse.ArgumentParser) -> None:

@@ -58,25 +58,22 @@ def check_entities(salvage: Salvage, entities: dict[str, Entity], roles: dict[st
 # --------------------------------------------------------------------------- names
 
 
-#: A module is served at ``/api/<module>/...``; these first segments are the platform's.
-RESERVED_MODULE_URLS: frozenset[str] = frozenset(
-    {"meta", "health", "docs", "auth", "audit", "ws", "tags"})
-
-
-def check_module_name(doc: Any, module: str, problems: Problems) -> None:
-    """``campo``/``campo_*`` name platform tables; some names are platform URLs."""
+def check_module_name(doc: Any, module: str, problems: Problems,
+                      reserved_urls: frozenset[str] = frozenset()) -> None:
+    """``campo``/``campo_*`` name platform tables; ``reserved_urls`` are the first URL
+    segments the engine serves itself (the engine owns the list and passes it in)."""
     if module == "campo" or module.startswith("campo_"):
         problems.add(doc.where(("module",)), "module",
                      f"module name '{module}' is reserved: Campo's own tables are named "
                      "campo_<name> and a module's tables <module>_<entity>",
                      "choose a module name that is not 'campo' and does not start with "
                      "'campo_'")
-    elif module in RESERVED_MODULE_URLS:
+    elif module in reserved_urls:
         problems.add(doc.where(("module",)), "module",
                      f"module name '{module}' is reserved: /api/{module} is a built-in URL "
                      "and a module's records are served at /api/<module>/<entity>",
                      "choose another name; reserved: "
-                     + ", ".join(sorted(RESERVED_MODULE_URLS)))
+                     + ", ".join(sorted(n for n in reserved_urls if "." not in n)))
 
 
 def _check_entity_name(d: EntityDef, tables: dict[str, EntityDef], problems: Problems) -> None:

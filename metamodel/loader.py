@@ -76,19 +76,21 @@ def read_documents(root: Path, folder: str, problems: Problems) -> list[Document
     return docs
 
 
-def load(root: Path | str = ".", overlays: Sequence[Path | str] = ()) -> Model:
+def load(root: Path | str = ".", overlays: Sequence[Path | str] = (),
+         reserved_urls: frozenset[str] = frozenset()) -> Model:
     """Load and validate the project at ``root``; raise DefinitionError listing every problem.
 
     ``overlays`` are site folders whose ``modules/**/*.yaml`` change the base model
-    (:mod:`metamodel.overlays`); later ones take precedence.
+    (:mod:`metamodel.overlays`); later ones take precedence. ``reserved_urls``: module names
+    the caller serves URLs under (the engine passes its built-in segments).
     """
-    model, problems = collect(root, overlays)
+    model, problems = collect(root, overlays, reserved_urls)
     problems.raise_if_any()
     return model
 
 
-def collect(root: Path | str = ".", overlays: Sequence[Path | str] = ()
-            ) -> tuple[Model, Problems]:
+def collect(root: Path | str = ".", overlays: Sequence[Path | str] = (),
+            reserved_urls: frozenset[str] = frozenset()) -> tuple[Model, Problems]:
     """Like :func:`load`, but return the model built from what is sound plus the problems.
 
     The engine uses this to add its own checks (expressions) before reporting everything.
@@ -100,20 +102,21 @@ def collect(root: Path | str = ".", overlays: Sequence[Path | str] = ()
     docs = read_documents(root, "modules", problems)
     if overlays:
         docs = apply_overlays(docs, [Path(o) for o in overlays], root, problems)
-    model = build_model(docs, problems, root=str(root))
+    model = build_model(docs, problems, root=str(root), reserved_urls=reserved_urls)
     if overlays:
         model = dataclasses.replace(model, overlays=tuple(str(o) for o in overlays))
     return model, problems
 
 
-def build_model(docs: Iterable[Document], problems: Problems, root: str = ".") -> Model:
+def build_model(docs: Iterable[Document], problems: Problems, root: str = ".",
+                reserved_urls: frozenset[str] = frozenset()) -> Model:
     """Validate documents and resolve them into a Model (problems collected, not raised)."""
     files = [pf for doc in docs if (pf := parse_file(doc, problems)) is not None]
     salvage = Salvage()
     for pf in files:
         salvage.add_file(pf)
         if pf.module is not None:
-            check_module_name(pf.doc, pf.module, problems)
+            check_module_name(pf.doc, pf.module, problems, reserved_urls)
     roles = _resolve_roles(files, salvage, problems)
     modules, entities = _resolve_entities(files, roles, salvage, problems)
     check_entities(salvage, entities, roles, problems)

@@ -34,8 +34,8 @@ from sqlalchemy.engine import Engine
 from engine.db import build_metadata
 from engine.settings import Settings
 from engine.units.wsgi import UnitsMiddleware
+from engine.urls import BUILTIN_SEGMENTS
 from metamodel import Model
-from metamodel.checks import RESERVED_MODULE_URLS
 
 from .access import (
     Authorize,
@@ -70,8 +70,8 @@ StartHook = Callable[[Flask], Callable[[], None] | None]
 #: ``on_init(app, api)`` runs right after the smorest ``Api`` exists, before any generated
 #: blueprint is registered (authentication installs its guard and blueprints here).
 InitHook = Callable[[Flask, Api], None]
-#: First URL segments under /api that modules may not use.
-RESERVED_SEGMENTS = RESERVED_MODULE_URLS | {"openapi.json"}
+#: First URL segments under /api that modules may not use (one registry: engine.urls).
+RESERVED_SEGMENTS = BUILTIN_SEGMENTS
 STATIC = Path(__file__).parent / "static" / "swagger-ui"
 
 

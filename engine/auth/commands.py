@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from engine.audit import record
 from engine.db import create_engine_for
 from engine.errors import UserError
-from engine.options import add_database_option, add_project_option, load_model, settings_from
+from engine.options import add_database_option, add_project_option, settings_from
+from engine.rules import load_model
 
 from .apikeys import ApiKeyError, create_api_key, list_api_keys, revoke_api_key
 from .lockout import UNLOCK

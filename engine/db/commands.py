@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..errors import UserError
-from ..options import add_database_option, add_project_option, load_model, settings_from
+from ..options import add_database_option, add_project_option, settings_from
+from ..rules import load_model
 from .migrate import (
     DestructiveChange,
     MigrationBlocked,

@@ -2,7 +2,7 @@
 
 ``metamodel`` describes where expressions are written (``Entity.expressions()``) but
 cannot import ``engine``; this package compiles every one of them against the model's
-types when the model loads (``engine.options.load_model`` calls :func:`load_project`), reports
+types when the model loads (every command loads it through :func:`load_model`), reports
 mistakes at the file:line:column of the offending character, and keeps the compiled
 expressions for the runtime (:func:`rules_for`).
 """
@@ -17,8 +17,8 @@ from .compiled import (
            rules_for,
            scope_with_virtuals,
 )
-from .loading import load_project
+from .loading import load_model, load_project
 from .locate import expression_location
 
 __all__ = ["EntityRules", "Rules", "compile_entity", "compile_rules", "expression_location",
-           "load_project", "rules_for", "scope_with_virtuals"]
+           "load_model", "load_project", "rules_for", "scope_with_virtuals"]

@@ -10,7 +10,8 @@ from typing import Any
 from metamodel.errors import expected_one_of
 
 from ..errors import UserError
-from ..options import add_project_option, load_model, settings_from
+from ..options import add_project_option, settings_from
+from .loading import load_model
 from .show import show_entity, show_json
 
 log = logging.getLogger(__name__)

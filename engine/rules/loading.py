@@ -11,7 +11,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from metamodel import Model
+from engine.errors import UserError
+from engine.settings import Settings
+from engine.urls import BUILTIN_SEGMENTS
+from metamodel import DefinitionError, Model
 from metamodel.loader import collect
 
 from .capabilities import check_capabilities, remember_capabilities
@@ -26,7 +29,7 @@ def load_project(root: Path | str = ".", overlays: Sequence[Path | str] = ()) ->
 
     The compiled expressions are cached on the model (:func:`engine.rules.rules_for`).
     """
-    model, problems = collect(root, overlays)
+    model, problems = collect(root, overlays, BUILTIN_SEGMENTS)
     rules = compile_rules(model, problems)
     scopes = check_scopes(model, problems)
     capabilities = check_capabilities(model, problems)
@@ -38,3 +41,12 @@ def load_project(root: Path | str = ".", overlays: Sequence[Path | str] = ()) ->
               sum(1 for r in rules.entities.values() if r.computed or r.validations
                   or r.guards or r.defaults or r.visible_if or r.required_if or r.readonly_if))
     return model
+
+
+def load_model(settings: Settings) -> Model:
+    """Load the project's YAML (plus overlays), compile its expressions, or raise
+    :class:`~engine.errors.UserError` with every problem (what the commands call)."""
+    try:
+        return load_project(settings.project, settings.overlays)
+    except DefinitionError as err:
+        raise UserError(err.report()) from None

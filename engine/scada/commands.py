@@ -9,8 +9,8 @@
   (``<template>.dumps/*.yaml``) and compare them with the values they expect;
 - ``schema``: the JSON Schema of a tags file, for editor completion.
 
-Other modules add their own subcommands to ``campo``; more ``tags`` subcommands go in
-:data:`TAGS_COMMANDS` (name -> (help, add_arguments, handler)).
+``campo simulate`` is in :mod:`engine.scada.simulate_command`; more ``tags`` subcommands go
+in :data:`TAGS_COMMANDS` (name -> (help, add_arguments, handler)).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from metamodel.tags import Device, TagModel, load_tags
 from metamodel.tags.spec import ModbusRtuSpec, ModbusTcpSpec, seconds
 
 from .planner import Limits, Request, bus_seconds, plan_tags
-from .simulate_command import register as register_simulate
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -308,7 +307,7 @@ TAGS_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], H
 
 
 def register(subparsers: Any) -> None:
-    """Add ``campo tags ...`` (and any command listed in :data:`EXTRA_COMMANDS`)."""
+    """Add ``campo tags ...``."""
     tags = subparsers.add_parser("tags", help="inspect the tag model (plan, expand, check)")
     sub = tags.add_subparsers(dest="tags_command", metavar="SUBCOMMAND")
     for name, (text, add_args, handler) in TAGS_COMMANDS.items():
@@ -317,9 +316,3 @@ def register(subparsers: Any) -> None:
         add_args(p)
         p.set_defaults(handler=handler)
     tags.set_defaults(handler=lambda args: (tags.print_help(), 2)[1])
-    for add in EXTRA_COMMANDS:
-        add(subparsers)
-
-
-#: more top-level commands from this package: functions ``add(subparsers)``
-EXTRA_COMMANDS: list[Callable[[Any], None]] = [register_simulate]

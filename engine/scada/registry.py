@@ -4,35 +4,27 @@ A factory is two functions: ``create(device) -> Driver`` builds a driver for one
 the tag model (:class:`metamodel.tags.Device`), and ``point(tag) -> PointRef`` turns one of
 its tags (:class:`metamodel.tags.Tag`) into the point the driver reads and writes (its
 ``address`` is whatever that driver wants: a :class:`~metamodel.tags.ModbusAddress`, an
-``OpcUaPoint``...). Built-in device types are looked up lazily by module name: the module
-``engine.scada.drivers.<name>`` must define module-level ``create`` and ``point``. Anything
-else registers itself::
+``OpcUaPoint``...). The built-in device types are listed in :data:`BUILTIN`, each with a
+loader that imports its driver module on first use (explicit imports, visible to readers and
+to import-linter; lazy because asyncua and pymodbus are slow to import and a site may use
+neither). Anything else registers itself::
 
     registry = default_registry()
     registry.register("opcua", create=my_create, point=my_point)
     runtime = Runtime(model, registry=registry)
 
-A device type whose module is missing, or lacks the two functions, is not an error at load
-time: the runtime marks its tags BAD with the reason and keeps the other devices running.
+A device type whose driver cannot be imported is not an error at load time: the runtime
+marks its tags BAD with the reason and keeps the other devices running.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from metamodel.tags import Device, Tag
 
 from .types import Driver, PointRef
-
-#: device type -> module that provides ``create(device)`` and ``point(tag)``
-BUILTIN: dict[str, str] = {
-    "modbus_tcp": "engine.scada.drivers.modbus",
-    "modbus_rtu": "engine.scada.drivers.modbus",
-    "opcua": "engine.scada.drivers.opcua",
-    "mqtt": "engine.scada.drivers.mqtt",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +35,46 @@ class DriverFactory:
     point: Callable[[Tag], PointRef]
 
 
+#: imports a driver module and returns its factory
+Loader = Callable[[], DriverFactory]
+
+
+def _modbus() -> DriverFactory:
+    from .drivers import modbus
+
+    return DriverFactory(modbus.create, modbus.point)
+
+
+def _opcua() -> DriverFactory:
+    from .drivers import opcua
+
+    return DriverFactory(opcua.create, opcua.point)
+
+
+def _mqtt() -> DriverFactory:
+    from .drivers import mqtt
+
+    return DriverFactory(mqtt.create, mqtt.point)
+
+
+#: device type -> loader of its built-in driver
+BUILTIN: dict[str, Loader] = {
+    "modbus_tcp": _modbus,
+    "modbus_rtu": _modbus,
+    "opcua": _opcua,
+    "mqtt": _mqtt,
+}
+
+
 class NoDriver(LookupError):
     """No usable factory for a device type; the message says why."""
 
 
 class DriverRegistry:
-    """Factories by device type, imported on first use."""
+    """Factories by device type, loaded on first use."""
 
-    def __init__(self, modules: Mapping[str, str] = BUILTIN) -> None:
-        self._modules = dict(modules)
+    def __init__(self, loaders: Mapping[str, Loader] = BUILTIN) -> None:
+        self._loaders = dict(loaders)
         self._factories: dict[str, DriverFactory] = {}
 
     def register(self, device_type: str, create: Callable[[Device], Driver],
@@ -63,22 +86,15 @@ class DriverRegistry:
         """The factory for ``device_type``; :class:`NoDriver` when there is none."""
         if device_type in self._factories:
             return self._factories[device_type]
-        name = self._modules.get(device_type)
-        if name is None:
+        loader = self._loaders.get(device_type)
+        if loader is None:
             raise NoDriver(f"no driver is registered for device type '{device_type}'")
         try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                raise NoDriver(f"no driver for device type '{device_type}': module {name} "
-                               "does not exist yet") from None
-            raise
-        create = getattr(module, "create", None)
-        point = getattr(module, "point", None)
-        if not callable(create) or not callable(point):
-            raise NoDriver(f"no driver for device type '{device_type}': {name} does not "
-                           "define create(device) and point(tag)")
-        factory = DriverFactory(create, point)
+            factory = loader()
+        except ImportError as exc:  # the driver's library (or module) is not installed
+            missing = f"module {exc.name}" if exc.name else "its module"
+            raise NoDriver(f"no driver for device type '{device_type}': {missing} cannot be "
+                           f"imported ({exc})") from None
         self._factories[device_type] = factory
         return factory
 

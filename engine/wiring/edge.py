@@ -29,7 +29,8 @@ from sqlalchemy.engine import Engine
 from engine.bus import Bus, InProcessBus, LiveValue, WriteOutcome
 from engine.bus.policy import Caller
 from engine.errors import UserError
-from engine.options import add_project_option, load_model, settings_from
+from engine.options import add_project_option, settings_from
+from engine.rules import load_model
 from engine.settings import Settings
 from metamodel import DefinitionError, Model
 from metamodel.tags import TagModel, load_tags, tag_files

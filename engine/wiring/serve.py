@@ -24,7 +24,8 @@ from typing import Any
 from flask import Flask
 
 from engine.errors import UserError
-from engine.options import add_database_option, add_project_option, load_model, settings_from
+from engine.options import add_database_option, add_project_option, settings_from
+from engine.rules import load_model
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)

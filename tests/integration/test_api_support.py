@@ -18,8 +18,9 @@ from sqlalchemy.engine import Engine
 
 from engine.api import create_app
 from engine.db import build_metadata, create_engine_for
+from engine.rules import load_project
 from engine.settings import Settings
-from metamodel import Model, load
+from metamodel import Model
 
 PLANT_YAML = """
 module: plant
@@ -91,8 +92,9 @@ class ApiEnv:
 
 
 def make_env(root: Path, db_url: str, **kwargs: Any) -> ApiEnv:
-    """Load the project at ``root``, create its tables on ``db_url`` and build the app."""
-    model = load(root)
+    """Load the project at ``root`` (as ``campo serve`` does), create its tables on ``db_url``
+    and build the app."""
+    model = load_project(root)
     engine = create_engine_for(db_url)
     build_metadata(model).create_all(engine)
     settings = kwargs.pop("settings", None) or Settings(max_page_size=100,
