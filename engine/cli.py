@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from .errors import UserError
 from .logs import configure_logging
 from .options import add_project_option, settings_from
 from .rules import commands as rules_commands
-from .rules import load_model
+from .rules import load_whole_project
 from .scada import commands as scada_commands
 from .scada import simulate_command
 from .wiring import edge, serve
@@ -58,10 +59,21 @@ def _validate(args: argparse.Namespace) -> int:
     if not (settings.project / "modules").is_dir():
         raise UserError(f"{settings.project}: no modules/ folder here; give the project folder "
                         "(the one that contains modules/)")
-    model = load_model(settings)
-    print(f"ok: {len(model.modules)} modules, {len(model.entities)} entities, "
-          f"{len(model.roles)} roles")
+    cp = load_whole_project(settings, os.environ)  # site parameters may read env: names
+    model, tags = cp.model, cp.tags
+    counts = [f"{len(model.modules)} modules", f"{len(model.entities)} entities",
+              f"{len(model.roles)} roles"]
+    if tags is not None:
+        counts += [_count(len(tags.sites), "site"), _count(len(tags.tags), "tag")]
+    layouts = cp.project.layouts
+    if layouts.forms or layouts.lists:
+        counts.append(_count(len(layouts.forms) + len(layouts.lists), "layout"))
+    print("ok: " + ", ".join(counts))
     return 0
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -76,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="campo", description="Campo ERP + SCADA engine")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("validate", help="check the YAML definitions and report every problem")
+    p = sub.add_parser("validate", help="check the YAML definitions (modules, tags, layouts) "
+                       "and report every problem")
     p.add_argument("path", nargs="?", type=Path, default=None, help="project folder")
     add_project_option(p)
     p.set_defaults(handler=_validate)

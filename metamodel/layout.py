@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import DefinitionError, Problems, did_you_mean, expected_one_of
+from .errors import Problems, did_you_mean, expected_one_of
 from .model import LabelText, Model
 from .source import Document, read_yaml
 
@@ -165,6 +165,14 @@ def load_layouts(project: Path, model: Model) -> Layouts:
     """Every layout file of ``project``, checked against ``model``; DefinitionError lists
     every problem."""
     problems = Problems()
+    layouts = collect_layouts(project, model, problems)
+    problems.raise_if_any()
+    return layouts
+
+
+def collect_layouts(project: Path, model: Model, problems: Problems) -> Layouts:
+    """Like :func:`load_layouts`, but add the problems to ``problems`` (the project loader
+    reports them with every other language's)."""
     forms: dict[str, FormLayout] = {}
     lists: dict[str, ListLayout] = {}
     for path in layout_files(project):
@@ -191,6 +199,4 @@ def load_layouts(project: Path, model: Model) -> Layouts:
                 problems.add(doc.where_key(("lists", qual)), f"lists.{qual}",
                              f"a list layout of '{qual}' is already defined", None)
             lists[qual] = lst
-    if problems:
-        raise DefinitionError(problems.items)
     return Layouts(forms=forms, lists=lists)

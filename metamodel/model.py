@@ -639,7 +639,6 @@ class Model:
     entities: dict[str, Entity]
     roles: dict[str, Role]
     root: str = "."
-    extras: dict[str, Any] = field(default_factory=dict)
     #: entities loaded with problems (a field or key failed validation): later checks of
     #: what they contain (expressions) are skipped, the problems already say what is wrong
     incomplete: frozenset[str] = frozenset()

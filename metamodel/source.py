@@ -29,6 +29,22 @@ from .errors import Location, Problems
 
 KeyPath = tuple[Any, ...]
 
+#: deepest nesting of lists and mappings a definition file may have; Campo's languages need
+#: a handful of levels, and a deeper document (5,000 brackets) would exhaust the recursion
+#: of the composer and of every check that walks it
+MAX_DEPTH = 100
+_DEPTH_MESSAGE = f"YAML nested more than {MAX_DEPTH} levels deep"
+_DEPTH_HINT = "flatten the structure: Campo's definitions need only a few levels"
+
+
+class _TooDeep(Exception):
+    """A document nests deeper than :data:`MAX_DEPTH` (raised at the first node below it)."""
+
+    def __init__(self, line: int, column: int) -> None:
+        super().__init__(line, column)
+        self.line = line
+        self.column = column
+
 
 @dataclass
 class Document:
@@ -89,6 +105,8 @@ def _convert(
 ) -> Any:
     mark = node.start_mark
     doc.values[path] = Location(doc.file, mark.line + 1, mark.column + 1)
+    if len(path) >= MAX_DEPTH and not isinstance(node, ScalarNode):
+        raise _TooDeep(mark.line + 1, mark.column + 1)
     if isinstance(node, ScalarNode):
         if node.tag == _STR:
             return node.value
@@ -161,11 +179,36 @@ dotted = _dotted
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _too_deep(text: str) -> _TooDeep | None:
+    """Where ``text`` first nests deeper than :data:`MAX_DEPTH`, read as a stream of events
+    by PyYAML's parser (a state machine: no recursion, and unlike libyaml it does not scan
+    the whole flow collection first); None when it does not."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    return _TooDeep(mark.line + 1, mark.column + 1)
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return None
+
+
 def _compose(text: str) -> Node | None:
-    """Compose with libyaml; on an error, compose again in Python for its (stable) message."""
+    """Compose with libyaml; on an error, compose again in Python for its (stable) message.
+
+    libyaml refuses documents nested 1,000 levels deep; those are reported as too deep
+    (never composed in Python, whose composer recurses once per level).
+    """
     try:
         return yaml.compose(text, Loader=_FAST_LOADER)
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if "nesting depth" in str(getattr(exc, "problem", "")):
+            raise _too_deep(text) or _TooDeep(1, 1) from None
         if _FAST_LOADER is yaml.SafeLoader:
             raise
     return yaml.compose(text, Loader=yaml.SafeLoader)
@@ -196,6 +239,9 @@ def read_yaml(path: Path, display: str, problems: Problems) -> Document | None:
         return None
     try:
         node = _compose(text)
+    except _TooDeep as exc:
+        problems.add(Location(display, exc.line, exc.column), "", _DEPTH_MESSAGE, _DEPTH_HINT)
+        return None
     except yaml.MarkedYAMLError as exc:
         problems.add(*_syntax_problem(exc, display))
         return None
@@ -209,6 +255,9 @@ def read_yaml(path: Path, display: str, problems: Problems) -> Document | None:
         return doc
     try:
         doc.value = _convert(node, (), doc, problems, _Converter())
+    except _TooDeep as exc:
+        problems.add(Location(display, exc.line, exc.column), "", _DEPTH_MESSAGE, _DEPTH_HINT)
+        return None
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         loc = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display, 1, 1)

@@ -24,7 +24,8 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from engine.expr import Context, EvalError
-from engine.rules.capabilities import CompiledAllocation, capabilities_for
+from engine.rules import capabilities_for
+from engine.rules.capabilities import CompiledAllocation
 
 from .errors import ApiError, json_response
 from .gate import Write, write

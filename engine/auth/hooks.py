@@ -25,7 +25,8 @@ from flask import Flask
 from sqlalchemy.engine import Connection, Engine
 
 from engine.audit import record
-from engine.rules.scopes import Caller, scopes_for
+from engine.rules import scopes_for
+from engine.rules.scopes import Caller
 from engine.settings import Settings
 from metamodel import Entity, Model
 

@@ -5,7 +5,8 @@ a fitting type, the rows entity must be a top-level entity, ``when`` compiles to
 on the entity and every ``weight`` to a number on the rows' entity (reading the row's own
 fields); an export's template file must exist and its ``units`` must convert from the
 field's unit. Problems are located like every other (``file:line:col: key.path: message``).
-Run time: :func:`capabilities_for` gives the compiled expressions to the API.
+Run time: :func:`engine.rules.capabilities_for` gives the compiled expressions to the API
+(kept in the model's :class:`~engine.rules.project.CompiledProject`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from metamodel.model import Entity
 from .compiled import sound
 from .locate import expression_location
 
-_EXTRAS_KEY = "engine.rules.capabilities"
 _NUMERIC = ("decimal", "int", "float")
 
 
@@ -180,20 +180,3 @@ def check_capabilities(model: Model, problems: Problems) -> Capabilities:
             if path is not None:
                 out.templates[(qual, name)] = path
     return out
-
-
-def remember_capabilities(model: Model, caps: Capabilities) -> None:
-    """Cache the compiled capabilities on ``model``."""
-    model.extras[_EXTRAS_KEY] = caps
-
-
-def capabilities_for(model: Model) -> Capabilities:
-    """The compiled allocations and export templates of ``model`` (compiled once)."""
-    cached = model.extras.get(_EXTRAS_KEY)
-    if cached is None:
-        problems = Problems()
-        cached = check_capabilities(model, problems)
-        problems.raise_if_any()
-        model.extras[_EXTRAS_KEY] = cached
-    assert isinstance(cached, Capabilities)
-    return cached

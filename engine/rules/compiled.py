@@ -5,7 +5,9 @@ fields, links one hop, child tables, virtual computed fields; ``parent`` for a c
 entity; ``user``), compile each :class:`metamodel.behaviour.ExprSite` with the type its
 place needs, and turn every :class:`~engine.expr.ExprError` into a located
 :class:`metamodel.errors.Problem`. Run time: the API reads the compiled
-:class:`~engine.expr.Expression` objects from :func:`rules_for` and evaluates them.
+:class:`~engine.expr.Expression` objects from :func:`engine.rules.rules_for` (kept in the
+model's :class:`~engine.rules.project.CompiledProject`, never in the model) and evaluates
+them.
 
 Example::
 
@@ -45,7 +47,6 @@ from .locate import expression_location
 
 log = logging.getLogger(__name__)
 
-_EXTRAS_KEY = "engine.rules"
 _BOOL_KINDS = frozenset({"visible_if", "required_if", "readonly_if", "validation", "guard"})
 _CONVERT = {
     Type.STRING: "convert with string(...)", Type.NUMBER: "convert with number(...)",
@@ -188,24 +189,3 @@ def compile_rules(model: Model, problems: Problems) -> Rules:
         if sound(model, ent):
             rules.entities[qual] = compile_entity(model, ent, problems)
     return rules
-
-
-def rules_for(model: Model) -> Rules:
-    """The compiled rules of a loaded model (compiled once, then cached on the model).
-
-    Raises :class:`metamodel.DefinitionError` when an expression does not compile (a
-    model from :func:`engine.rules.load_project` never does).
-    """
-    cached = model.extras.get(_EXTRAS_KEY)
-    if cached is None:
-        problems = Problems()
-        cached = compile_rules(model, problems)
-        problems.raise_if_any()
-        model.extras[_EXTRAS_KEY] = cached
-    assert isinstance(cached, Rules)
-    return cached
-
-
-def remember(model: Model, rules: Rules) -> None:
-    """Cache ``rules`` on ``model`` for :func:`rules_for`."""
-    model.extras[_EXTRAS_KEY] = rules

@@ -42,7 +42,6 @@ from .locate import expression_location
 
 log = logging.getLogger(__name__)
 
-_EXTRAS_KEY = "engine.rules.scopes"
 ALL_SITES = "*"
 _HINT = ("a scope compares fields of self (or of a record linked from self) with constants "
          "and user.username, user.id, user.sites or user.roles, joined with and/or/not")
@@ -333,25 +332,3 @@ def check_scopes(model: Model, problems: Problems) -> dict[str, RowScope]:
             loc = expression_location(ent.doc, path, ent.spec.scope, err.offset)
             problems.add(loc, ".".join(path), err.message, err.hint)
     return out
-
-
-def remember_scopes(model: Model, scopes: dict[str, RowScope]) -> None:
-    """Cache compiled scopes on ``model`` for :func:`scopes_for`."""
-    model.extras[_EXTRAS_KEY] = scopes
-
-
-def scopes_for(model: Model) -> dict[str, RowScope]:
-    """The compiled scopes of a model by qualified entity name (compiled once, cached).
-
-    Raises :class:`metamodel.DefinitionError` when a scope cannot be translated (a model from
-    :func:`engine.rules.load_project` never does).
-    """
-    cached = model.extras.get(_EXTRAS_KEY)
-    if cached is None:
-        problems = Problems()
-        cached = check_scopes(model, problems)
-        problems.raise_if_any()
-        model.extras[_EXTRAS_KEY] = cached
-    assert isinstance(cached, dict)
-    return cached
-

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metamodel import DefinitionError
+from metamodel import DefinitionError, Model
+from metamodel.project import load_model_tags
 from metamodel.tags import Device, TagModel, load_tags
 from metamodel.tags.spec import ModbusRtuSpec, ModbusTcpSpec, seconds
 
@@ -58,22 +59,28 @@ def _overrides(values: list[str]) -> dict[str, str]:
     return out
 
 
-def _roles(root: Path) -> set[str] | None:
-    """Role names the project defines (None when its modules do not load)."""
+def _modules(root: Path) -> Model | None:
+    """The project's modules (None when they do not load: ``campo validate`` says why)."""
     from metamodel import load
 
     try:
-        return set(load(root).roles)
+        return load(root)
     except DefinitionError:
         return None
 
 
 def load_for_command(args: argparse.Namespace) -> TagModel:
-    """The project's tag model (only ``args.site`` when given) or a UserError."""
+    """The project's tag model (only ``args.site`` when given) or a UserError; checked
+    against the modules (write roles, bindings) when they load."""
     root = _project(args)
+    params, modules = _overrides(args.set or []), _modules(root)
     try:
-        model = load_tags(root, params=_overrides(args.set or []), environ=os.environ,
-                          roles=_roles(root))
+        if modules is None or not modules.modules:  # no modules: write roles only
+            model = load_tags(root, params=params, environ=os.environ,
+                              roles=None if modules is None else modules.roles)
+        else:
+            found = load_model_tags(root, modules, params=params, environ=os.environ)
+            model = found if found is not None else load_tags(root)
     except DefinitionError as err:
         raise _user_error(err.format() + f"\n{len(err.problems)} problem(s) found") from None
     site = getattr(args, "site", None)

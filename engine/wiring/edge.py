@@ -33,6 +33,7 @@ from engine.options import add_project_option, settings_from
 from engine.rules import load_model
 from engine.settings import Settings
 from metamodel import DefinitionError, Model
+from metamodel.project import load_model_tags
 from metamodel.tags import TagModel, load_tags, tag_files
 
 log = logging.getLogger(__name__)
@@ -60,21 +61,28 @@ _loaded: dict[tuple[Any, ...], TagModel] = {}
 
 
 def load_site_tags(project: Path, model: Model | None) -> TagModel | None:
-    """The project's tag model, or None when it has no ``tags/`` files.
+    """The project's tag model, or None when it has no ``tags/`` files; checked against
+    ``model`` when given (write roles, bindings: :func:`metamodel.project.load_model_tags`).
 
-    Remembered per set of files (path, size, mtime), roles and environment: ``campo serve``
+    Remembered per set of files (path, size, mtime), model and environment: ``campo serve``
     checks the tags in the gunicorn master and its forked worker reuses the result.
     """
     files = tag_files(project)
     if not files:
         return None
-    roles = tuple(sorted(model.roles)) if model is not None else None
+    shape = None if model is None else (
+        tuple(sorted(model.roles)),
+        tuple((q, tuple((k, f.type, f.unique) for k, f in e.fields.items()))
+              for q, e in sorted(model.entities.items())))
     environ = dict(os.environ)
-    key = (tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files), roles,
+    key = (tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files), shape,
            tuple(sorted(environ.items())))
     if key not in _loaded:
         _loaded.clear()
-        _loaded[key] = load_tags(project, environ=environ, roles=roles)
+        tags = (load_tags(project, environ=environ) if model is None
+                else load_model_tags(project, model, environ=environ))
+        assert tags is not None
+        _loaded[key] = tags
     return _loaded[key]
 
 

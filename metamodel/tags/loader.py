@@ -42,6 +42,7 @@ from .spec import (
     DeviceSpec,
     InstanceSpec,
     ScanClassesFile,
+    ScanClassSpec,
     SiteFile,
     SiteParameterSpec,
     SiteTagSpec,
@@ -85,18 +86,66 @@ def load_tags(root: Path | str = ".", params: Mapping[str, Any] | None = None,
     :param environ: where parameters with ``env:`` look (the caller passes ``os.environ``)
     :param roles: role names ``write_roles`` may use (unchecked when None)
     """
-    root = Path(root)
     problems = Problems()
-    docs = [d for p in tag_files(root)
-            if (d := read_yaml(p, _display(p, root), problems)) is not None]
-    model = build_tags(docs, problems, params or {}, environ or {},
-                       frozenset(roles) if roles is not None else None, str(root))
-    unique: dict[tuple[str, str, str], Problem] = {}
-    for p in problems.items:
-        unique.setdefault((str(p.location), p.path, p.message), p)
-    problems.items = list(unique.values())
+    model = collect_tags(root, problems, params, environ, roles)
     problems.raise_if_any()
     return model
+
+
+def collect_tags(root: Path | str, problems: Problems,
+                 params: Mapping[str, Any] | None = None,
+                 environ: Mapping[str, str] | None = None,
+                 roles: Iterable[str] | None = None) -> TagModel:
+    """Like :func:`load_tags`, but add the problems to ``problems`` and return what is sound
+    (:func:`metamodel.project.load_project` checks it against the modules)."""
+    root = Path(root)
+    mine = Problems()
+    docs: list[Document] = []
+    unreadable: list[str] = []
+    for path in tag_files(root):
+        doc = read_yaml(path, _display(path, root), mine)
+        if doc is not None:
+            docs.append(doc)
+        else:
+            unreadable.append(_text_of(path))
+    model = build_tags(docs, mine, params or {}, environ or {},
+                       frozenset(roles) if roles is not None else None, str(root),
+                       _Unreadable.of(unreadable))
+    unique: dict[tuple[str, str, str], Problem] = {}
+    for p in mine.items:
+        unique.setdefault((str(p.location), p.path, p.message), p)
+    problems.extend(unique.values())
+    return model
+
+
+def _text_of(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+_TEMPLATE_NAME = re.compile(r"^template:\s*['\"]?([a-z][a-z0-9_]*)", re.M)
+_KEY_NAME = re.compile(r"^\s+([a-z][a-z0-9_]*)\s*:", re.M)
+
+
+class _Unreadable:
+    """Names that files with a YAML syntax error probably define: a reference to one of them
+    is not reported as unknown (the syntax error is the real mistake, and it is reported)."""
+
+    def __init__(self, templates: set[str], scan_classes: set[str]) -> None:
+        self.templates = templates
+        self.scan_classes = scan_classes
+
+    @classmethod
+    def of(cls, texts: Iterable[str]) -> _Unreadable:
+        templates: set[str] = set()
+        scans: set[str] = set()
+        for text in texts:
+            templates.update(_TEMPLATE_NAME.findall(text))
+            if "scan_classes" in text:
+                scans.update(_KEY_NAME.findall(text))
+        return cls(templates, scans)
 
 
 def _kind(doc: Document, problems: Problems) -> str | None:
@@ -109,16 +158,21 @@ def _kind(doc: Document, problems: Problems) -> str | None:
 
 def build_tags(docs: Iterable[Document], problems: Problems, params: Mapping[str, Any],
                environ: Mapping[str, str], roles: frozenset[str] | None,
-               root: str = ".") -> TagModel:
-    """Validate documents and expand them into a TagModel (problems collected, not raised)."""
+               root: str = ".", unreadable: _Unreadable | None = None) -> TagModel:
+    """Validate documents and expand them into a TagModel (problems collected, not raised).
+
+    :param unreadable: names defined by files that could not be read (no follow-on errors)
+    """
     by_kind: dict[str, list[Document]] = {k: [] for k in KINDS}
     for doc in docs:
         kind = _kind(doc, problems)
         if kind is not None:
             by_kind[kind].append(doc)
-    scan_classes = _scan_classes(by_kind["scan_classes"], problems)
+    lost = unreadable or _Unreadable(set(), set())
+    scan_classes, broken_scans = _scan_classes(by_kind["scan_classes"], problems)
     templates, broken = _templates(by_kind["template"], problems)
-    st = _Sites(scan_classes, templates, broken, roles, problems)
+    st = _Sites(scan_classes, templates, broken | lost.templates, roles, problems,
+                broken_scans | lost.scan_classes)
     for doc in by_kind["site"]:
         st.add(doc, params, environ)
     check_overlaps(st.tags, st.instances, problems)
@@ -135,22 +189,34 @@ def build_tags(docs: Iterable[Document], problems: Problems, params: Mapping[str
         alarm_settings=alarm_settings)
 
 
-def _scan_classes(docs: list[Document], problems: Problems) -> dict[str, ScanClass]:
+_SCAN_CLASS: TypeAdapter[ScanClassSpec] = TypeAdapter(ScanClassSpec)
+
+
+def _scan_classes(docs: list[Document], problems: Problems
+                  ) -> tuple[dict[str, ScanClass], set[str]]:
+    """Scan classes by name, and the names of those that are broken (already reported)."""
     out: dict[str, ScanClass] = {}
+    broken: set[str] = set()
     for doc in docs:
         try:
-            f = ScanClassesFile.model_validate(doc.value)
+            specs = dict(ScanClassesFile.model_validate(doc.value).scan_classes)
         except ValidationError as exc:
             problems.extend(problems_from(exc, ScanClassesFile, doc))
-            continue
-        for name, spec in f.scan_classes.items():
+            specs = {}  # salvage the sound entries so one broken class does not hide them
+            section = doc.value.get("scan_classes")
+            for name, raw in (section.items() if isinstance(section, dict) else ()):
+                try:
+                    specs[name] = _SCAN_CLASS.validate_python(raw)
+                except ValidationError:
+                    broken.add(str(name))
+        for name, spec in specs.items():
             where = doc.where_key(("scan_classes", name))
             if name in out:
                 problems.add(where, f"scan_classes.{name}", f"scan class '{name}' is already "
                              f"defined at {out[name].location}")
                 continue
             out[name] = ScanClass(name, seconds(spec.period), where, spec.description)
-    return dict(sorted(out.items()))
+    return dict(sorted(out.items())), broken
 
 
 def _templates(docs: list[Document], problems: Problems
@@ -196,8 +262,10 @@ class _Sites:
 
     def __init__(self, scan_classes: dict[str, ScanClass],
                  templates: dict[str, tuple[Document, TemplateFile, Template]],
-                 broken: set[str], roles: frozenset[str] | None, problems: Problems) -> None:
+                 broken: set[str], roles: frozenset[str] | None, problems: Problems,
+                 broken_scans: set[str] | None = None) -> None:
         self.scan_classes = scan_classes
+        self.broken_scans = frozenset(broken_scans or ())
         self.templates = templates
         self.broken = broken
         self.roles = roles
@@ -299,7 +367,8 @@ class _Sites:
             if spec.template not in self.broken:
                 self.problems.add(doc.where(key + ("template",)), f"instances.{name}.template",
                                   f"unknown template '{spec.template}'",
-                                  expected_one_of(spec.template, self.templates))
+                                  expected_one_of(spec.template, [*self.templates,
+                                                                  *self.broken]))
             return
         tdoc, tfile, template = tpl
         values: dict[str, str] = {}
@@ -339,7 +408,9 @@ class _Sites:
             return
         binding = None
         if spec.bind is not None:
-            binding = Binding(spec.bind.entity, spec.bind.key, str(spec.bind.value))
+            binding = Binding(spec.bind.entity, spec.bind.key, str(spec.bind.value),
+                              entity_at=doc.where(key + ("bind", "entity")),
+                              key_at=doc.where(key + ("bind", "key")))
         inst = Instance(path, site, spec.template, dev.qualname, spec.unit_id, spec.base,
                         tuple(sorted(values.items())), binding, iloc)
         self.instances[path] = inst
@@ -353,7 +424,8 @@ class _Sites:
                 path=f"{path}.{tname}", site=site, device=dev, doc=tdoc, key=("tags", tname),
                 scan_classes=self.scan_classes, problems=self.problems, values=values,
                 unit_id=spec.unit_id, base=spec.base, scan_fallbacks=fallbacks,
-                roles=self.roles, instance=path, template=spec.template, binding=binding)
+                roles=self.roles, instance=path, template=spec.template, binding=binding,
+                broken_scan_classes=self.broken_scans)
             tag = resolve_tag(tspec, ctx)
             if tag is not None:
                 self._keep(tag, iloc, f"instances.{name}")
@@ -368,7 +440,8 @@ class _Sites:
         ctx = TagContext(path=f"{site}.{name}", site=site, device=dev, doc=doc, key=key,
                          scan_classes=self.scan_classes, problems=self.problems,
                          roles=self.roles, scan_fallbacks=(
-                             (self._default_scan, doc.where(("scan_class",)), "scan_class"),))
+                             (self._default_scan, doc.where(("scan_class",)), "scan_class"),),
+                         broken_scan_classes=self.broken_scans)
         tag = resolve_tag(spec, ctx)
         if tag is not None:
             self._keep(tag, tag.location, f"tags.{name}")

@@ -92,6 +92,9 @@ class Binding:
     entity: str
     key: str
     value: str
+    #: where ``entity`` and ``key`` are written (for the project's cross-checks)
+    entity_at: Location | None = field(default=None, compare=False, repr=False)
+    key_at: Location | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.entity}[{self.key}={self.value}]"

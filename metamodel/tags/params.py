@@ -25,6 +25,18 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
+UNCLOSED_HINT = "close it with '}' (${name}), or write $${ for a literal ${"
+
+
+def unclosed(text: str) -> str | None:
+    """The start of the first ``${`` that no ``}`` closes (``$${`` is a literal), or None."""
+    rest = PLACEHOLDER.sub("", text).replace("$${", "")
+    i = rest.find("${")
+    if i < 0:
+        return None
+    return rest[i:].split()[0][:40]
+
+
 def placeholders(text: str) -> list[str]:
     """Names of the ``${...}`` placeholders in ``text``."""
     return [m.group(1).strip() for m in PLACEHOLDER.finditer(text)]
@@ -115,6 +127,12 @@ def substitute_site(value: Any, path: tuple[Any, ...], values: Mapping[str, Any]
         return [substitute_site(v, path + (i,), values, doc, problems, tainted, broken)
                 for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
+        return value
+    bad = unclosed(value)
+    if bad is not None:
+        problems.add(doc.where(path), dotted(path), f"unclosed placeholder '{bad}'",
+                     UNCLOSED_HINT)
+        tainted.add(dotted(path))
         return value
     unknown = [n for n in placeholders(value) if n not in values]
     for name in unknown:

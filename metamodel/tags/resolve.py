@@ -29,7 +29,7 @@ from .addressing import (
     width,
 )
 from .model import Binding, Device, Scaling, ScanClass, Tag
-from .params import fill, placeholders
+from .params import UNCLOSED_HINT, fill, placeholders, unclosed
 from .spec import DEFAULT_WRITE_ROLES, MqttSpec, OpcUaSpec, TagSpec
 
 _TEXT_FIELDS = ("node", "topic", "path", "timestamp_path", "metric", "description")
@@ -59,6 +59,8 @@ class TagContext:
     instance: str | None = None
     template: str | None = None
     binding: Binding | None = None
+    #: scan classes that exist but are broken (reported already: no "unknown" follow-on)
+    broken_scan_classes: frozenset[str] = frozenset()
 
     def at(self, *field: Any) -> Location:
         return self.doc.where(self.key + field)
@@ -77,6 +79,11 @@ def _texts(spec: TagSpec, ctx: TagContext) -> dict[str, str | None] | None:
         text = getattr(spec, name)
         if text is None or ctx.values is None:
             out[name] = text
+            continue
+        bad = unclosed(text)
+        if bad is not None:
+            ctx.add((name,), f"unclosed placeholder '{bad}'", UNCLOSED_HINT)
+            ok = False
             continue
         for ph in placeholders(text):
             if ph not in ctx.values:
@@ -237,6 +244,8 @@ def _scan(spec: TagSpec, ctx: TagContext) -> ScanClass | None:
             continue
         if name in ctx.scan_classes:
             return ctx.scan_classes[name]
+        if name in ctx.broken_scan_classes:
+            return None
         assert where is not None
         ctx.problems.add(where, path, f"unknown scan class '{name}'",
                          expected_one_of(name, ctx.scan_classes) if ctx.scan_classes else

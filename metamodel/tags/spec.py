@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from ..model import LabelText, Name, Spec
 from .alarmspec import AlarmSpec, SiteAlarmsSpec
@@ -27,8 +27,6 @@ ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 EnvName = Annotated[str, StringConstraints(pattern=ENV_PATTERN, max_length=128)]
 #: ``1s``, ``500ms``, ``2m``, ``1h`` or a number of seconds.
 DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)\s*$"
-Duration = Annotated[float, Field(gt=0)] | Annotated[
-    str, StringConstraints(pattern=DURATION_PATTERN)]
 #: a share of the span: ``0.5%``
 PERCENT_PATTERN = r"^\s*\d+(\.\d+)?\s*%\s*$"
 
@@ -59,6 +57,21 @@ def seconds(value: float | str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+def _positive(value: float | str) -> float | str:
+    if seconds(value) <= 0:
+        shown = f"'{value.strip()}'" if isinstance(value, str) else f"{value:g}"
+        raise ValueError(f"a scan period must be longer than 0, got {shown}")
+    return value
+
+
+Duration = Annotated[float, Field(gt=0)] | Annotated[
+    str, StringConstraints(pattern=DURATION_PATTERN)]
+#: a scan period: a :data:`Duration` longer than 0 also when written with a unit (a zero
+#: period would poll without pause and divide the plan's figures by zero)
+Period = Annotated[float, AfterValidator(_positive),
+                   Field(json_schema_extra={"exclusiveMinimum": 0})] | Annotated[
+    str, StringConstraints(pattern=DURATION_PATTERN), AfterValidator(_positive)]
+
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Pair = Annotated[list[Number], Field(min_length=2, max_length=2)]
 
@@ -66,7 +79,7 @@ Pair = Annotated[list[Number], Field(min_length=2, max_length=2)]
 class ScanClassSpec(Spec):
     """A named scan rate: every tag of the class is read once per ``period``."""
 
-    period: Duration
+    period: Period
     description: str | None = None
 
 
