@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from .errors import UserError
 from .settings import Settings
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings from ``CAMPO_*`` variables, overridden by the flags given on the command line."""
+    """Settings from ``CAMPO_*`` variables, overridden by the flags given on the command line;
+    :class:`~engine.errors.UserError` naming each variable that does not parse."""
     overrides = {k: v for k, v in {
         "project": getattr(args, "project", None),
         "database_url": getattr(args, "database_url", None),
@@ -23,7 +27,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "mqtt_url": getattr(args, "mqtt_url", None),
         "overlays": getattr(args, "overlay", None) or None,
     }.items() if v is not None}
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            name = str(e["loc"][0]) if e["loc"] else "?"
+            where = f"--{name.replace('_', '-')}" if name in overrides else f"CAMPO_{name.upper()}"
+            lines.append(f"{where}: {e['msg'].replace('Input should be', 'expected')}, "
+                         f"got {e.get('input')!r}")
+        raise UserError("\n".join(lines)) from None
 
 
 def add_project_option(p: argparse.ArgumentParser) -> None:

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     mqtt_url: str = ""
     #: start the simulated well pad with ``campo serve`` (the embedded default)
     simulate: bool = True
+    #: where ``campo serve``'s simulated pad listens; the tag map's ``sim_pad`` site reads the
+    #: same variables (``CAMPO_SIM_MODBUS_HOST``/``_PORT``, ``CAMPO_SIM_OPCUA_ENDPOINT``), so
+    #: moving the pad off a busy port moves both
+    sim_modbus_host: str = "127.0.0.1"
+    sim_modbus_port: int = 5020
+    sim_opcua_endpoint: str = "opc.tcp://127.0.0.1:4840/campo/sim"
     #: run the SCADA runtime (polling the devices of ``tags/``) inside ``campo serve``
     scada: bool = True
     #: how the web side reaches the SCADA runtime: ``inproc`` (same process) or ``mqtt``

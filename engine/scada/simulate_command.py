@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _simulate(args: argparse.Namespace) -> int:
     from engine.errors import UserError
 
+    from .sim.ports import PortInUse
     from .simulator import NAMESPACE_URI, Simulator
 
     if not 1 <= args.units <= 247:
@@ -53,6 +54,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
+    except PortInUse as exc:
+        flag = "--modbus-port" if exc.what.startswith("Modbus") else "--opcua-port"
+        raise UserError(f"cannot start the simulator: {exc}\n  hint: stop the program that "
+                        f"uses it, or choose another port with {flag} P (0 picks a free "
+                        "one) and give the same port to the tag map (docs/simulator.md)"
+                        ) from None
     except OSError as exc:
         raise UserError(f"cannot start the simulator: {exc}") from None
     except KeyboardInterrupt:

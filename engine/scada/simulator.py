@@ -27,6 +27,9 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from engine.settings import Settings
 
 from .sim.modbus_face import ModbusFace
 from .sim.model import Fault, PadModel, PhysicsConfig, Snapshot, TripCause
@@ -265,7 +268,16 @@ class SimulatorPlugin:
         self.simulator.stop_thread()
 
 
-def serve_plugin(_model: Any, _engine: Any, settings: Any) -> SimulatorPlugin | None:
-    """``campo serve`` plugin: the simulated pad on the default ports unless
-    ``CAMPO_SIMULATE=false``."""
-    return SimulatorPlugin() if getattr(settings, "simulate", False) else None
+def serve_plugin(_model: Any, _engine: Any, settings: Settings) -> SimulatorPlugin | None:
+    """``campo serve`` plugin: the simulated pad where the settings put it (the variables the
+    tag map's ``sim_pad`` site reads), unless ``CAMPO_SIMULATE=false``."""
+    if not settings.simulate:
+        return None
+    endpoint = urlsplit(settings.sim_opcua_endpoint)
+    if endpoint.hostname not in (None, settings.sim_modbus_host):
+        log.warning("simulator: OPC-UA host %s differs from the Modbus host %s; both listen "
+                    "on %s", endpoint.hostname, settings.sim_modbus_host,
+                    settings.sim_modbus_host)
+    return SimulatorPlugin(modbus_port=settings.sim_modbus_port,
+                           opcua_port=endpoint.port or DEFAULT_OPCUA_PORT,
+                           host=settings.sim_modbus_host)

@@ -18,6 +18,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from .model import Fault, PadModel, Snapshot
+from .ports import ensure_free
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,9 @@ class ModbusFace:
         self.port = 0
 
     async def start(self, port: int = 0) -> None:
-        """Listen (``port=0`` picks a free port, readable as :attr:`port` afterwards)."""
+        """Listen (``port=0`` picks a free port, readable as :attr:`port` afterwards);
+        :class:`~engine.scada.sim.ports.PortInUse` when the port is taken."""
+        ensure_free("Modbus TCP", self.host, port)
         devices = [_device(self.model, u) for u in self.model.unit_ids]
         self._server = ModbusTcpServer(devices, address=(self.host, port),
                                        ignore_missing_devices=True)

@@ -21,6 +21,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.user_managers import UserManager
 
 from .model import Fault, PadModel, Snapshot
+from .ports import ensure_free
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,9 @@ class OpcUaFace:
         return f"opc.tcp://{self.host}:{self.port}{ENDPOINT_PATH}"
 
     async def start(self, port: int = 0) -> None:
-        """Build the address space and listen (``port=0`` picks a free port)."""
+        """Build the address space and listen (``port=0`` picks a free port);
+        :class:`~engine.scada.sim.ports.PortInUse` when the port is taken."""
+        ensure_free("OPC-UA", self.host, port)
         server = Server(user_manager=_Users(self._users) if self._users else None)
         await server.init()
         server.set_endpoint(f"opc.tcp://{self.host}:{port}{ENDPOINT_PATH}")
