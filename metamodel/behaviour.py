@@ -1,6 +1,6 @@
 """Resolved views of an entity's behaviour keys: naming series, workflow, expressions.
 
-The pydantic specs in :mod:`metamodel.model` hold what the YAML says; the classes here are
+The pydantic specs in :mod:`metamodel.spec` hold what the YAML says; the classes here are
 what the engine reads at run time (``Entity.series``, ``Entity.workflow``,
 ``Entity.expressions()``). They are built from a spec the loader has already checked, so
 they never report problems themselves; :mod:`metamodel.behaviourchecks` does that.
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .model import Labels, TransitionSpec, WorkflowSpec, labels_of
+from .spec import Labels, TransitionSpec, WorkflowSpec, labels_of
 
 # --------------------------------------------------------------------------- naming series
 

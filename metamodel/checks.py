@@ -14,9 +14,10 @@ from typing import Any
 from .behaviourchecks import check_behaviour
 from .errors import Location, Problems, expected_one_of
 from .fieldchecks import check_field
-from .model import CHILD_COLUMNS, SYSTEM_COLUMNS, Entity, Role
+from .model import Entity, Role
 from .reserved import SQL_RESERVED
 from .shape import EntityDef, Salvage
+from .spec import CHILD_COLUMNS, SYSTEM_COLUMNS
 
 MAX_IDENTIFIER = 63
 

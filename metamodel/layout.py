@@ -32,8 +32,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import Problems, did_you_mean, expected_one_of
-from .model import LabelText, Model
+from .model import Model
 from .source import Document, read_yaml
+from .spec import LabelText
 
 LAYOUT_DIR = Path("screens") / "layouts"
 

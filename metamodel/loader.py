@@ -4,7 +4,7 @@ Phases (each collects every problem before the next runs; a later phase is skipp
 for the parts an earlier phase could not read):
 
 1. read: every ``modules/**/*.yaml`` is composed with marks (:mod:`metamodel.source`);
-2. shape: each document is validated against :class:`~metamodel.model.ModuleFile`;
+2. shape: each document is validated against :class:`~metamodel.spec.ModuleFile`;
 3. resolve: modules merge across files, links and child tables find their targets, roles
    and permissions expand;
 4. check: cross-references, defaults, reserved words, name collisions, cycles of required
@@ -33,19 +33,10 @@ from typing import Any
 
 from .checks import check_entities, check_module_name
 from .errors import Location, Problems, did_you_mean, expected_one_of
-from .model import (
-    BUILTIN_ROLES,
-    DEFAULT_PERMISSIONS,
-    Entity,
-    EntitySpec,
-    LabelText,
-    Model,
-    Module,
-    Role,
-    labels_of,
-)
+from .model import Entity, Model, Module, Role
 from .shape import EntityDef, ParsedFile, Salvage, parse_file
 from .source import Document, read_yaml
+from .spec import BUILTIN_ROLES, DEFAULT_PERMISSIONS, EntitySpec, LabelText, labels_of
 
 log = logging.getLogger(__name__)
 

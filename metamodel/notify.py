@@ -26,8 +26,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
 from .errors import Problems, expected_one_of
-from .model import LabelText, Name, Spec
 from .source import Document, read_yaml
+from .spec import LabelText, Name, Spec
 from .validation import problems_from
 
 _DURATION = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"

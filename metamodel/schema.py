@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import NAME_PATTERN, ModuleFile
 from .overlays import ENTITY_OVERRIDES, FIELD_OVERRIDES
+from .spec import NAME_PATTERN, ModuleFile
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 _X_KEYS = {"^x-": {"description": "Ignored by Campo: a place for YAML anchors (&name) that "

@@ -1,6 +1,6 @@
 """Phase 2 of loading: check each module file's shape and keep every part that is sound.
 
-A file is validated whole against :class:`~metamodel.model.ModuleFile` first; that reports
+A file is validated whole against :class:`~metamodel.spec.ModuleFile` first; that reports
 every shape problem of the file in one go and is the fast path when there are none. When
 it fails, the file is taken apart and each piece (module name, label, each role, each
 entity, each field of an entity) is validated on its own, silently, so that one bad field
@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from .errors import Location, Problems
-from .model import NAME_PATTERN, EntitySpec, FieldSpec, LabelText, ModuleFile, RoleSpec
 from .source import Document
+from .spec import NAME_PATTERN, EntitySpec, FieldSpec, LabelText, ModuleFile, RoleSpec
 from .validation import problems_from
 
 _NAME = re.compile(NAME_PATTERN)

@@ -33,7 +33,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from .errors import Problem, did_you_mean, expected_one_of
-from .model import (
+from .source import Document, dotted
+from .spec import (
     ENTITY_REF_PATTERN,
     ENUM_CODE_PATTERN,
     FETCH_PATTERN,
@@ -43,7 +44,6 @@ from .model import (
     STATE_COLORS,
     FieldBase,
 )
-from .source import Document, dotted
 
 #: pattern -> (what a matching string is, hint); see :func:`describe_pattern`.
 _PATTERNS: dict[str, tuple[str, str]] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from metamodel.model import Labels
+from metamodel.spec import Labels
 from metamodel.tags.alarms import AlarmRule
 
 from .state import AlarmState, State, Transition

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from metamodel.model import TransitionSpec
+from metamodel.spec import TransitionSpec
 
 
 @dataclass

@@ -20,7 +20,7 @@ import marshmallow as ma
 from marshmallow import fields as mf
 from marshmallow import validate as mv
 
-from metamodel.model import labels_of
+from metamodel.spec import labels_of
 
 #: A context wide enough for NUMERIC(38, 38): quantize never raises for valid values.
 DECIMAL_CONTEXT = decimal.Context(prec=80)

@@ -18,7 +18,7 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from metamodel import Entity, Model
-from metamodel.model import labels_of
+from metamodel.spec import labels_of
 
 from . import security
 from .context import ApiContext

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.expr import Context
-from metamodel.model import SYSTEM_COLUMNS, TransitionSpec, labels_of
+from metamodel.spec import SYSTEM_COLUMNS, TransitionSpec, labels_of
 
 from .behaviour import Prepared
 from .codecs import default_value

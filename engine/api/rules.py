@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from engine.expr import Context, EvalError, Expression
 from engine.rules import rules_for
 from metamodel import Entity, Model
-from metamodel.model import ValidationSpec, labels_of
+from metamodel.spec import ValidationSpec, labels_of
 
 from .codecs import Codec, field_codec
 

@@ -15,7 +15,7 @@ from marshmallow import fields as mf
 from marshmallow.validate import Range
 
 from metamodel import Entity, Model
-from metamodel.model import SYSTEM_COLUMNS
+from metamodel.spec import SYSTEM_COLUMNS
 
 from .bounds import INT32
 from .codecs import INT64, StrictInteger, input_field, output_field

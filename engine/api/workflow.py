@@ -25,7 +25,7 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from metamodel.errors import expected_one_of
-from metamodel.model import TransitionSpec, labels_of
+from metamodel.spec import TransitionSpec, labels_of
 
 from . import bounds, gate, security
 from .body import read_json, validate

@@ -32,7 +32,7 @@ from engine.api.naming import begin_write
 from engine.api.resource import Resource
 from engine.api.rules import request_language
 from engine.api.writes import explain_integrity
-from metamodel.model import labels_of
+from metamodel.spec import labels_of
 
 from .context import ctx, hidden_fields, readable
 

@@ -14,7 +14,7 @@ from flask_smorest import Blueprint
 from engine.api import security
 from engine.api.errors import json_response
 from metamodel.layout import Layouts, load_layouts
-from metamodel.model import labels_of
+from metamodel.spec import labels_of
 
 from .context import ctx
 

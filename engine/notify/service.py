@@ -357,7 +357,7 @@ class _Blank(dict[str, Any]):
 
 def _hook_texts(hook: Hook, entity: str, action: str, record_id: Any,
                 after: Mapping[str, Any] | None) -> dict[str, str]:
-    from metamodel.model import labels_of
+    from metamodel.spec import labels_of
 
     default = f"{entity} {record_id}: {action}"
     labels = labels_of(hook.message, default) if hook.message is not None else None

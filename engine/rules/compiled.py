@@ -40,8 +40,9 @@ from engine.expr.entities import FIELD_TYPES, field_type
 from metamodel import Model
 from metamodel.behaviour import ExprSite
 from metamodel.errors import Problems
-from metamodel.model import Entity, ValidationSpec
+from metamodel.model import Entity
 from metamodel.source import dotted
+from metamodel.spec import ValidationSpec
 
 from .locate import expression_location
 

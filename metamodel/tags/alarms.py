@@ -26,8 +26,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from ..errors import Location, Problem, Problems, expected_one_of
-from ..model import Labels, labels_of
 from ..source import Document, dotted
+from ..spec import Labels, labels_of
 from .alarmspec import (
     ACTIONS,
     DEFAULT_ACTION_ROLES,

@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from ..model import LabelText, Name, Spec
+from ..spec import LabelText, Name, Spec
 
 PRIORITIES: tuple[str, ...] = ("critical", "high", "medium", "low")
 Priority = Literal["critical", "high", "medium", "low"]

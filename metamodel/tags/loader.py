@@ -30,8 +30,8 @@ from typing import Any
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from ..errors import Location, Problem, Problems, expected_one_of
-from ..model import Name, Spec
 from ..source import Document, read_yaml
+from ..spec import Name, Spec
 from ..validation import problems_from
 from .alarms import resolve_alarms, site_alarm_settings
 from .checks import check_overlaps

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Location, Problem
-from ..model import Labels
+from ..spec import Labels
 from .addressing import ModbusAddress, MqttAddress, OpcUaAddress
 from .patterns import compile_pattern
 from .spec import ModbusRtuSpec, ModbusTcpSpec, MqttSpec, OpcUaSpec, seconds

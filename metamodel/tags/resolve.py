@@ -350,7 +350,7 @@ def resolve_tag(spec: TagSpec, ctx: TagContext) -> Tag | None:
 
 
 def _label(spec: TagSpec) -> Any:
-    from ..model import labels_of
+    from ..spec import labels_of
 
     return labels_of(spec.label, "x") if spec.label is not None else None
 

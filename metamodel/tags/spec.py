@@ -6,7 +6,7 @@ set of tags instantiated per asset, like an Ignition UDT) or ``site:`` (devices,
 instances and stand-alone tags of one site). :mod:`metamodel.tags.loader` validates each
 document against its kind's model and then resolves them into one
 :class:`~metamodel.tags.model.TagModel`. Every class is frozen, strict and rejects unknown
-keys, like the module language in :mod:`metamodel.model`.
+keys, like the module language in :mod:`metamodel.spec`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from ..model import LabelText, Name, Spec
+from ..spec import LabelText, Name, Spec
 from .alarmspec import AlarmSpec, SiteAlarmsSpec
 
 #: A tag path segment (``pip``) or a dotted path below the site (``sep1.inlet.pressure``).

@@ -9,7 +9,7 @@ import pytest
 from metamodel import DefinitionError, Location, Model, load
 from metamodel.errors import Problems
 from metamodel.loader import build_model, read_documents, resolve_permissions
-from metamodel.model import BUILTIN_ROLES, DEFAULT_PERMISSIONS, Labels
+from metamodel.spec import BUILTIN_ROLES, DEFAULT_PERMISSIONS, Labels
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "defs"
 REPO = Path(__file__).resolve().parents[3]

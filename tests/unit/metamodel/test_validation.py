@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from metamodel import DefinitionError, load
 from metamodel.errors import Problems, did_you_mean, expected_one_of
-from metamodel.model import Labels, ModuleFile
 from metamodel.source import Document, read_yaml
+from metamodel.spec import Labels, ModuleFile
 from metamodel.validation import describe_pattern, problems_from, walk
 
 REPO = Path(__file__).resolve().parents[3]
