@@ -18,6 +18,9 @@ from urllib.parse import urlparse
 import pytest
 from hypothesis import HealthCheck, settings
 
+# the helper modules of tests/support/ get pytest's assertion rewriting like test modules
+pytest.register_assert_rewrite("support")
+
 # The machine is shared and noisy: hypothesis must not fail a test because one example was
 # slow (DeadlineExceeded / too_slow); bounds that matter are asserted on CPU time by tests.
 settings.register_profile("campo", deadline=None,

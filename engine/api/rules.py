@@ -16,7 +16,7 @@ import datetime as dt
 import decimal
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -376,7 +376,3 @@ def entity_rules_meta(ent: Entity) -> dict[str, Any]:
                                                "template": series.template},
     }
 
-
-def value_map(values: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """``values`` restricted to ``names`` (present ones only)."""
-    return {n: values[n] for n in names if n in values}

@@ -8,7 +8,6 @@ blocklist callback rejects tokens of revoked or expired sessions and of disabled
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 from typing import Any, NoReturn
@@ -165,7 +164,3 @@ def decode_bearer(token: str) -> tuple[dict[str, Any], SessionState] | None:
         return None
     return claims, found
 
-
-def access_expiry(claims: dict[str, Any]) -> dt.datetime:
-    """When an access token expires."""
-    return dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)

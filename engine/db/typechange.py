@@ -22,10 +22,6 @@ import sqlalchemy as sa
 
 Change = Literal["same", "widen", "narrow"]
 
-#: Integer-digit capacity of each integer size, for ``int -> decimal`` range checks.
-INT_DIGITS = {16: 5, 32: 10, 64: 19}
-
-
 @dataclass(frozen=True)
 class Shape:
     """The family of a SQL type and the sizes that decide whether values fit."""

@@ -211,7 +211,3 @@ def contains(item: Any, coll: Any) -> bool:
             return any(item == x for x in coll)
     raise Fault(f"'in' needs a list or a text on its right, got {type_name(coll)}")
 
-
-def truth(v: Any) -> bool:
-    """A value used as a condition: null is false."""
-    return bool(v)

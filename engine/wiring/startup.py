@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import Engine
 
-from engine.db import build_metadata
+from engine.db.migrate import MigrationError, apply_on_start
 from engine.errors import UserError
 from engine.settings import Settings
 from metamodel import Model
@@ -28,12 +28,6 @@ PluginFactory = Callable[[Model, Engine, Settings], Any]
 
 def prepare_database(engine: Engine, model: Model, project_dir: Path) -> list[str]:
     """Bring the database up to the model, refusing destructive changes (UserError)."""
-    try:
-        from engine.db.migrate import MigrationError, apply_on_start
-    except ImportError as exc:  # the migration engine is not installed in this tree
-        log.warning("engine.db.migrate unavailable (%s); creating missing tables only", exc)
-        build_metadata(model).create_all(engine)
-        return []
     try:
         return apply_on_start(engine, model, project_dir)
     except MigrationError as exc:

@@ -107,16 +107,3 @@ def _key(t: Tag) -> str:
     if t.instance is not None and t.template is not None:
         return f"tags.{t.path[len(t.instance) + 1:]}"
     return f"tags.{t.path.split('.', 1)[1]}"
-
-
-def check_duplicates(tags: Iterable[Tag], problems: Problems) -> dict[str, Tag]:
-    """Tags by path; a path defined twice is reported at the second, citing the first."""
-    out: dict[str, Tag] = {}
-    for t in tags:
-        if t.path in out:
-            first = out[t.path]
-            problems.add(t.location, _key(t), f"tag path '{t.path}' is already defined at "
-                         f"{first.location}", "rename the tag or the instance")
-            continue
-        out[t.path] = t
-    return out

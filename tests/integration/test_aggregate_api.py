@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_api_support import assert_error
-from test_rules_support import RulesEnv, make_rules_env
+from support.api import assert_error
+from support.rules import RulesEnv, make_rules_env
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_rbac_support import FIELD_YAML, Secured, secured_app, seed_field
+from support.rbac import FIELD_YAML, Secured, secured_app, seed_field
 
-pytest_plugins = ("test_auth_support",)
+pytest_plugins = ("support.auth",)
 pytestmark = pytest.mark.integration
 
 #: an entity whose records go when their asset goes (on_delete: cascade)

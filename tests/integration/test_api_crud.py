@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from test_api_support import PLANT_YAML, ApiEnv, assert_error, make_env
+from support.api import PLANT_YAML, ApiEnv, assert_error, make_env
 
 pytestmark = pytest.mark.integration
 

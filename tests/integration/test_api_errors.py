@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_api_support import PLANT_YAML, ApiEnv, assert_error, make_env
+from support.api import PLANT_YAML, ApiEnv, assert_error, make_env
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from flask import Flask
 from hypothesis import HealthCheck, Phase, given, settings
 from openapi_spec_validator import validate as validate_spec
 from schemathesis import checks
-from test_auth_support import PASSWORD, bearer, build_settings
+from support.auth import PASSWORD, bearer, build_settings
 
 from engine.api import create_app
 from engine.auth import api_hooks, auth_init_hook

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_rbac_support import FIELD_YAML, secured_app, seed_field
+from support.rbac import FIELD_YAML, secured_app, seed_field
 
 pytestmark = pytest.mark.integration
 

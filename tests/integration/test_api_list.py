@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from test_api_support import PLANT_YAML, ApiEnv, assert_error, count_queries, make_env
+from support.api import PLANT_YAML, ApiEnv, assert_error, count_queries, make_env
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_api_support import PLANT_YAML, ApiEnv, assert_error, make_env
+from support.api import PLANT_YAML, ApiEnv, assert_error, make_env
 
 from engine.api import create_app
 from engine.api.health import mqtt_handshake

@@ -16,7 +16,7 @@ from typing import Any
 
 import flask
 import pytest
-from test_api_support import PLANT_YAML
+from support.api import PLANT_YAML
 
 from engine.api import create_app, shutdown
 from engine.db import create_engine_for

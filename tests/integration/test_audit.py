@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_auth_support import Harness, bearer, demo_table
+from support.auth import Harness, bearer, demo_table
 
 from engine.audit import audit_table, record
 from engine.auth import ensure_platform_tables
 from engine.db import create_engine_for
 
-pytest_plugins = ("test_auth_support",)
+pytest_plugins = ("support.auth",)
 pytestmark = pytest.mark.integration
 
 

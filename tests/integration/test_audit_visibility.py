@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_auth_support import PASSWORD, bearer
+from support.auth import PASSWORD, bearer
 from test_workflow_auth import signed_in_app
 
 from engine.auth.users import create_user

@@ -4,9 +4,9 @@ and that non-admins are refused (with an audited denial)."""
 from __future__ import annotations
 
 import pytest
-from test_auth_support import PASSWORD, Harness, bearer
+from support.auth import PASSWORD, Harness, bearer
 
-pytest_plugins = ("test_auth_support",)
+pytest_plugins = ("support.auth",)
 pytestmark = pytest.mark.integration
 
 

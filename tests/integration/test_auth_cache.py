@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_auth_support import MODULE_YAML, bearer, make_harness
+from support.auth import MODULE_YAML, bearer, make_harness
 
 from engine.auth.limits import SharedCounters
 from engine.auth.tables import session_table
 from metamodel import Model
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ("test_auth_support",)
+pytest_plugins = ("support.auth",)
 
 REPO = Path(__file__).resolve().parents[2]
 

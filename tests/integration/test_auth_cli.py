@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from test_auth_support import MODULE_YAML, build_app, build_settings
+from support.auth import MODULE_YAML, build_app, build_settings
 
 from engine.audit import audit_table
 from engine.auth.users import find_user

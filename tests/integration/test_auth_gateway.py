@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask_smorest import Api
-from test_auth_support import Harness, bearer, build_app, build_settings, make_harness
+from support.auth import Harness, bearer, build_app, build_settings, make_harness
 
 from engine.auth import AuthConfigError, init_app, resolve_jwt_secret
 from engine.auth.apikeys import revoke_api_key
@@ -21,7 +21,7 @@ from engine.db import create_engine_for
 from engine.settings import Settings
 from metamodel import Model
 
-pytest_plugins = ("test_auth_support",)
+pytest_plugins = ("support.auth",)
 pytestmark = pytest.mark.integration
 
 ERROR = {"code": 401, "status": "Unauthorized", "message": "authentication required"}

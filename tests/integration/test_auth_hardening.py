@@ -12,13 +12,13 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 import sqlalchemy as sa
-from test_auth_support import PASSWORD, SECRET, Harness, bearer, make_harness
+from support.auth import PASSWORD, SECRET, Harness, bearer, make_harness
 
 from engine.auth.apikeys import create_api_key
 from engine.auth.tables import api_key_table
 from engine.db import create_engine_for
 
-pytest_plugins = ("test_auth_support",)
+pytest_plugins = ("support.auth",)
 pytestmark = pytest.mark.integration
 
 

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
-from test_auth_support import PASSWORD, Harness, bearer, build_app, build_settings, make_harness
+from support.auth import PASSWORD, Harness, bearer, build_app, build_settings, make_harness
 
 from engine.auth.tables import user_table
 from engine.auth.users import find_user
 from engine.db import create_engine_for
 from metamodel import Model
 
-pytest_plugins = ("test_auth_support",)
+pytest_plugins = ("support.auth",)
 pytestmark = pytest.mark.integration
 
 #: headers whose values legitimately differ between two requests

@@ -12,11 +12,11 @@ import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from test_auth_support import SECRET, Harness, bearer
+from support.auth import SECRET, Harness, bearer
 
 from engine.auth import decode_bearer
 
-pytest_plugins = ("test_auth_support",)  # fixtures: harness, auth_model
+pytest_plugins = ("support.auth",)  # fixtures: harness, auth_model
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_auth_support import FAST_HASHER, PASSWORD, bearer, build_settings
+from support.auth import FAST_HASHER, PASSWORD, bearer, build_settings
 
 from engine.api import create_app
 from engine.audit import audit_table
@@ -16,7 +16,7 @@ from engine.auth.users import create_user
 from engine.db import build_metadata, create_engine_for
 from metamodel import Model
 
-pytest_plugins = ("test_auth_support",)
+pytest_plugins = ("support.auth",)
 pytestmark = pytest.mark.integration
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_desk_support import Desk, desk_app
+from support.desk import Desk, desk_app
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_api_support import PLANT_YAML, make_env
-from test_rbac_support import FIELD_YAML, secured_app, seed_field
+from support.api import PLANT_YAML, make_env
+from support.rbac import FIELD_YAML, secured_app, seed_field
 
 from engine.settings import Settings
 
-pytest_plugins = ("test_auth_support",)
+pytest_plugins = ("support.auth",)
 pytestmark = pytest.mark.integration
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_modbus_support import Tables, TcpServer, encode
+from support.modbus import Tables, TcpServer, encode
 
 from engine.scada.drivers.modbus import ModbusDriver, point
 from engine.scada.planner import Limits, plan_tags

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from test_modbus_support import PtyLink, Tables, encode, serial_server
+from support.modbus import PtyLink, Tables, encode, serial_server
 
 from engine.scada.drivers.modbus import ModbusDriver, point
 from engine.scada.planner import Limits, plan_tags

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_api_support import assert_error
-from test_rules_support import RulesEnv, make_rules_env
+from support.api import assert_error
+from support.rules import RulesEnv, make_rules_env
 
 from engine.api.naming import series_state
 

@@ -1,5 +1,5 @@
 """The RBAC matrix: every built-in role x every action on ``field.asset`` (YAML in
-``test_rbac_support.FIELD_YAML``), through real logins against the app ``campo serve``
+``support.rbac.FIELD_YAML``), through real logins against the app ``campo serve``
 builds, on SQLite and PostgreSQL.
 
 Entity actions (read, create, update, delete, export), aggregates and link expansion are
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_rbac_support import FIELD_YAML, USERS, Secured, secured_app, seed_field
+from support.rbac import FIELD_YAML, USERS, Secured, secured_app, seed_field
 
-pytest_plugins = ("test_auth_support",)
+pytest_plugins = ("support.auth",)
 pytestmark = pytest.mark.integration
 
 ROLES = ("admin", "supervisor", "operator", "viewer", "scada")

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.rbac import FIELD_YAML
 from test_api_serve import ADMIN_PASSWORD, running, serve_env
-from test_rbac_support import FIELD_YAML
 
 pytestmark = pytest.mark.integration
 

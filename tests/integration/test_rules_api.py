@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_api_support import assert_error
-from test_rules_support import RulesEnv, make_rules_env, seed
+from support.api import assert_error
+from support.rules import RulesEnv, make_rules_env, seed
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_api_support import assert_error
-from test_rules_support import Hooks
+from support.api import assert_error
+from support.rules import Hooks
 
 from engine.api import create_app
 from engine.db import build_metadata, create_engine_for

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_api_support import assert_error
-from test_rules_support import RulesEnv, make_rules_env, seed
+from support.api import assert_error
+from support.rules import RulesEnv, make_rules_env, seed
 
 from engine.api.naming import transition_table
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from test_auth_support import FAST_HASHER, PASSWORD, bearer, build_settings
-from test_rules_support import WORKS_YAML
+from support.auth import FAST_HASHER, PASSWORD, bearer, build_settings
+from support.rules import WORKS_YAML
 
 from engine.api import create_app
 from engine.audit import audit_table

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from test_auth_support import PASSWORD, bearer
+from support.auth import PASSWORD, bearer
 from test_workflow_auth import signed_in_app
 
 from engine.audit import audit_table

@@ -12,7 +12,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from test_auth_support import FAST_HASHER, PASSWORD, build_settings
 
 from engine.api import create_app
 from engine.audit import audit_table
@@ -22,6 +21,7 @@ from engine.auth.users import create_user
 from engine.db import build_metadata, create_engine_for
 from engine.rules import load_project
 from metamodel import Model
+from support.auth import FAST_HASHER, PASSWORD, build_settings
 
 #: The example the matrix is about. Sites: ``north`` and ``south`` areas; an asset belongs to
 #: the sites of its area (one link hop); ``backup`` links to an area too (expansion and link

@@ -11,7 +11,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from test_auth_support import FAST_HASHER, PASSWORD, bearer, build_settings
 
 from engine.api import create_app, shutdown
 from engine.auth.hooks import api_hooks, auth_init_hook
@@ -19,6 +18,7 @@ from engine.auth.users import create_user
 from engine.db import build_metadata, create_engine_for
 from engine.desk import serve_plugin
 from engine.rules import load_project
+from support.auth import FAST_HASHER, PASSWORD, bearer, build_settings
 
 DESK_YAML = (Path(__file__).resolve().parents[1] / "fixtures" / "desk" / "modules"
              / "field.yaml").read_text(encoding="utf-8")
