@@ -33,6 +33,14 @@ MQTT_URL = os.environ.get("CAMPO_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every property test (hypothesis ``@given``) is ``slow``: ``-m 'not slow'`` skips the
+    fuzzing while developing; README's test command (what CI runs) runs everything."""
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.slow)
+
+
 def _reachable(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=2):

@@ -130,6 +130,7 @@ def _operations(schema: Any) -> list[Any]:
     return ops
 
 
+@pytest.mark.slow
 def test_fuzz_every_operation(target: Target) -> None:
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", target.app)
     failures: list[str] = []
