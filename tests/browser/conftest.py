@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from desk_browser import (
+from support.desk_browser import (
     ADMIN_PASSWORD,
     ARGS,
     CHROMIUM,

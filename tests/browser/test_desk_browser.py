@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from desk_browser import Served, axe_violations, new_page, screenshot, sign_in
+from support.desk_browser import Served, axe_violations, new_page, screenshot, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

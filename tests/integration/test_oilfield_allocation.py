@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from oilfield_support import signed_in_field, small_field
+from support.oilfield import signed_in_field, small_field
 
 from engine.api.allocation import largest_remainder
 from engine.audit import audit_table

@@ -26,7 +26,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe-core" / "axe.min.js"
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "desk"
 ARTIFACTS = Path(os.environ.get("CAMPO_TEST_ARTIFACTS",
                                 Path(__file__).resolve().parents[2] / "test-artifacts")) / "browser"

@@ -11,7 +11,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask.testing import FlaskClient
-from test_auth_support import FAST_HASHER, PASSWORD, bearer, build_settings
 
 from engine.api import create_app
 from engine.auth.hooks import api_hooks, auth_init_hook
@@ -19,6 +18,7 @@ from engine.auth.users import create_user
 from engine.db import build_metadata, create_engine_for
 from engine.rules import load_project
 from metamodel import Model
+from support.auth import FAST_HASHER, PASSWORD, bearer, build_settings
 
 REPO = Path(__file__).resolve().parents[2]
 #: name -> (roles, sites)
