@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_api_support import PLANT_YAML, make_env
+from support.api import PLANT_YAML, make_env
 
 pytestmark = pytest.mark.integration
 

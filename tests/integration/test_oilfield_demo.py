@@ -171,7 +171,7 @@ def test_the_oilfield_demo(tmp_path: Path, sqlite_url: str,
         assert one("SELECT count(*) FROM wells_well WHERE status = 'shut_in'") == 2
     eng.dispose()
     # the exports of the demo data pass their schema checks (through the API, as admin)
-    from oilfield_support import signed_in_export
+    from support.oilfield import signed_in_export
     witsml, prodml = signed_in_export(root, sqlite_url, tmp_path)
     count, err = witsml_errors(witsml)
     assert (count, err) == (30, "")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import xmlschema
-from oilfield_support import Field, signed_in_field, small_field
+from support.oilfield import Field, signed_in_field, small_field
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from oilfield_support import signed_in_field, small_field
+from support.oilfield import signed_in_field, small_field
 
 from engine.units import check_conversion, convert, display_unit
 

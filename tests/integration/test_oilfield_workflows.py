@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from oilfield_support import signed_in_field, small_field
+from support.oilfield import signed_in_field, small_field
 from test_oilfield_exports import drilling_report
 
 pytestmark = pytest.mark.integration

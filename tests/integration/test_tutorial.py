@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from oilfield_support import REPO
-from test_auth_support import FAST_HASHER, PASSWORD, bearer, build_settings
+from support.auth import FAST_HASHER, PASSWORD, bearer, build_settings
+from support.oilfield import REPO
 
 from engine.api import create_app
 from engine.auth.hooks import api_hooks, auth_init_hook

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support.rules import Hooks, RulesEnv, seed
 from test_notify_support import Receiver, free_port
-from test_rules_support import Hooks, RulesEnv, seed
 
 from engine.api import create_app
 from engine.db import build_metadata, create_engine_for
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_workflow_transition_notifies_once_through_a_hook(tmp_path: Path, db_url: str) -> None:
-    from test_rules_support import WORKS_YAML
+    from support.rules import WORKS_YAML
 
     root = tmp_path / "project"
     (root / "modules").mkdir(parents=True)
