@@ -28,7 +28,7 @@ from flask import Response, request
 from flask_smorest import Blueprint
 from werkzeug.datastructures import MultiDict
 
-from engine.rules.capabilities import capabilities_for
+from engine.rules import capabilities_for
 from engine.units import convert
 
 from . import security

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.options import add_database_option, add_project_option, load_model, settings_from
+from engine.options import add_database_option, add_project_option, settings_from
+from engine.rules import load_model
 
 
 def _load(args: argparse.Namespace) -> int:
