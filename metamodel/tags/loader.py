@@ -277,7 +277,7 @@ class _Sites:
         self.tags: list[Tag] = []
         self.paths: dict[str, Location] = {}
         #: each site's document and body (placeholders filled), for its alarm rules
-        self.bodies: list[tuple[str, Document, dict[str, Any]]] = []
+        self.bodies: list[tuple[str, Document, Mapping[str, Any]]] = []
         self._default_scan: str | None = None
 
     def add(self, doc: Document, params: Mapping[str, Any], environ: Mapping[str, str]) -> None:
