@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
     def factory() -> Any:
         _fewer_malloc_arenas()
         from engine.db import platform
-        from engine.options import load_model
+        from engine.rules import load_model
         from engine.settings import Settings
 
         from .serve import build_app

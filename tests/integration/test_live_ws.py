@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from test_auth_support import Clock
+from support.auth import Clock
 from werkzeug.serving import make_server
 from wsclient import Client, ConnectionClosed
 
