@@ -29,7 +29,7 @@ from .rules import commands as rules_commands
 from .rules import load_whole_project
 from .scada import commands as scada_commands
 from .scada import simulate_command
-from .wiring import edge, serve
+from .wiring import edge, history_commands, serve
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ COMMANDS: tuple[Register, ...] = (
     db_commands.register,
     serve.register,
     edge.register,
+    history_commands.register,
     scada_commands.register,
     simulate_command.register,
     auth_commands.register,

@@ -64,6 +64,23 @@ class Settings(BaseSettings):
     #: production mode refuses unsafe defaults
     production: bool = False
 
+    # -- historian (engine.historian, docs/historian.md)
+    #: keep every tag change in the database (in the process that runs the SCADA runtime)
+    history: bool = True
+    #: database of the history; empty: the same as ``database_url``
+    history_database_url: str = ""
+    #: folder of the store-and-forward spool; default ``<data_dir>/history-spool``
+    history_spool_dir: Path | None = None
+    #: largest spool on disk; above it the oldest samples are dropped (counted and logged)
+    history_spool_max_bytes: int = 1 << 30
+    #: samples per database write, and the longest wait before one
+    history_batch: int = 50_000
+    history_flush_seconds: float = 1.0
+    #: most points one ``/api/history`` answer may hold
+    history_max_points: int = 100_000
+    #: days the 1-minute rollups are kept (1-hour rollups live as long as the samples)
+    history_rollup_1m_days: float = 35.0
+
     # -- authentication and gateway (engine.auth)
     #: JWT signing secret (HS256); empty: read ``secret_file`` (development generates one)
     jwt_secret: SecretStr = SecretStr("")
@@ -98,6 +115,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [Path(p.strip()) for p in value.split(",") if p.strip()]
         return value
+
+    def resolved_history_url(self) -> str:
+        """The history's database URL (the main database unless ``history_database_url``)."""
+        return self.history_database_url or self.resolved_database_url()
+
+    def resolved_spool_dir(self) -> Path:
+        """The spool folder, defaulting to ``<data_dir>/history-spool``."""
+        if self.history_spool_dir is not None:
+            return self.history_spool_dir
+        data = self.data_dir if self.data_dir.is_absolute() else self.project / self.data_dir
+        return data / "history-spool"
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<data_dir>/campo.db``."""

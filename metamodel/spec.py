@@ -459,3 +459,12 @@ class ModuleFile(Spec):
                                              "snake_case).")
     roles: dict[Name, RoleSpec] = Field({}, description="Custom roles, by name. Built in: "
                                         "admin, supervisor, operator, viewer, scada.")
+    history_rollups: dict[Name, HistoryRollupSpec] = Field(
+        {}, description="Records computed from tag history, by rule name "
+        "(docs/historian.md#erp-rollups).")
+
+
+# ERP rollups (metamodel/rollups.py) refer to Spec and Name above; resolved here.
+from .rollups import HistoryRollupSpec  # noqa: E402
+
+ModuleFile.model_rebuild()

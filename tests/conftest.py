@@ -30,6 +30,9 @@ settings.load_profile("campo")
 PG_URL = os.environ.get("CAMPO_TEST_DATABASE_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MQTT_URL = os.environ.get("CAMPO_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
+#: PostgreSQL with TimescaleDB (``bash ../shared/tools/timescaledb/start.sh``; .ci/run starts it)
+TSDB_URL = os.environ.get("CAMPO_TEST_TSDB_URL",
+                          "postgresql+psycopg://postgres@127.0.0.1:5433/test")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -78,6 +81,34 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in pg_server_url else "?"
     yield f"{pg_server_url}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def tsdb_server_url() -> str:
+    """The PostgreSQL-with-TimescaleDB server URL (the ``test`` database)."""
+    require_service(TSDB_URL, 5433, "PostgreSQL with TimescaleDB "
+                    "(bash ../shared/tools/timescaledb/start.sh)")
+    return TSDB_URL
+
+
+@pytest.fixture
+def tsdb_url(tsdb_server_url: str) -> Iterator[str]:
+    """A fresh schema on the TimescaleDB server (``public``, holding the extension, after it)."""
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(tsdb_server_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    yield f"{tsdb_server_url}?options=-csearch_path%3D{schema}%2Cpublic"
+    with admin.begin() as conn:
+        # the schema's policy jobs first: dropping a hypertable while TimescaleDB's scheduler
+        # runs one of its jobs can deadlock
+        conn.exec_driver_sql("SELECT delete_job(job_id) FROM timescaledb_information.jobs "
+                             f"WHERE hypertable_schema = '{schema}'")
     with admin.begin() as conn:
         conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
     admin.dispose()

@@ -103,6 +103,8 @@ def render_body(upgrade_ops: ops.UpgradeOps, metadata: sa.MetaData = platform.me
         if isinstance(op, ops.CreateTableOp) and options is not None:
             imp, call = _hook_call(options, "op.get_bind()")
             imports.add(imp)
+            if not body[-2].rstrip().endswith((",", "(")):  # Alembic's last argument
+                body[-2] += ","
             body[-1] = f"    **{call},\n    )"
         lines += body
         if table is not None and isinstance(op, (ops.CreateTableOp, ops.ModifyTableOps)):

@@ -189,7 +189,27 @@ def _plan(args: argparse.Namespace) -> int:
     if failures:
         print("hint: slow the scan class, raise the baud rate or max_gap, add connections "
               "(concurrency) or split the line", file=sys.stderr)
+    _history_plan(model, args)
     return 1 if failures else 0
+
+
+def _history_plan(model: TagModel, args: argparse.Namespace) -> None:
+    """The spool each site's ``offline_days`` need (a warning when it cannot be held)."""
+    import shutil
+
+    from engine.historian.planning import describe, spool_estimate
+    from engine.options import settings_from
+
+    settings = settings_from(args)
+    probe = settings.resolved_spool_dir()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    for est in spool_estimate(model):
+        line, warnings = describe(est, settings.history_spool_max_bytes, free)
+        print(line)
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- expand

@@ -29,12 +29,14 @@ from sqlalchemy.engine import Engine
 from engine.bus import Bus, InProcessBus, LiveValue, WriteOutcome
 from engine.bus.policy import Caller
 from engine.errors import UserError
-from engine.options import add_project_option, settings_from
+from engine.options import add_database_option, add_project_option, settings_from
 from engine.rules import load_model
 from engine.settings import Settings
 from metamodel import DefinitionError, Model
 from metamodel.project import load_model_tags
 from metamodel.tags import TagModel, load_tags, tag_files
+
+from .history import HistorianSink, history_service, init_history, make_historian
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +157,7 @@ class RuntimeBridge:
 
         self.bus = bus
         self.thread = RuntimeThread(Runtime(tags))
-        for sink in sinks:  # the alarm engine (engine.wiring.alarms)
+        for sink in sinks:  # the alarm engine (engine.wiring.alarms), the historian
             self.thread.runtime.add_sink(sink)
         self._sub: Any = None
         self._up_sub: Any = None
@@ -215,27 +217,39 @@ class EdgePlugin:
     """What ``campo serve`` runs beside the API (see the module docstring)."""
 
     def __init__(self, tags: TagModel | None, bus: Bus, engine: Engine,
-                 run_runtime: bool, settings: Settings | None = None) -> None:
+                 run_runtime: bool, settings: Settings | None = None,
+                 model: Model | None = None) -> None:
         from engine.live import LiveTags
 
         from .alarms import AlarmWiring, event_hub
 
         self.tags = tags
+        self.engine = engine
+        self.settings = settings
+        self.model = model
+        self.rollups: Any = None
         self.bus = bus
         self.live = LiveTags(tags, bus, engine)
         self.hub: Any = None
+        runs = tags is not None and run_runtime
+        historian = make_historian(settings, tags, engine) if (
+            runs and settings is not None and tags is not None) else None
         self.alarms = AlarmWiring(tags, engine, settings, event_hub(settings),
                                   run_engine=run_runtime) if (
             tags is not None and settings is not None) else None
-        self.bridge = (RuntimeBridge(tags, bus, settings,
-                                     self.alarms.sinks if self.alarms else (),
+        sinks = [*(self.alarms.sinks if self.alarms else ()),
+                 *((HistorianSink(historian),) if historian is not None else ())]
+        self.bridge = (RuntimeBridge(tags, bus, settings, sinks,
                                      self.alarms.sparkplug_metrics() if self.alarms else None)
                        if (tags is not None and run_runtime) else None)
+        self.history = history_service(settings or Settings(), engine, live_status=None if (
+            historian is None) else historian.status)
 
     def init_app(self, app: Flask, api: Api) -> None:
         from engine.live import init_live
 
         self.hub = init_live(app, api, self.live)
+        init_history(app, api, self.history)
         if self.alarms is not None:
             self.alarms.init_app(app, api)
 
@@ -247,12 +261,23 @@ class EdgePlugin:
             if self.alarms is not None:
                 self.alarms.attach_sparkplug(self.bridge.sparkplug_publish)
             log.info("SCADA runtime started: %d tags", len(self.tags.tags) if self.tags else 0)
+        if self.model is not None and self.tags is not None and self.settings is not None \
+                and self.settings.history:
+            from .history_erp import RollupScheduler, make_rollups
+
+            rollups = make_rollups(self.settings, self.model, self.tags, self.engine)
+            if rollups is not None:
+                self.rollups = RollupScheduler(rollups)
+                self.rollups.start()
 
     def stop(self) -> None:
+        if self.rollups is not None:
+            self.rollups.stop()
         if self.hub is not None:
             self.hub.stop()  # close the sockets (1001) before the bus goes
         if self.bridge is not None:
             self.bridge.stop()
+        self.history.close()
         if self.alarms is not None:
             self.alarms.stop()
         self.bus.close()
@@ -268,7 +293,8 @@ def serve_plugin(model: Model, engine: Engine, settings: Settings) -> EdgePlugin
         bus = make_bus(settings)
     except ValueError as err:
         raise UserError(str(err)) from None
-    return EdgePlugin(tags, bus, engine, settings.scada and settings.bus == "inproc", settings)
+    return EdgePlugin(tags, bus, engine, settings.scada and settings.bus == "inproc", settings,
+                      model)
 
 
 def register(subparsers: Any) -> None:
@@ -279,6 +305,7 @@ def register(subparsers: Any) -> None:
                     "(CAMPO_MQTT_URL, CAMPO_BUS_PREFIX); serve the write requests of web "
                     "processes started with CAMPO_BUS=mqtt.")
     add_project_option(p)
+    add_database_option(p)
     p.add_argument("--mqtt-url", default=None, help="broker, e.g. mqtt://127.0.0.1:1883")
     p.set_defaults(handler=scada_command)
 
@@ -310,7 +337,10 @@ def scada_command(args: Any) -> int:
 
     alarms = AlarmWiring(tags, create_engine_for(settings.resolved_database_url()), settings,
                          event_hub(settings), run_engine=True)
-    bridge = RuntimeBridge(tags, bus, settings, alarms.sinks, alarms.sparkplug_metrics())
+    historian = make_historian(settings, tags)
+    bridge = RuntimeBridge(tags, bus, settings, [
+        *alarms.sinks, *((HistorianSink(historian),) if historian is not None else ())],
+        alarms.sparkplug_metrics())
     alarms.start()
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

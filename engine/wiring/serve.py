@@ -67,6 +67,10 @@ def check_before_start(settings: Settings, model: Any) -> None:
         raise UserError(str(err)) from None
     try:
         tags = load_site_tags(settings.project, model)
+        if tags is not None:
+            from engine.historian.erp import load_rules
+
+            load_rules(settings.project, model, tags)  # ERP rollups: checked before start
         if tags is not None and tags.alarms:  # alarm expressions and notify/: fail here
             from engine.alarms.compile import compile_alarms
             from metamodel.notify import load_notify

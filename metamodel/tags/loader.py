@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -35,6 +36,7 @@ from ..spec import Name, Spec
 from ..validation import problems_from
 from .alarms import resolve_alarms, site_alarm_settings
 from .checks import check_overlaps
+from .history import HistorySpec, SiteHistory, SiteHistorySpec, ages
 from .model import Binding, Device, Instance, ScanClass, Tag, TagModel, Template
 from .params import site_values, substitute_site
 from .resolve import TagContext, resolve_tag
@@ -180,13 +182,44 @@ def build_tags(docs: Iterable[Document], problems: Problems, params: Mapping[str
     alarms, warnings = resolve_alarms(templates, st.instances, st.tags, st.bodies, problems,
                                       roles)
     alarm_settings = site_alarm_settings(st.bodies)
+    _check_renames(tags, problems)
     return TagModel(
         scan_classes=scan_classes,
         templates={n: t[2] for n, t in sorted(templates.items())},
         sites=st.sites, devices=dict(sorted(st.devices.items())),
         instances=dict(sorted(st.instances.items())), tags=tags,
         parameters=st.values, root=root, alarms=alarms, warnings=tuple(warnings),
-        alarm_settings=alarm_settings)
+        alarm_settings=alarm_settings, history=st.history)
+
+
+def _check_renames(tags: Mapping[str, Tag], problems: Problems) -> None:
+    """A ``renamed_from`` may not name a tag that still exists, nor one another tag claims."""
+    claimed: dict[str, Tag] = {}
+    for tag in tags.values():
+        for old in tag.renamed_from:
+            if old in tags:
+                problems.add(tag.location, "renamed_from", f"tag '{tag.path}' is renamed from "
+                             f"'{old}', but '{old}' is still a tag (defined at "
+                             f"{tags[old].location})", "remove renamed_from, or the old tag")
+            elif old in claimed and claimed[old].path != tag.path:
+                problems.add(tag.location, "renamed_from", f"'{old}' is claimed as a former "
+                             f"name by '{tag.path}' and by '{claimed[old].path}' (at "
+                             f"{claimed[old].location})", "only one tag can take its history")
+            else:
+                claimed[old] = tag
+
+
+def _with_history(tag: Tag, site: SiteHistory, specs: tuple[HistorySpec | None, ...],
+                  renamed: list[str]) -> Tag:
+    retention, compaction = ages(*specs, site)
+    if retention is None and compaction is None and not renamed:
+        return tag
+    return dataclasses.replace(tag, retention_days=retention, compaction_days=compaction,
+                               renamed_from=tuple(dict.fromkeys(renamed)))
+
+
+def _names(value: str | list[str] | None) -> list[str]:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
 _SCAN_CLASS: TypeAdapter[ScanClassSpec] = TypeAdapter(ScanClassSpec)
@@ -244,6 +277,7 @@ def _templates(docs: list[Document], problems: Problems
 _DEVICE: TypeAdapter[Any] = TypeAdapter(DeviceSpec)
 _INSTANCE: TypeAdapter[InstanceSpec] = TypeAdapter(InstanceSpec)
 _SITE_TAG: TypeAdapter[SiteTagSpec] = TypeAdapter(SiteTagSpec)
+_SITE_HISTORY: TypeAdapter[SiteHistorySpec] = TypeAdapter(SiteHistorySpec)
 
 
 _UNKNOWN_TYPE = re.compile(r"^unknown (?:field type|'type') ('.*')$")
@@ -279,6 +313,8 @@ class _Sites:
         #: each site's document and body (placeholders filled), for its alarm rules
         self.bodies: list[tuple[str, Document, Mapping[str, Any]]] = []
         self._default_scan: str | None = None
+        #: each site's history settings
+        self.history: dict[str, SiteHistory] = {}
 
     def add(self, doc: Document, params: Mapping[str, Any], environ: Mapping[str, str]) -> None:
         """Validate one site file and expand its instances and tags."""
@@ -303,6 +339,12 @@ class _Sites:
                                tainted, broken)
         devices, instances, tags = self._shape(doc, body, tainted)
         self.bodies.append((site, doc, body))
+        try:
+            raw = body.get("history")
+            self.history[site] = SiteHistory.of(
+                None if raw is None else _SITE_HISTORY.validate_python(raw))
+        except ValidationError:  # reported with the site file's other problems
+            self.history[site] = SiteHistory()
         for name, spec in devices.items():
             if spec is not None:
                 dev = Device(site, name, spec, doc.where_key(("devices", name)))
@@ -428,6 +470,12 @@ class _Sites:
                 broken_scan_classes=self.broken_scans)
             tag = resolve_tag(tspec, ctx)
             if tag is not None:
+                olds = _names(tspec.renamed_from)
+                renamed = [f"{site}.{name}.{o}" for o in olds]
+                if spec.renamed_from:
+                    renamed += [f"{site}.{spec.renamed_from}.{t}" for t in (tname, *olds)]
+                tag = _with_history(tag, self.history.get(site, SiteHistory()),
+                                    (tspec.history, tfile.history), renamed)
                 self._keep(tag, iloc, f"instances.{name}")
 
     def _site_tag(self, doc: Document, site: str, name: str, spec: SiteTagSpec | None) -> None:
@@ -444,6 +492,8 @@ class _Sites:
                          broken_scan_classes=self.broken_scans)
         tag = resolve_tag(spec, ctx)
         if tag is not None:
+            tag = _with_history(tag, self.history.get(site, SiteHistory()), (spec.history,),
+                                [f"{site}.{o}" for o in _names(spec.renamed_from)])
             self._keep(tag, tag.location, f"tags.{name}")
 
     def _keep(self, tag: Tag, where: Location, key: str) -> None:

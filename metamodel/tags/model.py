@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import Location, Problem
 from ..spec import Labels
 from .addressing import ModbusAddress, MqttAddress, OpcUaAddress
+from .history import SiteHistory
 from .patterns import compile_pattern
 from .spec import ModbusRtuSpec, ModbusTcpSpec, MqttSpec, OpcUaSpec, seconds
 
@@ -159,6 +160,11 @@ class Tag:
     instance: str | None = None
     template: str | None = None
     binding: Binding | None = None
+    #: history kept this many days, compacted after this many (None: the site's or engine's)
+    retention_days: float | None = None
+    compaction_days: float | None = None
+    #: former full paths of the tag (``renamed_from``), most recent first
+    renamed_from: tuple[str, ...] = ()
 
     @property
     def modbus(self) -> ModbusAddress:
@@ -218,6 +224,8 @@ class TagModel:
     warnings: tuple[Problem, ...] = ()
     #: each site's ``alarm_settings:`` (``metamodel.tags.alarmspec.SiteAlarmsSpec``)
     alarm_settings: dict[str, Any] = field(default_factory=dict)
+    #: each site's history settings (offline days, production day, default ages)
+    history: dict[str, SiteHistory] = field(default_factory=dict)
 
     def tags_of(self, device: str) -> list[Tag]:
         """Tags of the device named ``site.device``, by path."""
@@ -247,7 +255,8 @@ class TagModel:
             parameters={site: self.parameters.get(site, {})}, root=self.root,
             alarms={k: a for k, a in self.alarms.items() if a.site == site},
             warnings=self.warnings,
-            alarm_settings={k: v for k, v in self.alarm_settings.items() if k == site})
+            alarm_settings={k: v for k, v in self.alarm_settings.items() if k == site},
+            history={site: self.history[site]} if site in self.history else {})
 
 
 __all__ = ["Address", "Binding", "Device", "Instance", "ScanClass", "Scaling", "Tag",

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from ..spec import LabelText, Name, Spec
 from .alarmspec import AlarmSpec, SiteAlarmsSpec
+from .history import HistorySpec, SiteHistorySpec
 
 #: A tag path segment (``pip``) or a dotted path below the site (``sep1.inlet.pressure``).
 PATH_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
@@ -301,6 +302,10 @@ class TagSpec(Spec):
     writable: bool = False
     write_roles: list[Name] | None = None
     limits: LimitsSpec | None = None
+    #: retention and compaction of this tag's history (docs/historian.md)
+    history: HistorySpec | None = None
+    #: the tag's former name(s): inside its template, or its path below the site
+    renamed_from: PathName | list[PathName] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -335,6 +340,8 @@ class TemplateFile(Spec):
     parameters: dict[Name, ParameterSpec] = {}
     #: scan class of the tags that name none
     scan_class: Name | None = None
+    #: retention and compaction of the history of this template's tags
+    history: HistorySpec | None = None
     tags: dict[PathName, TagSpec]
     #: alarm rules every instance gets (:mod:`metamodel.tags.alarmspec`)
     alarms: dict[Name, AlarmSpec] = {}
@@ -360,6 +367,8 @@ class InstanceSpec(Spec):
     scan_class: Name | None = None
     bind: BindSpec | None = None
     label: LabelText | None = None
+    #: the instance's former path below the site (its tags keep their history)
+    renamed_from: PathName | None = None
 
 
 class SiteParameterSpec(Spec):
@@ -380,6 +389,8 @@ class SiteFile(Spec):
     parameters: dict[Name, SiteParameterSpec] = {}
     #: scan class of the stand-alone tags that name none
     scan_class: Name | None = None
+    #: history defaults of the site's tags, offline days, production day (docs/historian.md)
+    history: SiteHistorySpec | None = None
     devices: dict[Name, DeviceSpec] = {}
     instances: dict[PathName, InstanceSpec] = {}
     tags: dict[PathName, SiteTagSpec] = {}

@@ -122,6 +122,7 @@ def test_a_database_made_by_create_all_is_adopted_with_its_data(
         result = migrate(engine, load(root), root)          # what campo migrate/serve run
         applied = [line.split(":")[0] for line in result.platform]
         assert applied[0] == "p0001" and applied == sorted(applied)  # the baseline adopts
+        assert applied[-1] == platform.heads()[0]
         assert _snapshot(engine) == before                  # same data
         with engine.connect() as conn:
             assert platform.current(conn) == platform.heads()      # versioned
