@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from itertools import islice
+from operator import lt
 
 from .catalog import Catalog
 from .rollups import WIDTHS_US, DeltaRow, Prev, roll
@@ -37,23 +39,25 @@ class Ingest:
         """Store ``batch``; return how many samples were new. Raises on database errors."""
         if not batch:
             return 0
-        by_tag: dict[int, list[SampleRow]] = {}
+        by_tag: dict[int, list[PathRow]] = {}
         ids = self.catalog.ids_for(batch)
-        for (_path, ts, value, text, quality), tag_id in zip(batch, ids, strict=True):
+        for row, tag_id in zip(batch, ids, strict=True):
             rows = by_tag.get(tag_id)
             if rows is None:
-                by_tag[tag_id] = [(tag_id, ts, value, text, quality)]
+                by_tag[tag_id] = [row]
             else:
-                rows.append((tag_id, ts, value, text, quality))
+                rows.append(row)
         self._load_state([t for t in by_tag if t not in self.state])
         rows_out: list[SampleRow] = []
         deltas: dict[int, list[DeltaRow]] = {w: [] for w in WIDTHS_US}
         rebuild: dict[int, tuple[int, int]] = {}
         new_state: dict[int, Prev] = {}
         for tag_id, rows in by_tag.items():
-            if any(rows[i][1] >= rows[i + 1][1] for i in range(len(rows) - 1)):
+            times = [r[1] for r in rows]
+            if len(times) > 1 and not all(map(lt, times, islice(times, 1, None))):
                 rows = sorted({r[1]: r for r in rows}.values(), key=lambda r: r[1])
-            rows_out += rows
+            rows_out += [(tag_id, ts, value, text, quality)
+                         for _p, ts, value, text, quality in rows]
             nums = [(r[1], r[2]) for r in rows if r[2] is not None]
             if not nums:
                 continue

@@ -96,6 +96,11 @@ def day_of(us: int) -> int:
     return d.year * 10000 + d.month * 100 + d.day
 
 
+def _days(rows: Iterable[SampleRow]) -> set[int]:
+    """The days (``YYYYMMDD``) rows fall on (integer maths first: rows are many, days few)."""
+    return {day_of(d * DAY_US) for d in {r[1] // DAY_US for r in rows}}
+
+
 def day_start(day: int) -> int:
     """Microseconds at the start of day ``YYYYMMDD``."""
     d = dt.datetime(day // 10000, day // 100 % 100, day % 100, tzinfo=dt.UTC)
@@ -178,7 +183,7 @@ class PgStore(Store):
         hot, late = self._split_late(rows)
         added = len(self._insert_late(conn, late)) if late else 0
         if hot:
-            self.prepare({day_of(r[1]) for r in hot})
+            self.prepare(_days(hot))
             raw = conn.connection.driver_connection
             try:
                 with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
@@ -194,7 +199,7 @@ class PgStore(Store):
         new = self._insert_late(conn, late) if late else []
         if not hot:
             return new
-        self.prepare({day_of(r[1]) for r in hot})
+        self.prepare(_days(hot))
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:  # type: ignore[union-attr]
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS campo_history_in (tag_id integer, "
@@ -497,30 +502,31 @@ class PgStore(Store):
         gone += super().apply_retention(tags, now, rollup_1m_days)
         return gone
 
-    def _delete_before(self, conn: Connection, tag_id: int, cutoff: int) -> int:
-        gone = super()._delete_before(conn, tag_id, cutoff)
+    def _delete_before(self, conn: Connection, tag_ids: Sequence[int], cutoff: int) -> int:
+        gone = super()._delete_before(conn, tag_ids, cutoff)
         hour = cutoff - cutoff % HOUR_US
         res = conn.execute(sa.text(
-            f"DELETE FROM {BLOCK_TABLE} WHERE tag_id = :t AND hour < {_VAL.format(p=':c')} "
-            "RETURNING n"), {"t": tag_id, "c": hour})
+            f"DELETE FROM {BLOCK_TABLE} WHERE tag_id = ANY(:t) AND hour < "
+            f"{_VAL.format(p=':c')} RETURNING n"), {"t": list(tag_ids), "c": hour})
         gone += sum(int(r[0]) for r in res)
-        edge = conn.execute(sa.text(
-            f"SELECT data FROM {BLOCK_TABLE} WHERE tag_id = :t AND hour = "
-            f"{_VAL.format(p=':h')}"), {"t": tag_id, "h": hour}).scalar()
-        if edge is not None:
+        edges = conn.execute(sa.text(
+            f"SELECT tag_id, data FROM {BLOCK_TABLE} WHERE tag_id = ANY(:t) AND hour = "
+            f"{_VAL.format(p=':h')}"), {"t": list(tag_ids), "h": hour}).all()
+        for tag_id, edge in edges:  # the block holding the cutoff: keep its younger part
             rows = codec.decode(edge)
             keep = [r for r in rows if r[0] >= cutoff]
-            if len(keep) < len(rows):
-                gone += len(rows) - len(keep)
-                params = {"t": tag_id, "h": hour}
-                if keep:
-                    conn.execute(sa.text(
-                        f"UPDATE {BLOCK_TABLE} SET data = :d, n = :n, first_ts = :f WHERE "
-                        f"tag_id = :t AND hour = {_VAL.format(p=':h')}"),
-                        {**params, "d": codec.encode(keep), "n": len(keep), "f": keep[0][0]})
-                else:
-                    conn.execute(sa.text(f"DELETE FROM {BLOCK_TABLE} WHERE tag_id = :t AND "
-                                         f"hour = {_VAL.format(p=':h')}"), params)
+            if len(keep) == len(rows):
+                continue
+            gone += len(rows) - len(keep)
+            params = {"t": tag_id, "h": hour}
+            if keep:
+                conn.execute(sa.text(
+                    f"UPDATE {BLOCK_TABLE} SET data = :d, n = :n, first_ts = :f WHERE "
+                    f"tag_id = :t AND hour = {_VAL.format(p=':h')}"),
+                    {**params, "d": codec.encode(keep), "n": len(keep), "f": keep[0][0]})
+            else:
+                conn.execute(sa.text(f"DELETE FROM {BLOCK_TABLE} WHERE tag_id = :t AND "
+                                     f"hour = {_VAL.format(p=':h')}"), params)
         return gone
 
     def size_bytes(self) -> dict[str, int]:

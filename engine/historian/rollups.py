@@ -36,42 +36,46 @@ def roll(tag_id: int, samples: Sequence[tuple[int, float]], prev: Prev | None, w
     """Append the delta rows of ``samples`` (sorted, all after ``prev``) to ``out``."""
     if not samples:
         return
-    cur: DeltaRow | None = None
+    # the open bucket in local variables (the hot loop: one sample at a time)
     cb = -1
+    count = 0
+    total = lo = hi = first = last = area = cov = 0.0
+    first_t = last_t = 0
     pb = -1
     pv = 0.0
+    have_prev = prev is not None
     if prev is not None:
         pt, pv = prev
         pb = pt - pt % width
     w_s = width / US
     for t, v in samples:
         b = t - t % width
+        if b == cb:
+            count += 1
+            total += v
+            if v < lo:
+                lo = v
+            elif v > hi:
+                hi = v
+            area += (v - pv) * (b + width - t) / US
+            last = v
+            last_t = t
+            pv = v
+            continue
+        if count:
+            out.append([tag_id, cb, count, total, lo, hi, first, first_t, last, last_t, area,
+                        cov])
         rest = (b + width - t) / US
-        if cur is not None and b == cb:
-            cur[2] += 1
-            cur[3] += v
-            if v < cur[4]:
-                cur[4] = v
-            elif v > cur[5]:
-                cur[5] = v
-            cur[8] = v
-            cur[9] = t
-            cur[10] += (v - pv) * rest
+        if not have_prev:
+            area, cov = v * rest, rest
+            have_prev = True
+        elif b == pb:
+            area, cov = (v - pv) * rest, 0.0
         else:
-            if cur is not None:
-                out.append(cur)
-            if prev is None:
-                area, cov = v * rest, rest
-                prev = (t, v)
-            elif b == pb:
-                area, cov = (v - pv) * rest, 0.0
-            else:
-                area, cov = pv * (t - b) / US + v * rest, w_s
-            cur = [tag_id, b, 1, v, v, v, v, t, v, t, area, cov]
-            cb = b
+            area, cov = pv * (t - b) / US + v * rest, w_s
+        cb, count, total, lo, hi, first, first_t, last, last_t = b, 1, v, v, v, v, t, v, t
         pv = v
-    assert cur is not None
-    out.append(cur)
+    out.append([tag_id, cb, count, total, lo, hi, first, first_t, last, last_t, area, cov])
 
 
 def rebuild_rows(tag_id: int, samples: Iterable[tuple[int, float]], prev: Prev | None,

@@ -15,8 +15,9 @@ Format: a segment ``<seq>.seg`` starts with ``CSPL`` and a version, then records
 then ``u16 length + UTF-8`` each) for the samples records after it in the same segment;
 type 2 holds samples (``u32 count``, then per sample ``u32 path index, i64 µs, u8 flags,
 value``; flags: quality in bits 0-1, kind in bits 2-4: null, float64, true, false, text
-with ``u32 length + UTF-8``). A torn last record (a crash mid-write) fails its length or CRC
-check and is cut off when the spool is opened.
+with ``u32 length + UTF-8``); type 3 holds a batch of floats column by column (the
+common case, packed and unpacked in one ``struct`` call). A torn last record (a crash
+mid-write) fails its length or CRC check and is cut off when the spool is opened.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"CSPL\x00\x01"
 _REC = struct.Struct("<II")
-_PATHS, _SAMPLES = 1, 2
+_PATHS, _SAMPLES, _FLOATS = 1, 2, 3
 _K_NULL, _K_FLOAT, _K_TRUE, _K_FALSE, _K_TEXT = 0, 1, 2, 3, 4
 _FLOAT = struct.Struct("<IqBd")
 _BARE = struct.Struct("<IqB")
@@ -53,9 +54,26 @@ class Position:
     offset: int
 
 
-def encode_samples(rows: Sequence[PathRow], index: dict[str, int]) -> tuple[bytes, bytes]:
-    """``(paths record body, samples record body)`` for ``rows``; new paths join ``index``."""
+def encode_samples(rows: Sequence[PathRow], index: dict[str, int]
+                   ) -> tuple[bytes, bytes, int]:
+    """``(paths record body, samples record body, record type)`` for ``rows``; new paths
+    join ``index``. A batch of float values only is written column by column (type 3:
+    ``u32 count``, the path indexes, times, flags, values; one ``struct`` call)."""
     new: list[str] = []
+    n = len(rows)
+    values = [r[2] for r in rows]
+    if n and all(type(v) is float for v in values) and all(r[3] is None for r in rows):
+        get = index.get
+        idx = []
+        for r in rows:
+            i = get(r[0])
+            if i is None:
+                i = index[r[0]] = len(index)
+                new.append(r[0])
+            idx.append(i)
+        body = struct.pack(f"<I{n}I{n}q{n}B{n}d", n, *idx, *(r[1] for r in rows),
+                           *(r[4] | (_K_FLOAT << 2) for r in rows), *values)
+        return _names_body(new, index), body, _FLOATS
     parts = [_U32.pack(len(rows))]
     add = parts.append
     fl, bare = _FLOAT.pack, _BARE.pack
@@ -77,12 +95,23 @@ def encode_samples(rows: Sequence[PathRow], index: dict[str, int]) -> tuple[byte
             add(bare(i, ts, quality | (_K_FALSE << 2)))
         else:
             add(fl(i, ts, quality | (_K_FLOAT << 2), value))
-    names = b""
-    if new:
-        first = len(index) - len(new)
-        names = _U32.pack(first) + b"".join(_U16.pack(len(e)) + e for e in
-                                             (p.encode() for p in new))
-    return names, b"".join(parts)
+    return _names_body(new, index), b"".join(parts), _SAMPLES
+
+
+def _names_body(new: list[str], index: dict[str, int]) -> bytes:
+    if not new:
+        return b""
+    first = len(index) - len(new)
+    return _U32.pack(first) + b"".join(_U16.pack(len(e)) + e for e in
+                                       (p.encode() for p in new))
+
+
+def decode_floats(body: bytes, paths: list[str]) -> list[PathRow]:
+    """The rows of a column-wise (type 3) record body."""
+    (n,) = _U32.unpack_from(body)
+    cols = struct.unpack_from(f"<{n}I{n}q{n}B{n}d", body, 4)
+    return [(paths[i], t, v, None, f & 3) for i, t, f, v in
+            zip(cols[:n], cols[n:2 * n], cols[2 * n:3 * n], cols[3 * n:], strict=True)]
 
 
 def decode_samples(body: bytes, paths: list[str]) -> list[PathRow]:
@@ -214,8 +243,8 @@ class Spool:
         with self._lock:
             if self._size >= self.segment_bytes:
                 self._start_segment(self._seq + 1)
-            names, body = encode_samples(rows, self._index)
-            data = (_record(_PATHS, names) if names else b"") + _record(_SAMPLES, body)
+            names, body, kind = encode_samples(rows, self._index)
+            data = (_record(_PATHS, names) if names else b"") + _record(kind, body)
             os.write(self._fd, data)
             self._size += len(data)
             self._sizes[self._seq] = self._size
@@ -263,7 +292,7 @@ class Spool:
             except FileNotFoundError:
                 data = b""
             for kind, end, body in _records(data):
-                if kind == _SAMPLES and end > start:
+                if kind in (_SAMPLES, _FLOATS) and end > start:
                     lost += _U32.unpack_from(body)[0]
             path.unlink(missing_ok=True)
             del self._sizes[seq]
@@ -362,6 +391,8 @@ class Reader:
                     self._names(body)
                 elif kind == _SAMPLES:
                     rows += decode_samples(body, self._paths)
+                elif kind == _FLOATS:
+                    rows += decode_floats(body, self._paths)
                 self.pos = Position(seq, base + off)
                 consumed = True
                 if len(rows) >= max_samples:

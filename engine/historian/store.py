@@ -302,25 +302,33 @@ class Store:
 
     def apply_retention(self, tags: Iterable[HistTag], now: int, rollup_1m_days: float
                         ) -> int:
-        """Delete samples and rollups older than each tag's retention; return samples gone."""
+        """Delete samples and rollups older than each tag's retention; return samples gone.
+
+        Tags are grouped by retention: a few statements whatever the number of tags.
+        """
+        groups: dict[float, list[int]] = {}
+        for tag in tags:
+            groups.setdefault(tag.retention_days, []).append(tag.id)
         gone = 0
+        horizon_1m = now - int(rollup_1m_days * 86400 * 1_000_000)
         with self.engine.begin() as conn:
-            for tag in tags:
-                cutoff = now - int(tag.retention_days * 86400 * 1_000_000)
-                gone += self._delete_before(conn, tag.id, cutoff)
-                for width in WIDTHS_US:
-                    keep = cutoff
-                    if width == WIDTHS_US[0]:
-                        keep = max(cutoff, now - int(rollup_1m_days * 86400 * 1_000_000))
-                    conn.execute(sa.text(
-                        f"DELETE FROM {ROLLUP_TABLES[width // 1_000_000]} WHERE tag_id = :t "
-                        f"AND bucket < {self.ts_value(':c')}"), {"t": tag.id, "c": keep})
+            for days, ids in sorted(groups.items()):
+                cutoff = now - int(days * 86400 * 1_000_000)
+                for chunk in _chunks(ids, 1000):
+                    gone += self._delete_before(conn, chunk, cutoff)
+                    listed = ", ".join(str(int(t)) for t in chunk)
+                    for width in WIDTHS_US:
+                        keep = max(cutoff, horizon_1m) if width == WIDTHS_US[0] else cutoff
+                        conn.execute(sa.text(
+                            f"DELETE FROM {ROLLUP_TABLES[width // 1_000_000]} WHERE tag_id IN "
+                            f"({listed}) AND bucket < {self.ts_value(':c')}"), {"c": keep})
         return gone
 
-    def _delete_before(self, conn: Connection, tag_id: int, cutoff: int) -> int:
+    def _delete_before(self, conn: Connection, tag_ids: Sequence[int], cutoff: int) -> int:
+        listed = ", ".join(str(int(t)) for t in tag_ids)
         res = conn.execute(sa.text(
-            f"DELETE FROM {SAMPLE_TABLE} WHERE tag_id = :t AND ts < {self.ts_value(':c')}"),
-            {"t": tag_id, "c": cutoff})
+            f"DELETE FROM {SAMPLE_TABLE} WHERE tag_id IN ({listed}) AND ts < "
+            f"{self.ts_value(':c')}"), {"c": cutoff})
         return int(res.rowcount or 0)
 
     def maintain(self, tags: Sequence[HistTag], now: int) -> dict[str, int]:

@@ -41,6 +41,9 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 DIRECT, REPLAY = "direct", "replay"
+#: a writer behind takes up to this many batches in one transaction (fewer rollup rows per
+#: sample: a minute bucket is written once, not once per second of it)
+BACKLOG_BATCHES = 4
 #: failures of one batch with a data error (not an outage) before it is skipped
 POISON_STRIKES = 5
 #: errors that say "this data cannot be stored" (not an outage): such a batch is skipped,
@@ -73,7 +76,7 @@ class Historian:
         self.ingest: Ingest | None = None
         self.batch = batch
         self.flush_seconds = flush_seconds
-        self.max_pending = max_pending or 4 * batch
+        self.max_pending = max_pending or 8 * batch
         self.rollup_1m_days = rollup_1m_days
         self.maintenance_seconds = maintenance_seconds
         self.retry_max_seconds = retry_max_seconds
@@ -173,7 +176,7 @@ class Historian:
                 if inflight is None and self._pending:
                     batch: list[PathRow] = []
                     pos = self._pending[-1][1]
-                    while self._pending and len(batch) < self.batch:
+                    while self._pending and len(batch) < BACKLOG_BATCHES * self.batch:
                         rows, pos = self._pending.pop(0)
                         batch += rows
                     self._pending_n -= len(batch)
@@ -189,7 +192,7 @@ class Historian:
                 if reader is None:
                     reader = Reader(self.spool, self.spool.owned if self.spool.owned >
                                     self.spool.acked else self.spool.acked)
-                rows, pos = reader.read(self.batch)
+                rows, pos = reader.read(BACKLOG_BATCHES * self.batch)
                 if rows:
                     inflight = (rows, pos)
                 elif self._caught_up(reader):

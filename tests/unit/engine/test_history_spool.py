@@ -110,3 +110,20 @@ def test_files_are_what_the_format_says(tmp_path: Path) -> None:
     assert name.read_bytes().startswith(MAGIC)
     assert os.stat(name).st_size == spool.end().offset
     spool.close()
+
+
+def test_float_batches_are_written_column_wise(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=12_000, segment_bytes=3_000)
+    sent = []
+    for i in range(60):
+        batch = [(f"s.t{k % 7}", T0 + i * 100 + k, float(i * 100 + k) / 3, None, k % 3)
+                 for k in range(20)]
+        sent += batch
+        spool.append(batch)
+    kept = _read_all(spool, Position(0, 0))
+    assert kept == sent[len(sent) - len(kept):]  # bit-exact floats and qualities, in order
+    assert spool.dropped == len(sent) - len(kept) > 0
+    mixed = [("s.t1", T0 + 10**6, 1.5, None, 2), ("s.t2", T0 + 10**6, None, "x", 2)]
+    spool.append(mixed)
+    assert _read_all(spool, Position(0, 0))[-2:] == mixed
+    spool.close()
