@@ -83,8 +83,8 @@ class RollupValueSpec(Spec):
 class HistoryRollupSpec(Spec):
     """Records computed from tag history: one per bound asset and production day."""
 
-    label: LabelText | None = None
-    description: str | None = None
+    label: LabelText | None = Field(None, description="Name of the rule shown to people.")
+    description: str | None = Field(None, description="What the rule computes, for readers.")
     entity: EntityName = Field(description="The entity written: 'entity' of this module or "
                                "'module.entity'.")
     template: Name = Field(description="The tag template whose bound instances get records.")

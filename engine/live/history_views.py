@@ -66,6 +66,38 @@ class HistoryArgs(Schema):
     limit = fields.Integer(metadata={"description": "most points in the answer"})
 
 
+def _json_doc(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_SERIES = {"type": "object", "description": "one tag's rows; 'columns' names their items",
+           "properties": {"tag": {"type": "string"}, "site": {"type": "string"},
+                          "unit": {"type": "string", "nullable": True},
+                          "type": {"type": "string"}, "retired": {"type": "boolean"},
+                          "columns": {"type": "array", "items": {"type": "string"}},
+                          "rows": {"type": "array", "items": {"type": "array", "items": {}}}},
+           "additionalProperties": True}
+#: documented answers (OpenAPI; documentation only)
+_DOCS: dict[str, dict[str, Any]] = {
+    "history": {
+        "200": {"description": "the series (JSON, or CSV with format=csv / Accept: text/csv)",
+                "content": {
+                    "application/json": {"schema": {
+                        "type": "object", "additionalProperties": True, "properties": {
+                            "mode": {"type": "string"}, "from": {"type": "string"},
+                            "to": {"type": "string"}, "points": {"type": "integer"},
+                            "series": {"type": "array", "items": _SERIES}}}},
+                    "text/csv": {"schema": {"type": "string"}}}},
+        "400": {"description": "a parameter to change (named in errors.json)"},
+        "404": {"description": "a named tag unknown, or not on the caller's sites"}},
+    "status": {"200": _json_doc("each historian writer's figures", {
+        "type": "object", "properties": {
+            "backend": {"type": "string"},
+            "writers": {"type": "array", "items": {"type": "object",
+                                                   "additionalProperties": True}}}})},
+}
+
+
 class HistoryService:
     """What the views need: queries over the history database, and the writers' figures."""
 
@@ -152,6 +184,7 @@ def build_blueprint(service: HistoryService) -> Blueprint:
 
     @blp.route("")
     @blp.arguments(HistoryArgs, location="query")
+    @blp.doc(responses=_DOCS["history"])
     def get_history(args: dict[str, Any]) -> Any:
         """Raw, aggregated or interpolated history of the tags you may read."""
         p = current_principal()
@@ -166,6 +199,7 @@ def build_blueprint(service: HistoryService) -> Blueprint:
             fail(err.status, err.message, field=err.field)
 
     @blp.route("/status")
+    @blp.doc(responses=_DOCS["status"])
     def get_status() -> dict[str, Any]:
         """The historian's backlog: spool bytes, oldest unstored sample, last flush, rows/s."""
         current_principal()
