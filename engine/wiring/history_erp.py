@@ -144,7 +144,23 @@ class RollupScheduler:
             self._stop.wait(self.every)
 
     def tick(self, now: dt.datetime) -> list[Any]:
-        """Compute what is due at ``now``; errors are logged, retried next time."""
+        """Compute what is due at ``now``; errors are logged, retried next time.
+
+        On PostgreSQL one web process at a time runs it (an advisory lock): with several
+        web workers, a day's records are still written once.
+        """
+        engine = self.rollups.history.store.engine
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                if not conn.exec_driver_sql("SELECT pg_try_advisory_lock(7211002)").scalar():
+                    return []
+                try:
+                    return self._tick(now)
+                finally:
+                    conn.exec_driver_sql("SELECT pg_advisory_unlock(7211002)")
+        return self._tick(now)
+
+    def _tick(self, now: dt.datetime) -> list[Any]:
         done: list[Any] = []
         by_day: dict[dt.date, list[Rule]] = {}
         try:

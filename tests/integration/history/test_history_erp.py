@@ -236,3 +236,28 @@ def test_cli_rollup_with_progress(project: Any, tmp_path: Path,
     assert capsys.readouterr()[0].strip() == "2 skipped, 4 updated"
     assert main(argv[:-4] + ["--from", "2024-01-02", "--to", "2024-01-01"]) == 1
     assert "is before --from" in capsys.readouterr()[1]
+
+
+def test_scheduler_writes_due_days_once(project: Any, tmp_path: Path, pg_url: str) -> None:
+    """The daily scheduler writes the closed days; while another web process holds the
+    rollups' lock it writes nothing (several workers never write a day twice)."""
+    from engine.wiring.history_erp import RollupScheduler
+
+    root = _project(project)
+    _feed(root, pg_url, tmp_path, seed=5)
+    rollups, engine = _runner(root, pg_url)
+    scheduler = RollupScheduler(rollups)
+    now = dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time(10), dt.UTC)  # 07:00 local
+    other = create_engine_for(pg_url)
+    with other.connect() as conn:
+        assert conn.exec_driver_sql("SELECT pg_try_advisory_lock(7211002)").scalar()
+        assert scheduler.tick(now) == []
+        conn.exec_driver_sql("SELECT pg_advisory_unlock(7211002)")
+    done = scheduler.tick(now)
+    written = [(o.instance, o.day) for o in done if o.record_id]
+    assert {o.action for o in done if o.record_id} == {"created"}
+    assert sorted(written) == sorted({(i, d) for i in ("pad.w1", "pad.w2")
+                                      for d in (DAY - dt.timedelta(days=1), DAY)})
+    assert [o for o in scheduler.tick(now) if o.record_id] == []  # nothing due any more
+    other.dispose()
+    engine.dispose()
