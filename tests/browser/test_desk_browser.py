@@ -42,7 +42,11 @@ def test_record_lifecycle_with_link_child_rows_errors_and_conflict(browser: Any,
     page.wait_for_selector("table.records")
     _no_serious(page, "list")
     page.get_by_role("link", name="New").click()
-    page.get_by_label("Name").fill(name)
+    # the list (with its "View name" box and "Name" column toggle) is still on screen
+    # until the form renders: wait for the form, then fill its field by its exact name
+    page.wait_for_url(re.compile(r"#/f/field/well/new$"))
+    page.get_by_role("button", name="Save").wait_for()
+    page.get_by_role("textbox", name="Name", exact=True).fill(name)
     pad = page.get_by_role("combobox", name="Pad")
     pad.fill("pz")                                     # search as you type, by title
     page.get_by_role("option", name="PZ-12").click()
