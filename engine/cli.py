@@ -26,7 +26,6 @@ from .errors import UserError
 from .logs import configure_logging
 from .options import add_project_option, settings_from
 from .rules import commands as rules_commands
-from .rules import load_whole_project
 from .scada import commands as scada_commands
 from .scada import simulate_command
 from .wiring import edge, history_commands, serve
@@ -60,7 +59,8 @@ def _validate(args: argparse.Namespace) -> int:
     if not (settings.project / "modules").is_dir():
         raise UserError(f"{settings.project}: no modules/ folder here; give the project folder "
                         "(the one that contains modules/)")
-    cp = load_whole_project(settings, os.environ)  # site parameters may read env: names
+    # site parameters may read env: names; alarm expressions are checked in the same run
+    cp, alarms = alarm_commands.check_project(settings, os.environ)
     model, tags = cp.model, cp.tags
     counts = [f"{len(model.modules)} modules", f"{len(model.entities)} entities",
               f"{len(model.roles)} roles"]
@@ -69,7 +69,13 @@ def _validate(args: argparse.Namespace) -> int:
     layouts = cp.project.layouts
     if layouts.forms or layouts.lists:
         counts.append(_count(len(layouts.forms) + len(layouts.lists), "layout"))
+    if alarms is not None and alarms.alarms:
+        counts.append(_count(len(alarms.alarms), "alarm"))
+    if cp.project.notify is not None:
+        counts.append(_count(len(cp.project.notify.channels), "notification channel"))
     print("ok: " + ", ".join(counts))
+    for w in alarms.warnings if alarms is not None else ():
+        print(w.format())
     return 0
 
 

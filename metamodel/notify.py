@@ -88,6 +88,11 @@ class EmailChannel(Spec):
         return self
 
 
+#: the transitions of an alarm (the ``action`` of its events) a route may notify on
+ALARM_ACTIONS: tuple[str, ...] = (
+    "raise", "realarm", "clear", "ack", "shelve", "unshelve", "shelve_expired",
+    "out_of_service", "in_service", "reset", "suppress", "unsuppress")
+
 Channel = Annotated[WebhookChannel | MqttChannel | EmailChannel, Field(discriminator="type")]
 Priority = Literal["critical", "high", "medium", "low"]
 
@@ -175,10 +180,24 @@ class NotifyFile(Spec):
 
 def load_notify(root: Path) -> NotifyFile | None:
     """Read and check ``root/notify/*.yaml`` into one config (DefinitionError on mistakes)."""
+    problems = Problems()
+    config, _docs = collect_notify(root, problems)
+    problems.raise_if_any()
+    return config
+
+
+NotifyDocs = list[tuple[Document, "NotifyFile"]]
+
+
+def collect_notify(root: Path, problems: Problems) -> tuple[NotifyFile | None, NotifyDocs]:
+    """Like :func:`load_notify`, but add the problems to ``problems`` and return what is sound
+    with the files it was merged from (each with its document, to locate names). The config
+    is None without a ``notify/`` folder, or when a file's shape is broken (its names then
+    cannot be checked without follow-on errors)."""
     folder = root / "notify"
     if not folder.is_dir():
-        return None
-    problems = Problems()
+        return None, []
+    before = len(problems.items)
     merged: dict[str, dict[str, object]] = {k: {} for k in
                                             ("channels", "routes", "rosters", "hooks")}
     other: dict[str, object] = {}
@@ -198,16 +217,15 @@ def load_notify(root: Path) -> NotifyFile | None:
         for key in ("limits", "max_attempts", "retry_base", "retry_max"):
             if key in (doc.value or {}):
                 other[key] = getattr(f, key)
-    if problems:
-        problems.raise_if_any()
+    if len(problems.items) > before:
+        return None, []
     construct: Any = NotifyFile.model_construct  # kwargs of mixed types, validated above
     config: NotifyFile = construct(**merged, **{
         "limits": other.get("limits"), "max_attempts": other.get("max_attempts", 20),
         "retry_base": other.get("retry_base", "2s"), "retry_max": other.get("retry_max", "10m")})
     for doc, f in docs:
         _cross(doc, f, config, problems)
-    problems.raise_if_any()
-    return config
+    return config, docs
 
 
 def _cross(doc: Document, f: NotifyFile, config: NotifyFile, problems: Problems) -> None:
@@ -225,6 +243,11 @@ def _cross(doc: Document, f: NotifyFile, config: NotifyFile, problems: Problems)
 
     for name, r in f.routes.items():
         channel(r.channels, ("routes", name, "channels"))
+        for i, a in enumerate(r.actions):
+            if a not in ALARM_ACTIONS:
+                path = ("routes", name, "actions", i)
+                problems.add(doc.where(path), f"routes.{name}.actions[{i}]",
+                             f"unknown alarm transition '{a}'", expected_one_of(a, ALARM_ACTIONS))
         roster(r.roster, ("routes", name, "roster"))
         if r.escalate is not None:
             channel(r.escalate.channels, ("routes", name, "escalate", "channels"))
@@ -241,5 +264,6 @@ def _cross(doc: Document, f: NotifyFile, config: NotifyFile, problems: Problems)
                                  f"unknown shift '{shift}'", expected_one_of(shift, ro.shifts))
 
 
-__all__ = ["EmailChannel", "Hook", "Limits", "MqttChannel", "NotifyFile", "Roster", "Route",
-           "WebhookChannel", "load_notify", "seconds"]
+__all__ = ["ALARM_ACTIONS", "EmailChannel", "Hook", "Limits", "MqttChannel", "NotifyFile",
+           "Roster", "Route", "WebhookChannel", "collect_notify", "load_notify",
+           "seconds"]

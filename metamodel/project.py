@@ -9,10 +9,16 @@ about, all reported in one run:
 - a tag's ``write_roles`` name real roles (the modules' roles plus the built-in ones);
 - an instance's ``bind:`` names a real entity, and a field of it that identifies one record
   (a stored, unique, plain-valued field);
-- a form or list layout names real entities and fields.
+- a form or list layout names real entities and fields;
+- alarm rules (``alarms:`` of templates and sites, resolved with the tags) watch real tags and
+  name real roles for their actions (on the rule and in a site's ``alarm_settings``);
+- ``notify/`` (channels, routes, rosters, hooks) names its own channels and rosters, routes
+  name real sites, alarm areas and alarm transitions, and hooks name a real entity and an
+  action of its workflow.
 
-HMI screens and alarm rules (screens -> tags and entities, alarms -> tags) join the project
-when their languages exist.
+The alarms' expressions (``when:``, limits given as text, ``suppress_when:``) are compiled by
+the engine (:mod:`engine.alarms.compile`), which adds its problems to the same report in
+``campo validate``. HMI screens (screens -> tags and entities) join when their language exists.
 
 Example::
 
@@ -33,6 +39,8 @@ from .errors import Problems, did_you_mean, expected_one_of
 from .layout import Layouts, collect_layouts
 from .loader import collect
 from .model import Model
+from .notify import NotifyDocs, NotifyFile, collect_notify
+from .source import Document
 from .tags.loader import collect_tags, tag_files
 from .tags.model import TagModel
 
@@ -53,6 +61,8 @@ class Project:
     tags: TagModel | None
     #: form and list layouts of the desk (``screens/layouts/``)
     layouts: Layouts = field(default_factory=Layouts)
+    #: the notification service's channels, routes, rosters and hooks (None without notify/)
+    notify: NotifyFile | None = None
 
 
 def collect_project(root: Path | str = ".", overlays: Sequence[Path | str] = (), *,
@@ -62,9 +72,14 @@ def collect_project(root: Path | str = ".", overlays: Sequence[Path | str] = (),
     """Like :func:`load_project`, but return what is sound plus the problems (the engine adds
     its own checks before reporting everything)."""
     model, problems = collect(root, overlays, reserved_urls)
+    before = len(problems.items)
     tags = collect_model_tags(Path(root), model, problems, params, environ)
+    tags_sound = len(problems.items) == before
     layouts = collect_layouts(Path(root), model, problems)
-    return Project(str(root), model, tags, layouts), problems
+    notify, docs = collect_notify(Path(root), problems)
+    if notify is not None:
+        check_notify(model, tags, docs, problems, areas=tags_sound)
+    return Project(str(root), model, tags, layouts, notify), problems
 
 
 def load_project(root: Path | str = ".", overlays: Sequence[Path | str] = (), *,
@@ -150,5 +165,50 @@ def check_bindings(model: Model, tags: TagModel, problems: Problems) -> None:
                          "a unique field")
 
 
-__all__ = ["KEY_TYPES", "Project", "check_bindings", "collect_model_tags", "collect_project",
+def check_notify(model: Model, tags: TagModel | None, docs: NotifyDocs, problems: Problems,
+                 *, areas: bool = True) -> None:
+    """Routes name real sites and alarm areas (areas only when ``areas``: the tags loaded
+    without problems, so no alarm is missing); hooks name an entity and a workflow action."""
+    sites = sorted(tags.sites) if tags is not None else []
+    known_areas = sorted({a.area for a in tags.alarms.values() if a.area}) if tags else []
+    for doc, f in docs:
+        for name, r in f.routes.items():
+            for i, site in enumerate(r.sites or ()):
+                if site not in sites:
+                    _at(problems, doc, ("routes", name, "sites", i),
+                        f"route names unknown site '{site}'",
+                        _hint(site, sites) if sites else "the project's tags/ declare no site")
+            for i, area in enumerate(r.areas or ()):
+                if areas and area not in known_areas:
+                    _at(problems, doc, ("routes", name, "areas", i),
+                        f"no alarm has area '{area}': the route would never send",
+                        _hint(area, known_areas) if known_areas else
+                        "give alarms an 'area:' in tags/, or drop 'areas' from the route")
+        for name, h in f.hooks.items():
+            ent = model.entities.get(h.entity)
+            if ent is None:
+                _at(problems, doc, ("hooks", name, "entity"),
+                    f"hook names unknown entity '{h.entity}'", _hint(h.entity, model.entities))
+                continue
+            if h.entity in model.incomplete:
+                continue
+            wf = ent.workflow
+            if wf is None:
+                _at(problems, doc, ("hooks", name, "entity"),
+                    f"entity '{h.entity}' has no workflow, so no transition to notify on",
+                    "hook an entity with a 'workflow:'")
+            elif h.action not in wf.actions():
+                _at(problems, doc, ("hooks", name, "action"),
+                    f"the workflow of '{h.entity}' has no action '{h.action}'",
+                    _hint(h.action, wf.actions()))
+
+
+def _at(problems: Problems, doc: Document, path: tuple[Any, ...], message: str,
+        hint: str | None) -> None:
+    key = ".".join(str(p) for p in path if not isinstance(p, int))
+    index = "".join(f"[{p}]" for p in path if isinstance(p, int))
+    problems.add(doc.where(path), key + index, message, hint)
+
+
+__all__ = ["KEY_TYPES", "Project", "check_bindings", "check_notify", "collect_model_tags", "collect_project",
            "load_model_tags", "load_project"]

@@ -16,14 +16,18 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
+from engine.rules import CompiledProject
+from engine.rules.loading import collect_compiled
+from engine.settings import Settings
 from metamodel import DefinitionError
 from metamodel.tags import TagModel, load_tags
 
-from .compile import CompiledAlarms, compile_alarms
+from .compile import CompiledAlarms, collect_alarms, compile_alarms
 from .kpi import format_kpis
 from .replay import CsvReader, HistoryReader, replay
 
@@ -47,6 +51,22 @@ def register(subparsers: Any) -> None:
                    help="a proposed change: DIR/tags/ files over the project's")
     r.add_argument("--operators", type=int, default=1, help="operators on duty (KPIs)")
     r.set_defaults(handler=replay_command)
+
+
+def check_project(settings: Settings, environ: Mapping[str, str] | None = None
+                  ) -> tuple[CompiledProject, CompiledAlarms | None]:
+    """Every language of the project checked together, alarm expressions included, or
+    :class:`UserError` listing every problem at once (``campo validate``)."""
+    try:
+        cp, problems = collect_compiled(settings.project, settings.overlays, environ=environ)
+    except DefinitionError as err:  # a file the loader could not read at all
+        raise UserError(err.report()) from None
+    alarms = collect_alarms(cp.tags, problems) if cp.tags is not None else None
+    try:
+        problems.raise_if_any()
+    except DefinitionError as err:
+        raise UserError(err.report()) from None
+    return cp, alarms
 
 
 def _project(args: argparse.Namespace) -> Path:

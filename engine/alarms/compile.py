@@ -223,6 +223,14 @@ def _evaluator(expr: Any, read: Callable[[Values], dict[str, Any]]) -> Callable[
 def compile_alarms(tags: TagModel) -> CompiledAlarms:
     """Compile every alarm of ``tags``; raise DefinitionError with every problem."""
     problems = Problems()
+    compiled = collect_alarms(tags, problems)
+    problems.raise_if_any()
+    return compiled
+
+
+def collect_alarms(tags: TagModel, problems: Problems) -> CompiledAlarms:
+    """Compile every alarm of ``tags``, adding problems to ``problems`` (the alarms with a
+    problem are left out); ``campo validate`` reports them with every other language's."""
     comp = _Compiler(tags, problems)
     out: dict[str, CompiledAlarm] = {}
     per_rule: dict[str, list[tuple[str, float]]] = {}
@@ -270,7 +278,6 @@ def compile_alarms(tags: TagModel) -> CompiledAlarms:
         ca.needs = tuple(dict.fromkeys(needs))
         out[path] = ca
     _check_instance_setpoints(out, per_rule, tags, problems)
-    problems.raise_if_any()
     by_tag: dict[str, list[CompiledAlarm]] = {}
     for ca in out.values():
         for t in ca.inputs:

@@ -177,6 +177,7 @@ def resolve_alarms(
     site_rules: dict[str, list[tuple[Document, str, AlarmSpec]]] = {}
     for site, doc, body in sites:
         settings[site] = _settings(body.get("alarm_settings"))
+        _site_roles(settings[site], doc, roles, problems)
         raw = body.get("alarms")
         site_rules[site] = [(doc, n, s) for n, s in _specs(raw)]
     for path, inst in sorted(instances.items()):
@@ -209,6 +210,19 @@ def site_alarm_settings(sites: list[tuple[str, Document, Mapping[str, Any]]]
     """Each site's ``alarm_settings:`` (defaults where it gives none)."""
     return {site: _settings(body.get("alarm_settings")) or SiteAlarmsSpec()
             for site, _doc, body in sites}
+
+
+def _site_roles(spec: SiteAlarmsSpec | None, doc: Document, roles: frozenset[str] | None,
+                problems: Problems) -> None:
+    """A site's default action roles (``alarm_settings.roles``) name real roles."""
+    if spec is None or spec.roles is None or roles is None:
+        return
+    for action in ACTIONS:
+        for i, r in enumerate(getattr(spec.roles, action) or ()):
+            if r not in roles:
+                path = ("alarm_settings", "roles", action, i)
+                problems.add(doc.where(path), f"alarm_settings.roles.{action}[{i}]",
+                             f"unknown role '{r}'", expected_one_of(r, roles))
 
 
 def _settings(raw: Any) -> SiteAlarmsSpec | None:

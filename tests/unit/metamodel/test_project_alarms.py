@@ -1,0 +1,98 @@
+"""Alarm rules and notify/ in the one project: ``load_project`` checks what the metamodel can
+(watched tags, action roles, routes -> sites/areas/transitions, hooks -> entities and their
+workflow actions) and ``campo validate`` adds the alarm expressions, every problem in one run.
+The golden reports are tests/fixtures/project/invalid/{alarm_rules,notify_routes}.expected."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from metamodel import DefinitionError
+from metamodel.project import load_project
+
+INVALID = Path(__file__).resolve().parents[2] / "fixtures" / "project" / "invalid"
+
+
+def _copy(case: str, tmp_path: Path) -> Path:
+    shutil.copytree(INVALID / case, tmp_path / case)
+    return tmp_path / case
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_load_project_checks_notify_against_modules_and_tags(tmp_path: Path) -> None:
+    root = _copy("notify_routes", tmp_path)
+    with pytest.raises(DefinitionError) as info:
+        load_project(root)
+    assert [p.path for p in info.value.problems] == [
+        "routes.wells.areas[0]", "routes.wells.sites[1]", "routes.wells.channels[1]",
+        "routes.wells.actions[1]", "routes.wells.roster", "hooks.approved.action",
+        "hooks.noted.entity", "hooks.missing.entity"]
+    notify = root / "notify" / "notify.yaml"
+    _edit(notify, "[wels]", "[wells]")
+    _edit(notify, "[pad, pad2]", "[pad]")
+    _edit(notify, "[ops, opz]", "[ops]")
+    _edit(notify, "[raise, rais]", "[raise, clear]")
+    _edit(notify, "    roster: day\n", "")
+    _edit(notify, "action: aprove", "action: approve")
+    _edit(notify, "entity: plant.note\n    action: save", "entity: plant.asset\n    action: approve")
+    _edit(notify, "plant.asets", "plant.asset")
+    project = load_project(root)
+    assert project.notify is not None
+    assert project.notify.routes["wells"].actions == ["raise", "clear"]
+    assert set(project.notify.hooks) == {"approved", "noted", "missing"}
+
+
+def test_a_route_area_is_not_reported_when_the_tags_are_broken(tmp_path: Path) -> None:
+    """An alarm left out for its own problem must not make its area 'unknown' as well."""
+    root = _copy("notify_routes", tmp_path)
+    _edit(root / "tags" / "templates" / "pump.yaml", "tag: pip", "tag: pipp")
+    with pytest.raises(DefinitionError) as info:
+        load_project(root)
+    paths = [p.path for p in info.value.problems]
+    assert "alarms.pip_low.tag" in paths
+    assert "routes.wells.areas[0]" not in paths
+
+
+def test_site_alarm_roles_are_checked_by_the_metamodel(tmp_path: Path) -> None:
+    root = _copy("alarm_rules", tmp_path)
+    with pytest.raises(DefinitionError) as info:
+        load_project(root)
+    paths = [p.path for p in info.value.problems]
+    assert "alarm_settings.roles.shelve[1]" in paths
+    assert "alarm_settings.roles.out_of_service[0]" in paths
+    # expressions are the engine's: not in the metamodel's report
+    assert "alarms.header_low.when" not in paths
+
+
+def test_validate_counts_alarms_and_channels_once_fixed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _copy("alarm_rules", tmp_path)
+    pump = root / "tags" / "templates" / "pump.yaml"
+    _edit(root / "modules" / "plant.yaml", "integr", "int")
+    _edit(root / "tags" / "sites" / "pad.yaml", "[supervisor, enginer]", "[supervisor, engineer]")
+    _edit(root / "tags" / "sites" / "pad.yaml", "[admn]", "[admin]")
+    _edit(root / "tags" / "sites" / "pad.yaml", "w2.pip", "w1.pip")
+    _edit(pump, "pipp", "pip")
+    _edit(pump, "[operator, enginer]", "[operator, engineer]")
+    assert main(["validate", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err == ("tags/templates/pump.yaml:20:31: alarms.pip_fast.suppress_when: unknown name "
+                   "'fals'\n  hint: did you mean 'false'?\n1 problem in 1 file\n")
+    _edit(pump, "== fals", "== false")
+    (root / "notify").mkdir()
+    (root / "notify" / "n.yaml").write_text(
+        "channels:\n  ops: {type: webhook, url: 'http://127.0.0.1:9/h'}\n"
+        "routes:\n  all: {channels: [ops], sites: [pad]}\n", encoding="utf-8")
+    assert main(["validate", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ok: 1 modules, ")
+    assert "1 site, 2 tags, 4 alarms, 1 notification channel" in out
