@@ -245,8 +245,8 @@ def _cross(doc: Document, f: NotifyFile, config: NotifyFile, problems: Problems)
         channel(r.channels, ("routes", name, "channels"))
         for i, a in enumerate(r.actions):
             if a not in ALARM_ACTIONS:
-                path = ("routes", name, "actions", i)
-                problems.add(doc.where(path), f"routes.{name}.actions[{i}]",
+                problems.add(doc.where(("routes", name, "actions", i)),
+                             f"routes.{name}.actions[{i}]",
                              f"unknown alarm transition '{a}'", expected_one_of(a, ALARM_ACTIONS))
         roster(r.roster, ("routes", name, "roster"))
         if r.escalate is not None:

@@ -210,5 +210,5 @@ def _at(problems: Problems, doc: Document, path: tuple[Any, ...], message: str,
     problems.add(doc.where(path), key + index, message, hint)
 
 
-__all__ = ["KEY_TYPES", "Project", "check_bindings", "check_notify", "collect_model_tags", "collect_project",
-           "load_model_tags", "load_project"]
+__all__ = ["KEY_TYPES", "Project", "check_bindings", "check_notify", "collect_model_tags",
+           "collect_project", "load_model_tags", "load_project"]

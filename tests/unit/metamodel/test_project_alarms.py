@@ -43,7 +43,8 @@ def test_load_project_checks_notify_against_modules_and_tags(tmp_path: Path) -> 
     _edit(notify, "[raise, rais]", "[raise, clear]")
     _edit(notify, "    roster: day\n", "")
     _edit(notify, "action: aprove", "action: approve")
-    _edit(notify, "entity: plant.note\n    action: save", "entity: plant.asset\n    action: approve")
+    _edit(notify, "entity: plant.note\n    action: save",
+          "entity: plant.asset\n    action: approve")
     _edit(notify, "plant.asets", "plant.asset")
     project = load_project(root)
     assert project.notify is not None
