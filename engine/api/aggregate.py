@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import decimal
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +132,25 @@ def _converter(fn: str, codec: Codec, scale: int | None) -> Callable[[Any], Any]
         return dump_decimal(scale or 0)
     if fn == "sum" and codec.type == "int":
         return lambda v: int(decimal.Decimal(str(v)))
-    return float
+    return _finite
+
+
+def _overflow(err: sa.exc.DBAPIError) -> bool:
+    """Did the database refuse an aggregate because it overflows? (PostgreSQL: SQLSTATE
+    22003; SQLite: "integer overflow")"""
+    return (getattr(err.orig, "sqlstate", None) == "22003"
+            or "integer overflow" in str(err.orig).lower())
+
+
+class _Overflow(Exception):
+    """A float aggregate beyond a double (SQLite answers ``inf``)."""
+
+
+def _finite(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise _Overflow
+    return number
 
 
 def run_aggregate(ctx: ApiContext, res: Resource) -> Response:
@@ -170,8 +189,16 @@ def run_aggregate(ctx: ApiContext, res: Resource) -> Response:
     if groups:
         stmt = (stmt.group_by(*groups)
                 .order_by(*(g.asc().nulls_last() for g in groups)).limit(q.limit + 1))
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(stmt).all()
+    try:
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    except (sa.exc.DataError, sa.exc.OperationalError) as err:
+        if not _overflow(err):
+            raise
+        asked = sorted({fn for fn, _ in q.measures})
+        message = (f"{', '.join(asked)}: a result overflows the range of its type; narrow "
+                   "the filters or group more finely")
+        raise ApiError(422, message, {"query": {fn: [message] for fn in asked}}) from None
     truncated = len(rows) > q.limit
     items = []
     for row in rows[:q.limit]:
@@ -185,7 +212,12 @@ def run_aggregate(ctx: ApiContext, res: Resource) -> Response:
         for fn, name, conv in convert:
             v = row[pos]
             pos += 1
-            item.setdefault(fn, {})[name] = None if v is None else conv(v)
+            try:
+                item.setdefault(fn, {})[name] = None if v is None else conv(v)
+            except _Overflow:
+                message = (f"{fn}: the {fn} of '{name}' is beyond the range of a number "
+                           "(±1.8e308); narrow the filters or group more finely")
+                raise ApiError(422, message, {"query": {fn: [message]}}) from None
         items.append(item)
     return json_response({"items": items, "truncated": truncated})
 

@@ -53,6 +53,7 @@ from .access import (
     no_identity,
     no_user,
 )
+from .body import JSONProvider
 from .bounds import IdConverter
 from .context import ApiContext
 from .errors import register_error_handlers
@@ -121,6 +122,7 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
         OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None, "deepLinking": True},
         MAX_CONTENT_LENGTH=settings.max_body_bytes,  # larger bodies: 413 (10 MiB default)
     )
+    app.json = JSONProvider(app)  # finite numbers only, in and out (engine.jsonio)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.converters["id"] = IdConverter  # <id:record_id>: bounded record ids
     api = Api(app, spec_kwargs={"info": {"description": "Generated from the Campo model: "

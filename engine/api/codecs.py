@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import decimal
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -298,6 +299,8 @@ def _json_ok(value: Any, depth: int = 0) -> bool:
         return False
     if isinstance(value, str):
         return _encodable(value)
+    if isinstance(value, float):
+        return math.isfinite(value)
     if isinstance(value, list):
         return all(_json_ok(v, depth + 1) for v in value)
     if isinstance(value, dict):
@@ -306,12 +309,13 @@ def _json_ok(value: Any, depth: int = 0) -> bool:
 
 
 class JsonValue(mf.Raw):
-    """Any JSON value whose strings are valid Unicode, nested at most 64 deep."""
+    """Any JSON value whose strings are valid Unicode and numbers finite, nested at most
+    64 deep."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if not _json_ok(value):
-            raise ma.ValidationError("Must be JSON with valid Unicode text, nested at most "
-                                     "64 levels.")
+            raise ma.ValidationError("Must be JSON with valid Unicode text and finite "
+                                     "numbers, nested at most 64 levels.")
         return value
 
 

@@ -16,6 +16,8 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
+from engine import jsonio
+
 log = logging.getLogger(__name__)
 
 
@@ -41,7 +43,7 @@ def error_payload(status: int, message: str, errors: dict[str, Any] | None = Non
 
 def json_response(body: Any, status: int = 200) -> Response:
     """A JSON answer; keys are str()-ed (row indexes) and non-ASCII text kept as is."""
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = jsonio.dumps(body)  # never NaN/Infinity
     return Response(text, status=status, mimetype="application/json")
 
 

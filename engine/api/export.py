@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,8 @@ from flask import Response, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.datastructures import MultiDict
+
+from engine import jsonio
 
 from . import security
 from .errors import ApiError
@@ -45,8 +47,10 @@ def _cell(value: Any, text: bool) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""  # only a row stored before non-finite numbers were refused
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return jsonio.dumps(value)
     if text and isinstance(value, str) and value.startswith(_FORMULA):
         return "'" + value
     return value
@@ -72,8 +76,7 @@ def _json_lines(items: Iterator[dict[str, Any]]) -> Iterator[str]:
     yield "["
     first = True
     for item in items:
-        yield ("" if first else ",") + json.dumps(item, ensure_ascii=False,
-                                                  separators=(",", ":"))
+        yield ("" if first else ",") + jsonio.dumps(item)
         first = False
     yield "]"
 
