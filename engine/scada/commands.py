@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,73 @@ def _measure(device: Device, request: Request, n: int = 20) -> float | None:
     return asyncio.run(run())
 
 
+@dataclass
+class ClassPlan:
+    """One scan class of a device: its requests and their bus time per scan."""
+
+    scan_class: str
+    period: float
+    requests: list[Request]
+    busy: float
+
+
+@dataclass
+class DevicePlan:
+    """A Modbus device's plan: scan classes, bus load and what does not fit."""
+
+    name: str
+    device: Device
+    round_trip: float | None
+    classes: list[ClassPlan]
+    load: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+
+def plan_device(name: str, device: Device, tags: list[Any], round_trip: float | None,
+                margin: float = 0.2) -> DevicePlan:
+    """The requests and bus time of a Modbus device's scan classes, and the problems
+    (the words ``campo tags plan`` prints and ``campo serve`` logs at start)."""
+    by_class: dict[tuple[float, str], list[Any]] = {}
+    for t in tags:
+        by_class.setdefault((t.period, t.scan_class), []).append(t)
+    out = DevicePlan(name, device, round_trip, [])
+    share = 100 * (1 - margin)
+    for (period, scan_class), members in sorted(by_class.items()):
+        reqs = plan_tags(members, Limits.of(device))
+        busy = bus_seconds(reqs, device, round_trip)
+        out.classes.append(ClassPlan(scan_class, period, reqs, busy))
+        out.load += busy / period
+        if busy > period * (1 - margin):
+            out.problems.append(f"device {name}: scan class '{scan_class}' needs about "
+                                f"{busy * 1000:.0f} ms per scan, more than {share:.0f}% "
+                                f"of its {period:g} s period")
+    if out.load > 1 - margin:
+        what = "line" if isinstance(device.spec, ModbusRtuSpec) else "connection"
+        out.problems.append(f"device {name}: the scan classes together keep the {what} "
+                            f"busy {100 * out.load:.0f}% of the time (limit {share:.0f}%)")
+    return out
+
+
+def scan_plan_problems(model: TagModel, margin: float = 0.2) -> list[str]:
+    """What ``campo tags plan`` rejects in ``model`` with its assumed round trips (enabled
+    Modbus devices; empty when every scan class fits its period)."""
+    problems: list[str] = []
+    for name, device in model.devices.items():
+        tags = model.tags_of(name)
+        spec = device.spec
+        if not tags or not device.enabled or not isinstance(spec, (ModbusTcpSpec,
+                                                                   ModbusRtuSpec)):
+            continue
+        rtt = seconds(spec.round_trip) if isinstance(spec, ModbusTcpSpec) else None
+        problems += plan_device(name, device, tags, rtt, margin).problems
+    return problems
+
+
+#: the advice ``campo tags plan`` and ``campo serve`` give with the problems
+PLAN_HINT = ("slow the scan class, raise the baud rate or max_gap, add connections "
+             "(concurrency) or split the line")
+
+
 def _plan(args: argparse.Namespace) -> int:
     model = load_for_command(args)
     margin = args.margin
@@ -140,16 +208,12 @@ def _plan(args: argparse.Namespace) -> int:
             print(f"device {name} ({device.type}): {len(tags)} tag(s) in scan class(es) "
                   f"{', '.join(classes)}; the driver subscribes or polls them itself")
             continue
-        by_class: dict[tuple[float, str], list[Any]] = {}
-        for t in tags:
-            by_class.setdefault((t.period, t.scan_class), []).append(t)
-        plans = {k: plan_tags(v, Limits.of(device)) for k, v in sorted(by_class.items())}
         rtt = None
         if isinstance(spec, ModbusTcpSpec):
             how = "assumed"
             rtt = seconds(spec.round_trip) if args.round_trip is None else args.round_trip / 1000
             if args.measure:
-                first = next(iter(plans.values()))[0]
+                first = plan_device(name, device, tags, rtt, margin).classes[0].requests[0]
                 measured = _measure(device, first)
                 if measured is None:
                     print(f"device {name}: not reachable, using the assumed round trip",
@@ -164,31 +228,21 @@ def _plan(args: argparse.Namespace) -> int:
         if not device.enabled:
             head += ", disabled"
         print(f"device {name} ({head})")
-        load = 0.0
-        for (period, scan_class), reqs in plans.items():
-            busy = bus_seconds(reqs, device, rtt)
-            load += busy / period
-            n_tags = sum(len(r.slots) for r in reqs)
-            print(f"  {scan_class} ({period:g} s): {len(reqs)} request(s) for {n_tags} tag(s), "
-                  f"about {busy * 1000:.1f} ms per scan ({100 * busy / period:.1f}% of the period)")
-            for r in reqs:
+        plan = plan_device(name, device, tags, rtt, margin)
+        for c in plan.classes:
+            n_tags = sum(len(r.slots) for r in c.requests)
+            print(f"  {c.scan_class} ({c.period:g} s): {len(c.requests)} request(s) for "
+                  f"{n_tags} tag(s), about {c.busy * 1000:.1f} ms per scan "
+                  f"({100 * c.busy / c.period:.1f}% of the period)")
+            for r in c.requests:
                 names = ", ".join(s.tag.removeprefix(site_prefix) for s in r.slots)
                 print(f"    {r.describe():<32} {names}")
-            if busy > period * (1 - margin):
-                share = 100 * (1 - margin)
-                failures.append(f"device {name}: scan class '{scan_class}' needs about "
-                                f"{busy * 1000:.0f} ms per scan, more than {share:.0f}% "
-                                f"of its {period:g} s period")
-        print(f"  bus load: {100 * load:.1f}%")
-        if load > 1 - margin:
-            failures.append(f"device {name}: the scan classes together keep the "
-                            f"{'line' if isinstance(spec, ModbusRtuSpec) else 'connection'} "
-                            f"busy {100 * load:.0f}% of the time (limit {100 * (1 - margin):.0f}%)")
+        print(f"  bus load: {100 * plan.load:.1f}%")
+        failures += plan.problems
     for f in failures:
         print(f"error: {f}", file=sys.stderr)
     if failures:
-        print("hint: slow the scan class, raise the baud rate or max_gap, add connections "
-              "(concurrency) or split the line", file=sys.stderr)
+        print(f"hint: {PLAN_HINT}", file=sys.stderr)
     _history_plan(model, args)
     return 1 if failures else 0
 

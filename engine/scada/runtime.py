@@ -27,6 +27,7 @@ import datetime as dt
 import logging
 import math
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from metamodel.tags import Tag, TagModel
 
 from .codec import INTEGER_TYPES, CodecError, compile_encoder, resolution
 from .pipeline import Callback, Pipeline, Subscription
+from .reasons import DISABLED
 from .registry import DriverRegistry, NoDriver, default_registry
 from .scheduler import WRITE, DeviceWorker, PollGroup
 from .sinks import QueuedSink, Sink, SinkSet, SinkStats
@@ -87,6 +89,8 @@ class Runtime:
         #: where every change goes, each behind its own queue (:mod:`engine.scada.sinks`)
         self.sinks = SinkSet()
         self._sink_sub: Subscription | None = None
+        #: what ``campo tags plan`` rejects in this model (set at start)
+        self.plan_problems: list[str] = []
 
     # ------------------------------------------------------------------ life cycle
 
@@ -104,8 +108,8 @@ class Runtime:
                 continue
             paths = [t.path for t in tags]
             if not device.enabled:
-                self.unavailable[name] = "device disabled"
-                self.pipeline.fail(paths, "device disabled")
+                self.unavailable[name] = DISABLED
+                self.pipeline.fail(paths, DISABLED)
                 continue
             try:
                 factory = self.registry.get(device.type)
@@ -133,6 +137,52 @@ class Runtime:
         self._started = True
         log.info("SCADA runtime: %d device(s), %d poll group(s), %d tag(s)",
                  len(self.workers), len(self.groups), len(self.model.tags))
+        self.check_plan()
+
+    def check_plan(self) -> list[str]:
+        """Log a WARNING with what ``campo tags plan`` rejects (same words); kept for
+        :meth:`status`. The runtime still starts: the overruns then show in the status."""
+        from .commands import PLAN_HINT, scan_plan_problems
+
+        self.plan_problems = scan_plan_problems(self.model)
+        if self.plan_problems:
+            log.warning("the scan plan does not fit (campo tags plan):\n  %s\n  hint: %s",
+                        "\n  ".join(self.plan_problems), PLAN_HINT)
+        return self.plan_problems
+
+    def status(self) -> dict[str, Any]:
+        """Devices, poll groups and sinks now (any thread; see ``GET /api/scada/status``).
+
+        Per device: its state (online, offline, connecting, disabled, unavailable), the
+        reason its tags carry, the latest attempt's error and when the next attempt is due;
+        per scan class: scans, overruns, durations, the actual period and the data's age;
+        the scan plan's problems; each sink's backlog.
+        """
+        now = time.monotonic()
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for g in list(self.groups):
+            groups.setdefault(g.worker.name, []).append(g.status(now))
+        devices = []
+        for name, device in self.model.devices.items():
+            n = len(self.model.tags_of(name))
+            if not n:
+                continue
+            entry: dict[str, Any] = {"device": name, "site": device.site,
+                                     "type": device.type, "tags": n}
+            worker = self.workers.get(name)
+            if worker is not None:
+                entry.update(worker.status(now))
+            else:
+                why = self.unavailable.get(name, "the runtime is not running")
+                entry.update({"state": "disabled" if why == DISABLED else "unavailable",
+                              "reason": why, "last_error": None, "offline_since": None,
+                              "failed_attempts": 0, "next_attempt_in": None, "queued": 0})
+            entry["scan_classes"] = groups.get(name, [])
+            entry["behind"] = any(g["behind"] for g in entry["scan_classes"])
+            devices.append(entry)
+        return {"running": self._started, "devices": devices,
+                "plan": {"ok": not self.plan_problems, "problems": list(self.plan_problems)},
+                "sinks": [st.to_json() for st in self.sink_stats()]}
 
     async def stop(self) -> None:
         """Stop polling and close every driver."""
@@ -237,13 +287,13 @@ class Runtime:
 
         async def job() -> WriteResult:
             if not await worker.ensure_connected():
-                raise WriteError(path, f"device offline: {worker.reason}", 503)
+                raise WriteError(path, worker.reason, 503)
             try:
                 await worker.driver.write(point, raw)
                 readings = await worker.read_now((point,))
             except DeviceUnavailable as exc:
-                worker.went_offline(str(exc), exc)
-                raise WriteError(path, f"device offline: {exc}", 503) from None
+                worker.went_offline(exc)
+                raise WriteError(path, worker.reason, 503) from None
             except WriteError:
                 raise
             except Exception as exc:  # WriteFailed or a driver's own refusal
@@ -371,6 +421,10 @@ class RuntimeThread:
         fut = asyncio.run_coroutine_threadsafe(self.runtime.attach_sink(sink, thread=thread),
                                                self.loop)
         return fut.result(timeout)
+
+    def status(self) -> dict[str, Any]:
+        """See :meth:`Runtime.status`."""
+        return self.runtime.status()
 
     def subscribe(self, pattern: str | Iterable[str], callback: Callback) -> Subscription:
         """See :meth:`Runtime.subscribe` (the callback runs on the runtime's thread)."""

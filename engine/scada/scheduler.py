@@ -20,6 +20,7 @@ when the next one is due is not doubled (the overrun is counted and logged at DE
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import itertools
 import logging
@@ -32,12 +33,15 @@ from typing import Any
 from metamodel.tags import Device
 
 from .pipeline import Pipeline
+from .reasons import offline, offline_cause
 from .types import DeviceUnavailable, Driver, PointRef, Quality, Reading
 
 log = logging.getLogger(__name__)
 
 #: a driver's read that has not returned after this many device timeouts is abandoned
 READ_BUDGET_TIMEOUTS = 10
+#: completed scans a poll group keeps the times of (its actual period is their mean)
+SCAN_WINDOW = 10
 
 
 @dataclass
@@ -97,7 +101,13 @@ class DeviceWorker:
         first, largest = device.reconnect_delays
         self.backoff = Backoff(first, largest)
         self.online = False
+        #: the reason the device's tags carry while it is offline: the cause it went offline
+        #: with, kept until it recovers (a stable string: :mod:`engine.scada.reasons`)
         self.reason = "not connected yet"
+        #: the latest failed attempt's own reason (may differ from ``reason``)
+        self.last_error: str | None = None
+        #: when the current outage began (wall clock), None while online
+        self.offline_since: dt.datetime | None = None
         self._queue: asyncio.PriorityQueue[_Job] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._task: asyncio.Task[None] | None = None
@@ -109,6 +119,22 @@ class DeviceWorker:
     @property
     def name(self) -> str:
         return self.device.qualname
+
+    def status(self, now: float | None = None) -> dict[str, Any]:
+        """The device's state for ``Runtime.status()``: online, the reason its tags carry,
+        the latest attempt's error and when the next attempt is due (seconds from now)."""
+        now = time.monotonic() if now is None else now
+        retry = None
+        if not self.online and self.offline_since is not None:
+            retry = round(max(0.0, self.backoff.retry_at - now), 3)
+        return {"state": "online" if self.online else (
+                    "offline" if self.offline_since is not None else "connecting"),
+                "reason": None if self.online else self.reason,
+                "last_error": self.last_error,
+                "offline_since": None if self.offline_since is None
+                else self.offline_since.isoformat(),
+                "failed_attempts": self.backoff.failures, "next_attempt_in": retry,
+                "queued": self._queue.qsize()}
 
     def start(self) -> None:
         """Start taking jobs."""
@@ -160,37 +186,52 @@ class DeviceWorker:
         now = time.monotonic()
         if now < self.backoff.retry_at:
             return False
+        limit = max(self.device.timeout * 2, 1.0)
         try:
-            async with asyncio.timeout(max(self.device.timeout * 2, 1.0)):
+            async with asyncio.timeout(limit):
                 await self.driver.connect()
         except asyncio.CancelledError:
             raise
-        except TimeoutError:
-            self.went_offline(f"connecting took longer than {max(self.device.timeout * 2, 1):g} s")
+        except TimeoutError as exc:
+            self.went_offline(exc, timeout=limit)
             return False
         except Exception as exc:  # DeviceUnavailable, OSError, a driver's bug
-            self.went_offline(str(exc) or type(exc).__name__, exc)
+            self.went_offline(exc)
             return False
         if self.backoff.failures:
             log.info("device %s recovered after %d failed attempt(s)", self.name,
                      self.backoff.failures)
         self.backoff.reset()
         self.online = True
+        self.offline_since = None
         self._warned = False
         return True
 
-    def went_offline(self, reason: str, exc: BaseException | None = None) -> None:
-        """Mark the device unreachable: backoff, close the driver (in the background)."""
+    def went_offline(self, why: str | BaseException, exc: BaseException | None = None,
+                     timeout: float | None = None) -> None:
+        """Mark the device unreachable: backoff, close the driver (in the background).
+
+        ``why`` is a reason or the exception (made a stable reason by
+        :func:`engine.scada.reasons.offline`). The first failure of an outage sets the
+        reason the tags carry; later attempts only update ``last_error``, so the tags are
+        published once per outage, not once per attempt.
+        """
+        if exc is None and isinstance(why, BaseException):
+            exc = why
+        reason = offline(why, timeout=timeout)
         delay = self.backoff.fail(time.monotonic())
-        self.reason = reason
+        self.last_error = reason
+        if self.offline_since is None:
+            self.offline_since = dt.datetime.now(dt.UTC)
+            self.reason = reason
         if not self._warned:
             unexpected = exc is not None and not isinstance(exc, (DeviceUnavailable, OSError))
-            log.warning("device %s offline: %s (retrying with backoff)", self.name, reason,
-                        exc_info=exc if unexpected else None)
+            log.warning("device %s offline: %s (retrying with backoff)", self.name,
+                        offline_cause(reason), exc_info=exc if unexpected else None)
             self._warned = True
         else:
             log.debug("device %s still offline: %s; next attempt in %.1f s", self.name,
-                      reason, delay)
+                      offline_cause(reason), delay)
         if self.online:
             self.online = False
             # keep a reference: a bare ensure_future task may be collected before it runs
@@ -209,9 +250,7 @@ class DeviceWorker:
         self.polls += 1
         now = dt.datetime.now(dt.UTC)
         if not await self.ensure_connected():
-            wait = max(0.0, self.backoff.retry_at - time.monotonic())
-            return len(self.pipeline.fail(group.paths, f"device offline: {self.reason} "
-                                          f"(next attempt in {wait:.1f} s)", now))
+            return len(self.pipeline.fail(group.paths, self.reason, now))
         try:
             async with asyncio.timeout(self.read_budget):
                 readings = await self.driver.read(group.points)
@@ -219,23 +258,23 @@ class DeviceWorker:
             raise
         except TimeoutError:
             self.went_offline(f"a scan took longer than {self.read_budget:g} s")
-            return len(self.pipeline.fail(group.paths, f"device offline: {self.reason}", now))
+            return len(self.pipeline.fail(group.paths, self.reason, now))
         except Exception as exc:
-            self.went_offline(str(exc) or type(exc).__name__, exc)
-            return len(self.pipeline.fail(group.paths, f"device offline: {self.reason}", now))
+            self.went_offline(exc)
+            return len(self.pipeline.fail(group.paths, self.reason, now))
         group.note(readings)
         return len(self.pipeline.process(readings, dt.datetime.now(dt.UTC)))
 
     async def read_now(self, points: Sequence[PointRef]) -> dict[str, Reading]:
         """Read ``points`` at once (used for write read-back); raises when offline."""
         if not await self.ensure_connected():
-            raise DeviceUnavailable(f"device offline: {self.reason}")
+            raise DeviceUnavailable(self.reason)
         try:
             async with asyncio.timeout(self.read_budget):
                 return dict(await self.driver.read(points))
         except DeviceUnavailable as exc:
-            self.went_offline(str(exc), exc)
-            raise
+            self.went_offline(exc)
+            raise DeviceUnavailable(self.reason) from None
 
 
 class PollGroup:
@@ -250,8 +289,17 @@ class PollGroup:
         self.paths = tuple(p.tag for p in points)
         self.rng = rng or random.Random()
         self.failing = False
+        #: skipping ticks (logged when it starts and when it ends)
+        self.late = False
+        #: ticks skipped because the previous scan was still queued or running
         self.overruns = 0
+        #: scans that read the device (``note``), and scans completed in any way
         self.scans = 0
+        self.completed = 0
+        #: (start, end) monotonic times of the latest completed scans
+        self._recent: collections.deque[tuple[float, float]] = collections.deque(
+            maxlen=SCAN_WINDOW)
+        self.max_duration = 0.0
         self._busy: asyncio.Future[Any] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -265,6 +313,41 @@ class PollGroup:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+
+    async def scan(self) -> int:
+        """One scan of the group on its worker (timed for :meth:`status`)."""
+        start = time.monotonic()
+        try:
+            return await self.worker.poll(self)
+        finally:
+            end = time.monotonic()
+            self.completed += 1
+            self._recent.append((start, end))
+            self.max_duration = max(self.max_duration, end - start)
+
+    def status(self, now: float | None = None) -> dict[str, Any]:
+        """How this group keeps up: durations, the actual period and the data's age.
+
+        ``actual_period`` is the mean time between the starts of the latest scans (up to
+        :data:`SCAN_WINDOW`); ``age`` the time since the latest scan ended; ``behind`` says
+        the group does not hold its period (an actual period over 1.5 periods, or no scan
+        ended for 2 periods). ``scans`` counts completed scans, those answered BAD at once
+        while the device is offline included.
+        """
+        now = time.monotonic() if now is None else now
+        recent = list(self._recent)
+        last = recent[-1] if recent else None
+        actual = ((recent[-1][0] - recent[0][0]) / (len(recent) - 1)
+                  if len(recent) > 1 else None)
+        age = None if last is None else now - last[1]
+        behind = bool((actual is not None and actual > 1.5 * self.period)
+                      or (age is not None and age > 2 * self.period))
+        return {"scan_class": self.scan_class, "period": self.period, "tags": len(self.paths),
+                "scans": self.completed, "overruns": self.overruns,
+                "last_duration": None if last is None else round(last[1] - last[0], 4),
+                "max_duration": round(self.max_duration, 4),
+                "actual_period": None if actual is None else round(actual, 4),
+                "age": None if age is None else round(age, 4), "behind": behind}
 
     def note(self, readings: Any) -> None:
         """Log once when every tag of the group turns BAD, and once when one recovers."""
@@ -286,9 +369,21 @@ class PollGroup:
         while True:
             if self._busy is not None and not self._busy.done():
                 self.overruns += 1
-                log.debug("poll group %s: previous scan still running, skipped one", self.name)
+                if not self.late:  # a state change: logged once, recovery once
+                    self.late = True
+                    log.warning("poll group %s cannot keep its %g s period: the previous "
+                                "scan is still queued or running (overruns are counted in "
+                                "the runtime's status)", self.name, self.period)
+                else:
+                    log.debug("poll group %s: previous scan still running, skipped one",
+                              self.name)
             else:
-                self._busy = self.worker.submit(lambda: self.worker.poll(self), POLL)
+                if self.late and self._recent and (
+                        self._recent[-1][1] - self._recent[-1][0]) < self.period:
+                    self.late = False
+                    log.info("poll group %s keeps its %g s period again", self.name,
+                             self.period)
+                self._busy = self.worker.submit(self.scan, POLL)
                 self._busy.add_done_callback(self._done)
             due += self.period
             now = loop.time()

@@ -31,6 +31,7 @@ from metamodel.tags import Device, ModbusAddress, Tag
 from metamodel.tags.spec import ModbusRtuSpec, ModbusTcpSpec
 
 from ..planner import Limits, Request, plan_requests
+from ..reasons import offline
 from ..types import DeviceUnavailable, PointRef, Quality, Reading, WriteFailed
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class ModbusDriver:
             if ok is not True:
                 c.close()
         if not self._clients:
-            raise DeviceUnavailable(f"cannot connect to {self.where}")
+            raise DeviceUnavailable(offline(f"cannot connect to {self.where}"))
 
     async def close(self) -> None:
         """Close every connection."""
@@ -153,7 +154,7 @@ class ModbusDriver:
         requests = self.plan(points)
         clients = self._connected()
         if not clients:
-            raise DeviceUnavailable(f"not connected to {self.where}")
+            raise DeviceUnavailable(offline(f"connection to {self.where} lost"))
         if len(clients) < len(self._clients):  # the device is up: reopen what dropped
             for c in self._clients:
                 if not c.connected:
@@ -178,7 +179,7 @@ class ModbusDriver:
         units = {r.unit_id for r in requests}
         if dead and len(dead) == len(units) and all(r.quality is BAD for r in out.values()):
             # not one unit answered: the link (or the gateway) is gone, not a unit
-            raise DeviceUnavailable(f"no unit answered within {self.timeout:g} s")
+            raise DeviceUnavailable(offline(f"no unit answered within {self.timeout:g} s"))
         self._note_units(units, dead)
         return out
 
@@ -210,7 +211,8 @@ class ModbusDriver:
                 self._fail(req, reason, out)
                 continue
             except (ConnectionException, OSError) as exc:
-                reason = f"connection to {self.where} lost: {exc}"
+                reason = offline(f"connection to {self.where} lost")
+                log.debug("device %s: %s: %s", self.device.qualname, reason, exc)
                 lost.append(reason)
                 if client.connected or not self._connected():
                     self._fail(req, reason, out)
@@ -250,7 +252,7 @@ class ModbusDriver:
         a: ModbusAddress = point.address
         clients = self._connected()
         if not clients:
-            raise DeviceUnavailable(f"not connected to {self.where}")
+            raise DeviceUnavailable(offline(f"connection to {self.where} lost"))
         client = clients[0]
         try:
             if a.function == "coil":
@@ -267,7 +269,8 @@ class ModbusDriver:
             raise WriteFailed(f"unit {a.unit_id} did not answer within {self.timeout:g} s"
                               ) from None
         except (ConnectionException, OSError) as exc:
-            raise DeviceUnavailable(f"connection to {self.where} lost: {exc}") from None
+            log.debug("device %s: write failed: %s", self.device.qualname, exc)
+            raise DeviceUnavailable(offline(f"connection to {self.where} lost")) from None
         if rr.isError():
             raise WriteFailed(f"{a.modicon()} unit {a.unit_id}: "
                               f"{exception_reason(getattr(rr, 'exception_code', 0))}")

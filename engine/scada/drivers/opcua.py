@@ -37,6 +37,7 @@ from asyncua.common.subscription import DataChangeNotif, Subscription
 from asyncua.crypto import security_policies
 from asyncua.ua.uaerrors import UaStatusCodeError
 
+from ..reasons import cause, offline
 from ..types import DeviceUnavailable, PointRef, Quality, Reading, Value, WriteFailed
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ class OpcUaDriver:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._down_reason = "not connected yet"
+        self._down_reason = offline("not connected yet", self.endpoint)
         self._failing = False
         #: sessions established so far (1 after the first connect; tests watch it)
         self.sessions = 0
@@ -216,7 +217,7 @@ class OpcUaDriver:
         with contextlib.suppress(TimeoutError):
             await _within(self.timeout, self._ready.wait())
         if not self._ready.is_set():
-            raise DeviceUnavailable(f"opcua {self.name}: {self._down_reason}")
+            raise DeviceUnavailable(offline(self._down_reason, self.endpoint))
 
     async def read(self, points: Sequence[PointRef]) -> Mapping[str, Reading]:
         """Latest values (subscribe mode) or a fresh read of the nodes (poll mode)."""
@@ -236,7 +237,7 @@ class OpcUaDriver:
         if client is not None and self._ready.is_set():
             self._resolve(self._ns_array)
         if client is None or not self._ready.is_set():
-            raise DeviceUnavailable(f"opcua {self.name}: {self._down_reason}")
+            raise DeviceUnavailable(offline(self._down_reason, self.endpoint))
         nodeid = self._nodeids.get(point.tag)
         if nodeid is None:
             why = self._cache.get(point.tag)
@@ -285,6 +286,18 @@ class OpcUaDriver:
         return {p: g.stale_after for p, g in self._groups.items() if g.sub is not None}
 
     # -- internals ----------------------------------------------------------------------
+    def _reason(self, exc: BaseException) -> str:
+        """The reason the tags carry after ``exc`` (:mod:`engine.scada.reasons`): a status
+        name the server answered, a stale subscription, or ``device offline: <cause>``."""
+        if isinstance(exc, UaStatusCodeError):
+            return ua.StatusCode(exc.code).name
+        text = str(exc)
+        if isinstance(exc, SessionLost) and text.startswith("stale"):
+            return text
+        if isinstance(exc, ValueError) and text:  # a namespace not on the server
+            return text
+        return offline(text if isinstance(exc, SessionLost) else cause(exc), self.endpoint)
+
     def _add(self, points: Iterable[PointRef]) -> None:
         new = [p for p in points if p.tag not in self._points]
         for p in new:
@@ -321,11 +334,14 @@ class OpcUaDriver:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every failure: tags BAD, new client after a delay
-                reason = _describe(exc)
+                reason = self._reason(exc)
                 if not self._failing:
+                    # the reason the tags carry is the outage's first: stable while it lasts
                     log.error("opcua %s: connection failed or lost: %s", self.name, reason)
-                self._failing = True
-                self._mark_all_bad(reason)
+                    self._failing = True
+                    self._mark_all_bad(reason)
+                else:
+                    log.debug("opcua %s: still failing: %s", self.name, reason)
             finally:
                 self._ready.clear()
                 await self._drop_client()
@@ -364,7 +380,7 @@ class OpcUaDriver:
             with contextlib.suppress(TimeoutError):
                 await _within(0.2, self._wake.wait())
             if self._lost.is_set() or client.state is not UaClientState.CONNECTED:
-                raise SessionLost("connection to the server lost")
+                raise SessionLost("connection lost")
             added = self._wake.is_set()
             self._wake.clear()
             if self.mode == "subscribe":
@@ -378,8 +394,10 @@ class OpcUaDriver:
         for group in self._groups.values():
             silent = group.silent_for(now)
             if group.sub is not None and silent > group.stale_after:
-                raise SessionLost(f"stale: no publish from the server for {silent:.1f} s "
-                                  f"(limit {group.stale_after:.1f} s)")
+                log.warning("opcua %s: no publish from the server for %.1f s (limit %.1f s)",
+                            self.name, silent, group.stale_after)
+                raise SessionLost(f"stale: no publish from the server within "
+                                  f"{group.stale_after:.1f} s")
 
     async def _new_client(self) -> Client:
         client = Client(self.endpoint, timeout=self.timeout,
@@ -482,7 +500,7 @@ class OpcUaDriver:
             values = await _within(self.timeout, client.read_attributes(
                 [client.get_node(self._nodeids[t]) for t in known]))
         except Exception as exc:  # the supervisor notices a dead connection on its own
-            reason = _describe(exc)
+            reason = self._reason(exc)
             return {p.tag: Reading(None, Quality.BAD, None, reason) for p in points}
         for tag, dv in zip(known, values, strict=True):
             out[tag] = reading_of(dv)
@@ -518,12 +536,3 @@ def _coerce(value: Value, vtype: ua.VariantType) -> Any:
     if vtype == ua.VariantType.String:
         return str(value)
     return value
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, UaStatusCodeError):
-        return ua.StatusCode(exc.code).name
-    text = str(exc)
-    if isinstance(exc, SessionLost) or (text and isinstance(exc, ValueError)):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
