@@ -24,8 +24,14 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     host: str = "127.0.0.1"
     port: int = 8080
-    #: MQTT broker URL for the bus and the health check (``mqtt://host:port``); empty: none
+    #: MQTT broker URL for the bus, upstream publishing and the health check
+    #: (``mqtt://host:1883``, ``mqtts://host`` = TLS on 8883; engine.mqtt); empty: none
     mqtt_url: str = ""
+    #: credentials and TLS for ``mqtt_url`` where the URL gives none (docs/live.md)
+    mqtt_username: str = ""
+    mqtt_password: SecretStr = SecretStr("")
+    mqtt_ca_file: Path | None = None
+    mqtt_tls_insecure: bool = False
     #: start the simulated well pad with ``campo serve`` (the embedded default)
     simulate: bool = True
     #: where ``campo serve``'s simulated pad listens; the tag map's ``sim_pad`` site reads the

@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlparse
+
+from engine.mqtt import Broker, Connection
 
 from .events import PRIORITY_RANK
 
@@ -28,21 +28,13 @@ log = logging.getLogger(__name__)
 class AlarmPublisher:
     """An alarm-engine listener publishing to one broker."""
 
-    def __init__(self, url: str, topic: str, active: Callable[[], list[dict[str, Any]]]) -> None:
-        import paho.mqtt.client as mqtt
-
-        u = urlparse(url)
+    def __init__(self, url: str | Broker, topic: str,
+                 active: Callable[[], list[dict[str, Any]]]) -> None:
         self.topic = topic.rstrip("/")
         self.active = active
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"campo-alarms-{uuid.uuid4().hex[:10]}")
-        if u.username:
-            self.client.username_pw_set(u.username, u.password)
-        if u.scheme == "mqtts":
-            self.client.tls_set()
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self.client.connect_async(u.hostname or "127.0.0.1", u.port or 1883, keepalive=30)
-        self.client.loop_start()
+        self.connection = Connection(url, prefix="campo-alarms", name="alarms")
+        self.client = self.connection.client
+        self.connection.start()
 
     def __call__(self, events: Sequence[dict[str, Any]]) -> None:
         """Publish the transitions and the new active set of every site they touch."""
@@ -67,5 +59,4 @@ class AlarmPublisher:
                                 qos=1, retain=True)
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        self.connection.stop()

@@ -140,7 +140,7 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
     for blp in module_blueprints(ctx):
         api.register_blueprint(blp)
     api.register_blueprint(meta_blueprint(ctx))
-    api.register_blueprint(health_blueprint(Health(engine, settings.mqtt_url)))
+    api.register_blueprint(health_blueprint(Health.from_settings(engine, settings)))
     app.register_blueprint(_docs_static())
     for extra in extra_blueprints:
         if isinstance(extra, ApiBlueprint):

@@ -1,7 +1,8 @@
 """``GET /api/health``: ``{"status", "version", "database", "mqtt", "uptime_seconds"}``.
 
 ``database`` runs a real ``SELECT 1``. ``mqtt`` is ``disabled`` without ``settings.mqtt_url``,
-else the result of a real MQTT 3.1.1 CONNECT/CONNACK handshake with a short timeout, cached
+else the result of a real connect through the MQTT transport (:func:`engine.mqtt.probe`: the
+same URL reading, TLS and credentials as the bus and the drivers) with a short timeout, cached
 for a few seconds so a probe every second does not open a connection every second.
 ``status`` is ``ok``, ``degraded`` (database fine, broker down: 200) or ``error`` (database
 down: 503, so an update supervisor rolls back).
@@ -11,23 +12,23 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import socket
-import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TypeVar
-from urllib.parse import unquote, urlparse
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Response
 from flask_smorest import Blueprint
 from sqlalchemy.engine import Engine
 
+from engine.mqtt import Broker, parse_broker, probe
+
 from .errors import json_response
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,67 +43,25 @@ def campo_version() -> str:
         return "0+unknown"
 
 
-def _mqtt_string(text: str) -> bytes:
-    data = text.encode()
-    return struct.pack("!H", len(data)) + data
-
-
-def _remaining_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def mqtt_handshake(url: str, timeout: float = 1.0) -> bool:
-    """Connect to the broker at ``url`` (mqtt:// or mqtts://), CONNECT, expect CONNACK 0."""
-    u = urlparse(url)
-    tls = u.scheme in ("mqtts", "ssl")
-    host, port = u.hostname or "127.0.0.1", u.port or (8883 if tls else 1883)
-    flags = 0x02  # clean session
-    payload = _mqtt_string(f"campo-health-{os.getpid()}-{threading.get_ident() % 10_000}")
-    if u.username:
-        flags |= 0x80
-        payload += _mqtt_string(unquote(u.username))
-        if u.password:
-            flags |= 0x40
-            payload += _mqtt_string(unquote(u.password))
-    variable = _mqtt_string("MQTT") + bytes([4, flags]) + struct.pack("!H", 10)
-    body = variable + payload
-    packet = bytes([0x10]) + _remaining_length(len(body)) + body
-    with socket.create_connection((host, port), timeout=timeout) as raw:
-        sock: socket.socket = raw
-        if tls:
-            sock = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
-        sock.settimeout(timeout)
-        sock.sendall(packet)
-        answer = b""
-        while len(answer) < 4:
-            chunk = sock.recv(4 - len(answer))
-            if not chunk:
-                return False
-            answer += chunk
-        ok = answer[0] == 0x20 and answer[3] == 0
-        if ok:
-            sock.sendall(b"\xe0\x00")  # DISCONNECT
-        return ok
-
-
 class Health:
     """The health checks of one app."""
 
-    def __init__(self, engine: Engine, mqtt_url: str, *, cache_seconds: float = 5.0,
-                 timeout: float = 1.0) -> None:
+    def __init__(self, engine: Engine, broker: str | Broker | None, *,
+                 cache_seconds: float = 5.0, timeout: float = 1.0) -> None:
         self.engine = engine
-        self.mqtt_url = mqtt_url
+        #: the broker to check (a URL is read by engine.mqtt); None or "": not configured
+        self.broker = parse_broker(broker) if broker else None
         self.cache_seconds = cache_seconds
         self.timeout = timeout
         self.started = time.monotonic()
         self.version = campo_version()
         self._lock = threading.Lock()
         self._mqtt: tuple[float, str] | None = None
+
+    @classmethod
+    def from_settings(cls, engine: Engine, settings: Settings) -> Health:
+        """Checks of the deployment's database and broker (``CAMPO_MQTT_*``)."""
+        return cls(engine, Broker.from_settings(settings) if settings.mqtt_url else None)
 
     def database(self) -> str:
         """``ok`` when ``SELECT 1`` answers, else ``error``."""
@@ -116,17 +75,16 @@ class Health:
 
     def mqtt(self) -> str:
         """``disabled``, or ``ok``/``error`` from a handshake at most every few seconds."""
-        if not self.mqtt_url:
+        if self.broker is None:
             return "disabled"
         now = time.monotonic()
         with self._lock:
             if self._mqtt is not None and now - self._mqtt[0] < self.cache_seconds:
                 return self._mqtt[1]
-            try:
-                state = "ok" if mqtt_handshake(self.mqtt_url, self.timeout) else "error"
-            except (OSError, ValueError) as exc:
-                log.warning("health: MQTT broker %s unreachable: %s", self.mqtt_url, exc)
-                state = "error"
+            up, why = probe(self.broker, self.timeout)
+            if not up:
+                log.warning("health: %s", why)
+            state = "ok" if up else "error"
             self._mqtt = (time.monotonic(), state)
             return state
 

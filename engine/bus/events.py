@@ -16,7 +16,8 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlparse
+
+from engine.mqtt import Broker, Connection
 
 log = logging.getLogger(__name__)
 
@@ -77,24 +78,16 @@ class EventHub:
 class MqttEventHub(EventHub):
     """Event channels shared over MQTT under ``<prefix>/events/<channel>``."""
 
-    def __init__(self, url: str, prefix: str = "campo/bus") -> None:
+    def __init__(self, url: str | Broker, prefix: str = "campo/bus") -> None:
         super().__init__()
-        import paho.mqtt.client as mqtt
-
-        u = urlparse(url)
         self.prefix = prefix.rstrip("/")
         self._me = uuid.uuid4().hex[:12]
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                   client_id=f"campo-events-{self._me}")
-        if u.username:
-            self._client.username_pw_set(u.username, u.password)
-        if u.scheme == "mqtts":
-            self._client.tls_set()
-        self._client.on_connect = lambda c, *_: c.subscribe(f"{self.prefix}/events/#", 1)
-        self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._client.connect_async(u.hostname or "127.0.0.1", u.port or 1883, keepalive=30)
-        self._client.loop_start()
+        self.connection = Connection(url, client_id=f"campo-events-{self._me}", name="events")
+        self._client = self.connection.client
+        self.connection.on_connect.append(
+            lambda c: c.subscribe(f"{self.prefix}/events/#", 1))
+        self.connection.on_message = self._on_message
+        self.connection.start()
 
     def publish(self, channel: str, events: Events) -> None:
         """Deliver here and publish for the other processes."""
@@ -102,7 +95,7 @@ class MqttEventHub(EventHub):
         body = json.dumps({"from": self._me, "events": list(events)}, default=str)
         self._client.publish(f"{self.prefix}/events/{channel}", body, qos=1)
 
-    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+    def _on_message(self, msg: Any) -> None:
         try:
             data = json.loads(msg.payload)
             if data.get("from") == self._me:
@@ -114,8 +107,7 @@ class MqttEventHub(EventHub):
 
     def close(self) -> None:
         super().close()
-        self._client.loop_stop()
-        self._client.disconnect()
+        self.connection.stop()
 
 
 __all__ = ["EventHub", "EventSubscription", "MqttEventHub"]

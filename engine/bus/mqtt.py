@@ -7,7 +7,8 @@ Topics under ``prefix`` (default ``campo/bus``):
 - ``<prefix>/write/req``: write requests ``{"id", "tag", "value", "meta"}`` (QoS 1);
 - ``<prefix>/write/res/<id>``: the outcome ``{"ok", "value", "error"}`` (QoS 1).
 
-A broker outage never raises to callers: publishing is queued by paho and resent after the
+``mqtts://`` connects with TLS (port 8883 by default); the URL is read by
+:mod:`engine.mqtt`, like every other broker URL of the engine. A broker outage never raises to callers: publishing is queued by paho and resent after the
 reconnect, and a write request times out with a clear error.
 """
 
@@ -19,9 +20,10 @@ import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
+
+from engine.mqtt import Broker, Connection
 
 from .base import Callback, LiveTable, LiveValue, Subscription, WriteHandler, WriteOutcome
 
@@ -35,49 +37,39 @@ def _default(o: Any) -> Any:
 
 
 class MqttBus:
-    """Bus over an MQTT broker given as ``mqtt://host:port``."""
+    """Bus over the MQTT broker ``url`` (``mqtt://host:port``, ``mqtts://`` for TLS, or a
+    :class:`engine.mqtt.Broker`), connected through :class:`engine.mqtt.Connection`."""
 
-    def __init__(self, url: str, prefix: str = "campo/bus", client_id: str | None = None) -> None:
-        u = urlparse(url)
+    def __init__(self, url: str | Broker, prefix: str = "campo/bus",
+                 client_id: str | None = None) -> None:
         self.prefix = prefix.rstrip("/")
         self._table = LiveTable()
         self._writer: WriteHandler | None = None
         self._pending: dict[str, tuple[threading.Event, list[WriteOutcome]]] = {}
         self._lock = threading.Lock()
-        self._connected = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                   client_id=client_id or f"campo-bus-{uuid.uuid4().hex[:10]}")
-        if u.username:
-            self._client.username_pw_set(u.username, u.password)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._client.connect_async(u.hostname or "127.0.0.1", u.port or 1883, keepalive=30)
-        self._client.loop_start()
+        self.connection = Connection(url, client_id=client_id, prefix="campo-bus",
+                                     name="bus")
+        self._client = self.connection.client
+        self.connection.on_connect.append(self._on_connect)
+        self.connection.on_message = self._on_message
+        self.connection.start()
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker has accepted the connection."""
+        return self.connection.connected
 
     def wait_connected(self, timeout: float = 5.0) -> bool:
         """Block until the broker accepted the connection (True) or ``timeout`` passed."""
-        return self._connected.wait(timeout)
+        return self.connection.wait_connected(timeout)
 
     # paho callbacks (network thread)
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
-        if getattr(rc, "is_failure", False):
-            log.error("bus: broker refused the connection: %s", rc)
-            return
+    def _on_connect(self, client: mqtt.Client) -> None:
         client.subscribe([(f"{self.prefix}/v/#", 0), (f"{self.prefix}/write/res/#", 1)])
         if self._writer is not None:
             client.subscribe(f"{self.prefix}/write/req", 1)
-        if not self._connected.is_set():
-            log.info("bus: connected to the broker")
-        self._connected.set()
 
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
-        if self._connected.is_set():
-            log.warning("bus: lost the broker (%s); reconnecting", rc)
-        self._connected.clear()
-
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         try:
             payload = json.loads(msg.payload) if msg.payload else None
         except ValueError:
@@ -126,7 +118,7 @@ class MqttBus:
 
     def serve_writes(self, handler: WriteHandler) -> None:
         self._writer = handler
-        if self._connected.is_set():
+        if self.connection.connected:
             self._client.subscribe(f"{self.prefix}/write/req", 1)
 
     def request_write(self, tag: str, value: Any, meta: dict[str, Any],
@@ -137,7 +129,7 @@ class MqttBus:
         with self._lock:
             self._pending[req_id] = (event, box)
         try:
-            if not self._connected.is_set():
+            if not self.connection.connected:
                 return WriteOutcome(False, error="the MQTT broker is not reachable", status=503)
             self._client.publish(f"{self.prefix}/write/req",
                                  json.dumps({"id": req_id, "tag": tag, "value": value,
@@ -151,5 +143,4 @@ class MqttBus:
                 self._pending.pop(req_id, None)
 
     def close(self) -> None:
-        self._client.loop_stop()
-        self._client.disconnect()
+        self.connection.stop()

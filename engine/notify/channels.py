@@ -18,7 +18,6 @@ import urllib.request
 from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import urlparse
 
 from metamodel.notify import EmailChannel, MqttChannel, WebhookChannel, seconds
 
@@ -90,20 +89,17 @@ class MqttSender:
         self._lock = threading.Lock()
 
     def _client(self, url: str) -> Any:
-        import paho.mqtt.client as mqtt
+        from engine.mqtt import Connection
 
         with self._lock:
             c = self._clients.get(url)
             if c is None:
-                u = urlparse(url)
-                c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-                if u.username:
-                    c.username_pw_set(u.username, u.password)
-                if u.scheme == "mqtts":
-                    c.tls_set()
-                c.connect_async(u.hostname or "127.0.0.1", u.port or 1883, keepalive=30)
-                c.loop_start()
-                self._clients[url] = c
+                try:
+                    conn = Connection(url, prefix="campo-notify", name="notify")
+                except ValueError as exc:
+                    raise DeliveryError(str(exc)) from None
+                conn.start()
+                c = self._clients[url] = conn.client
             return c
 
     def send(self, ch: MqttChannel, url: str, topic: str, payload: Mapping[str, Any],

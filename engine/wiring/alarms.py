@@ -27,6 +27,7 @@ from engine.alarms.store import AlarmStore, ensure_alarm_tables
 from engine.alarms.web import AlarmsWeb, init_alarms
 from engine.bus.events import EventHub, MqttEventHub
 from engine.errors import UserError
+from engine.mqtt import Broker
 from engine.notify import NotificationService
 from engine.settings import Settings
 from metamodel import DefinitionError
@@ -54,7 +55,7 @@ def notification_service(settings: Settings, db: Engine) -> NotificationService 
 def event_hub(settings: Settings) -> EventHub:
     """The bus's event channels: in process, or shared over MQTT with ``CAMPO_BUS=mqtt``."""
     if settings.bus == "mqtt" and settings.mqtt_url:
-        return MqttEventHub(settings.mqtt_url, settings.bus_prefix)
+        return MqttEventHub(Broker.from_settings(settings), settings.bus_prefix)
     return EventHub()
 
 
@@ -77,7 +78,8 @@ class AlarmWiring:
                                       outbox=self.notify)
             self.engine.listeners.append(lambda events: hub.publish("alarms", events))
             if settings.mqtt_url:
-                self.publisher = AlarmPublisher(settings.mqtt_url, settings.alarm_topic,
+                self.publisher = AlarmPublisher(Broker.from_settings(settings),
+                                                settings.alarm_topic,
                                                 self.engine.active)
                 self.engine.listeners.append(self.publisher)
             if self.notify is not None:

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from engine.bus import Bus, InProcessBus, LiveValue, WriteOutcome
 from engine.bus.policy import Caller
 from engine.errors import UserError
+from engine.mqtt import Broker
 from engine.options import add_database_option, add_project_option, settings_from
 from engine.rules import load_model
 from engine.settings import Settings
@@ -53,7 +54,7 @@ def make_bus(settings: Settings) -> Bus:
 
         if not settings.mqtt_url:
             raise ValueError("CAMPO_BUS=mqtt needs CAMPO_MQTT_URL")
-        return MqttBus(settings.mqtt_url, prefix=settings.bus_prefix)
+        return MqttBus(Broker.from_settings(settings), prefix=settings.bus_prefix)
     if settings.bus != "inproc":
         raise ValueError(f"CAMPO_BUS must be 'inproc' or 'mqtt', not {settings.bus!r}")
     return InProcessBus()
@@ -116,7 +117,7 @@ class Upstream:
 
         s = self.settings
         if s.upstream_topic:
-            link = MqttLink(s.mqtt_url)
+            link = MqttLink(Broker.from_settings(s))
             self.links.append(link)
             site = next(iter(self.tags.sites), "")
             self.sinks.append(MqttPublisher(link, s.upstream_topic, fields={"site": site}))
@@ -124,7 +125,7 @@ class Upstream:
                 log.warning("upstream broker %s not reachable yet; publishing when it is",
                             s.mqtt_url)
         if s.sparkplug_group and s.sparkplug_node:
-            link = MqttLink(s.mqtt_url)
+            link = MqttLink(Broker.from_settings(s))
             self.edge = SparkplugEdgeNode(link, s.sparkplug_group, s.sparkplug_node,
                                           {**datatypes_from(self.tags.tags.values()),
                                            **self.extra_metrics})
@@ -327,7 +328,7 @@ def scada_command(args: Any) -> int:
         raise UserError(err.report()) from None
     if tags is None:
         raise UserError(f"{settings.project}: no tags/ definitions to poll")
-    bus = MqttBus(settings.mqtt_url, prefix=settings.bus_prefix)
+    bus = MqttBus(Broker.from_settings(settings), prefix=settings.bus_prefix)
     if not bus.wait_connected(10):
         log.warning("broker %s not reachable yet; values are queued until it is",
                     settings.mqtt_url)

@@ -13,8 +13,8 @@ import pytest
 from support.api import PLANT_YAML, ApiEnv, assert_error, make_env
 
 from engine.api import create_app
-from engine.api.health import mqtt_handshake
 from engine.db import create_engine_for
+from engine.mqtt import probe
 from engine.settings import Settings
 from metamodel import DefinitionError, load
 
@@ -96,7 +96,7 @@ def test_health_reports_database_and_disabled_mqtt(env: ApiEnv) -> None:
 
 
 def test_health_with_a_real_broker(project, sqlite_url: str, mqtt_url: str) -> None:  # type: ignore[no-untyped-def]
-    assert mqtt_handshake(mqtt_url) is True
+    assert probe(mqtt_url) == (True, "connected")
     e = make_env(project({"modules/plant.yaml": PLANT_YAML}), sqlite_url,
                  settings=Settings(mqtt_url=mqtt_url))
     body = e.client.get("/api/health").json
@@ -127,19 +127,13 @@ def test_broker_that_never_answers_times_out_quickly() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        done: list[bool] = []
+        done: list[tuple[bool, str]] = []
         t = threading.Thread(target=lambda: done.append(
-            _safe_handshake(f"mqtt://127.0.0.1:{port}")))
+            probe(f"mqtt://127.0.0.1:{port}", timeout=0.3)))
         t.start()
         t.join(timeout=3)
-        assert done == [False]
-
-
-def _safe_handshake(url: str) -> bool:
-    try:
-        return mqtt_handshake(url, timeout=0.3)
-    except OSError:
-        return False
+        assert done == [(False, f"the MQTT broker at mqtt://127.0.0.1:{port} did not answer "
+                                "within 0.3 s")]
 
 
 def test_health_503_when_database_is_down(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

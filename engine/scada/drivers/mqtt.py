@@ -26,13 +26,13 @@ import logging
 import os
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
+
+from engine.mqtt import Broker, Connection, parse_broker
 
 from ..sparkplug import SparkplugHost, node_filter
 from ..types import DeviceUnavailable, PointRef, Quality, Reading, TagValue, Value, WriteFailed
@@ -49,56 +49,55 @@ _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 # --------------------------------------------------------------------------- the link
 class MqttLink:
-    """One broker connection shared by a driver, a publisher or an edge node."""
+    """One broker connection shared by a driver, a publisher or an edge node.
 
-    def __init__(self, url: str, *, client_id: str | None = None, username: str | None = None,
-                 password: str | None = None, keepalive: int = 30,
-                 reconnect_delay: float = 0.5, reconnect_delay_max: float = 30.0,
-                 name: str | None = None) -> None:
-        u = urlparse(url)
-        if u.scheme not in ("mqtt", "mqtts"):
-            raise ValueError(f"broker URL must look like mqtt://host:1883, got {url!r}")
-        self.host = u.hostname or "127.0.0.1"
-        self.port = u.port or (8883 if u.scheme == "mqtts" else 1883)
-        self.name = name or f"{self.host}:{self.port}"
-        self.client_id = client_id or f"campo-{uuid.uuid4().hex[:12]}"
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id)
-        user = username or (unquote(u.username) if u.username else None)
-        pwd = password or (unquote(u.password) if u.password else None)
-        if user:
-            self._client.username_pw_set(user, pwd)
-        if u.scheme == "mqtts":
-            self._client.tls_set()
-        self._client.reconnect_delay_set(max(1, round(reconnect_delay)),
-                                         max(1, round(reconnect_delay_max)))
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._client.on_connect_fail = self._on_connect_fail
-        self._keepalive = keepalive
+    ``url`` is read by :mod:`engine.mqtt` (``mqtts://`` = TLS on 8883, credentials, CA
+    file); ``username``/``password``/``client_id`` override the URL's.
+    """
+
+    def __init__(self, url: str | Broker, *, client_id: str | None = None,
+                 username: str | None = None, password: str | None = None,
+                 keepalive: int = 30, reconnect_delay: float = 0.5,
+                 reconnect_delay_max: float = 30.0, name: str | None = None) -> None:
+        broker = parse_broker(url, username=username, password=password, client_id=client_id)
+        self.connection = Connection(broker, keepalive=keepalive,
+                                     reconnect_delay=reconnect_delay,
+                                     reconnect_delay_max=reconnect_delay_max, name=name)
+        self.broker = broker
+        self.host = broker.host
+        self.port = broker.port
+        self.name = self.connection.name
+        self.client_id = self.connection.client_id
+        self._client = self.connection.client
         self._filters: dict[str, tuple[int, list[Handler]]] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._up: asyncio.Event | None = None
-        self._connected = threading.Event()
-        self._started = False
-        self._reason = "not connected yet"
-        self._warned = False
         #: called in the asyncio loop after every (re)connect and every loss
         self.on_connected: list[Callable[[], None]] = []
         self.on_disconnected: list[Callable[[str], None]] = []
-        #: called in paho's thread just before each connection attempt (Sparkplug will)
-        self.before_connect: Callable[[], None] | None = None
+        self.connection.on_connect.append(self._on_connect)
+        self.connection.on_disconnect.append(self._on_disconnect)
+        self.connection.on_message = self._on_message
+
+    @property
+    def before_connect(self) -> Callable[[], None] | None:
+        """Called in paho's thread just before each connection attempt (Sparkplug will)."""
+        return self.connection.before_connect
+
+    @before_connect.setter
+    def before_connect(self, hook: Callable[[], None] | None) -> None:
+        self.connection.before_connect = hook
 
     @property
     def connected(self) -> bool:
         """True while the broker has accepted the connection."""
-        return self._connected.is_set()
+        return self.connection.connected
 
     @property
     def reason(self) -> str:
         """Why the link is down (or the last reason it was)."""
-        return self._reason
+        return self.connection.reason
 
     def will_set(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """The message the broker publishes if this client vanishes (before the next connect)."""
@@ -108,17 +107,13 @@ class MqttLink:
         """Start connecting (paho keeps retrying); True when connected within ``wait`` s."""
         self._loop = asyncio.get_running_loop()
         self._up = asyncio.Event()
-        if self._connected.is_set():
+        if self.connection.connected:
             return True
-        if not self._started:
-            self._started = True
-            self._client.on_pre_connect = self._on_pre_connect
-            self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
-            self._client.loop_start()
+        self.connection.start()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
                 await self._up.wait()
-        return self._connected.is_set()
+        return self.connection.connected
 
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
         """Call ``handler(topic, payload, retained)`` in the asyncio loop for each message."""
@@ -126,7 +121,7 @@ class MqttLink:
             entry = self._filters.setdefault(topic_filter, (qos, []))
             entry[1].append(handler)
             new = len(entry[1]) == 1
-        if new and self._connected.is_set():
+        if new and self.connection.connected:
             self._client.subscribe(topic_filter, qos)
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 0,
@@ -136,59 +131,24 @@ class MqttLink:
 
     async def close(self, before: Callable[[], None] | None = None) -> None:
         """Disconnect cleanly (no will); ``before`` runs first, e.g. to publish a death."""
-        if not self._started:
+        if not self.connection.started:
             return
-        if before is not None and self._connected.is_set():
+        if before is not None and self.connection.connected:
             before()
-        await asyncio.to_thread(self._shutdown)
-
-    def _shutdown(self) -> None:
-        self._started = False  # the disconnect below is not a loss
-        with contextlib.suppress(Exception):
-            self._client.disconnect()
-        self._client.loop_stop()
-        self._connected.clear()
-        self._reason = "closed"
+        await asyncio.to_thread(self.connection.stop)
 
     # paho callbacks (paho's thread) ---------------------------------------------------
-    def _on_pre_connect(self, _c: mqtt.Client, _u: Any) -> None:
-        if self.before_connect is not None:
-            self.before_connect()
-
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
-        if getattr(rc, "is_failure", False):
-            self._reason = f"the broker refused the connection: {rc}"
-            if not self._warned:
-                log.error("mqtt %s: %s", self.name, self._reason)
-                self._warned = True
-            return
+    def _on_connect(self, client: mqtt.Client) -> None:
         with self._lock:
             filters = [(f, qos) for f, (qos, _) in self._filters.items()]
         if filters:
             client.subscribe(filters)
-        if self._warned:
-            log.info("mqtt %s: connected again", self.name)
-        self._warned = False
-        self._connected.set()
         self._call_soon(self._fire_connected)
 
-    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
-        self._reason = f"cannot reach the MQTT broker at {self.host}:{self.port}"
-        if not self._warned:
-            log.error("mqtt %s: %s; retrying", self.name, self._reason)
-            self._warned = True
+    def _on_disconnect(self, reason: str) -> None:
+        self._call_soon(lambda: self._fire_disconnected(reason))
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
-        was = self._connected.is_set()
-        self._connected.clear()
-        self._reason = f"MQTT broker connection lost ({rc})"
-        if was and self._started:
-            log.warning("mqtt %s: %s; reconnecting", self.name, self._reason)
-            self._warned = True
-            reason = self._reason
-            self._call_soon(lambda: self._fire_disconnected(reason))
-
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
             handlers = [h for f, (_, hs) in self._filters.items()
                         if mqtt.topic_matches_sub(f, msg.topic) for h in hs]
