@@ -17,7 +17,9 @@ them). In order it:
    (a delete first checks the workflow state allows it: ``deletable_in``, else 409);
 5. checks every written record is still inside the caller's scope (a 403 ``Denied``, rolled
    back with the rest) — a write may not move a record where its writer cannot see it;
-6. writes one audit row per record through ``ctx.record_change``.
+6. writes one audit row per record through ``ctx.record_change``;
+7. announces the change (entity, id, version, op; no values) when the transaction commits
+   (:func:`engine.api.record_events.emit`: the desk's live lists and forms).
 
 Hidden fields in bodies are refused before validation (:func:`engine.api.security.check_body`)
 since validation would accept them; everything that needs the transaction is here.
@@ -35,6 +37,7 @@ from sqlalchemy.engine import Connection
 from . import security
 from .errors import ApiError
 from .reads import get_record
+from .record_events import emit
 from .writes import delete_record, insert_records, missing_or_stale, update_record
 
 if TYPE_CHECKING:
@@ -103,6 +106,8 @@ def write(ctx: ApiContext, conn: Connection, res: Resource, op: Write) -> list[d
     else:
         ctx.record_change(conn, action=op.action, entity=res.qualname, record_id=op.record_id,
                           before=before, after=out[0] if out else None)
+    emit(conn, res.qualname, op.kind, [(r["id"], r.get("version")) for r in out] if out
+         else [(op.record_id, None)])
     return out
 
 

@@ -39,8 +39,6 @@ class DeskPlugin:
         root = settings.ui_dir or default_ui_dir()
         self.files = StaticFiles(root)
         self.blueprints: list[Any] = []
-        #: whether record events reach /api/ws (the desk then watches open lists and forms)
-        self.live_records = False
 
     def init_app(self, app: Flask, api: Any) -> None:
         """Register the shell (public) and the desk API (authenticated)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
 from engine.api.errors import ApiError, json_response
@@ -37,7 +37,8 @@ def build_blueprint(plugin: DeskPlugin) -> Blueprint:
         identity(ctx())
         settings = plugin.settings
         return json_response({"timezone": settings.timezone, "languages": ["es", "en"],
-                              "live": plugin.live_records,
+                              # record events over /api/ws (engine.live registers it)
+                              "live": bool(current_app.extensions.get("campo_live_records")),
                               "max_upload_bytes": settings.max_upload_bytes,
                               "page_size": settings.default_page_size})
 

@@ -62,6 +62,8 @@ class Client(asyncio.Protocol):
         #: messages that arrived while the first credential check ran (handled after it)
         self.early: list[str] = []
         self.alarm_sub: Any = None
+        #: watched entities -> ids of their records this socket was told of (record events)
+        self.records: dict[str, set[int]] = {}
         self.event_backlog: list[bytes] = []
         self.delivered = 0
         self._text: list[str] = []

@@ -19,6 +19,11 @@ loop (one thread per process), fed by one bus subscription.
   ["campo_events"]``); batches of transitions of the sites the user may see come as
   ``{"type": "alarms", "events": [...]}``. A slow socket keeps at most
   :data:`EVENT_BACKLOG` batches for when it drains.
+- **Record events.** ``{"type": "subscribe_records", "entity": "wells.well", "ids": [...]}``
+  (or ``"entities": [...]``) subscribes the socket to the committed writes of entities the
+  user may read (:mod:`engine.live.records`); batches come as ``{"type": "records",
+  "events": [{"entity", "id", "version", "op"}]}``, each event checked per socket against
+  the user's read permission and row scope as they are now (:class:`RecordAccess`).
 - **Sessions end sockets.** Each socket is re-checked (:func:`engine.auth.bearer.check_token`,
   through the credential cache) when the cache drops its user's or session's entry (logout,
   revocation, disable, password, role or site change, here or in another process) and at
@@ -45,6 +50,7 @@ from engine.bus import LiveValue
 from . import websocket as wsx
 from .access import PatternRefused, parse_patterns, tag_visible
 from .client import Client, dumps
+from .records import MAX_IDS, RecordAccess, RecordEvent, RecordFeed
 from .service import LiveTags
 
 log = logging.getLogger(__name__)
@@ -80,8 +86,19 @@ class Hub:
     def __init__(self, live: LiveTags, check: Checker, *, max_total: int = 4000,
                  max_per_user: int = 32, recheck: float = 2.0,
                  clock: Callable[[], float] = time.time,
-                 events: Callable[[], Any] = lambda: None) -> None:
+                 events: Callable[[], Any] = lambda: None,
+                 api_context: Callable[[], Any] = lambda: None) -> None:
         self.live = live
+        #: the API's context (entities, tables, engine) for record events, None without one
+        self.api_context = api_context
+        self.records: RecordAccess | None = None
+        self.feed: RecordFeed | None = None
+        self.by_entity: dict[str, set[Client]] = {}
+        self._rec_pending: list[RecordEvent] = []
+        self._rec_lock = threading.Lock()
+        self._rec_due = False
+        #: a scope check is running: batches wait for it, so events keep their order
+        self._rec_busy = False
         self.check = check
         #: the event channels (``engine.bus.events.EventHub``) when alarms run, else None
         self.events = events
@@ -133,6 +150,12 @@ class Hub:
             ready.wait(10)
             self.loop = loop
             self._sub = self.live.bus.subscribe(["**"], self._from_bus)
+            ctx = self.api_context()
+            if ctx is not None:
+                self.records = RecordAccess(ctx)
+                self.feed = RecordFeed(ctx.engine, self._records_in).start()
+                if not self.feed.wait_ready(10):
+                    log.warning("record events: not listening yet")
 
     def stop(self) -> None:
         """Close every socket (1001) and stop the loop."""
@@ -141,6 +164,8 @@ class Hub:
             return
         if self._sub is not None:
             self._sub.close()
+        if self.feed is not None:
+            self.feed.stop()
 
         def shut() -> None:
             for c in list(self.clients):
@@ -188,6 +213,7 @@ class Hub:
 
     def detached(self, c: Client) -> None:
         self.clients.discard(c)
+        self._unwatch_records(c, list(c.records))
         if c.alarm_sub is not None:
             c.alarm_sub.close()
             c.alarm_sub = None
@@ -339,6 +365,14 @@ class Hub:
         if kind == "subscribe_alarms":
             self._subscribe_alarms(c, msg)
             return
+        if kind == "subscribe_records":
+            self._subscribe_records(c, msg)
+            return
+        if kind == "unsubscribe_records":
+            name = msg.get("entity")
+            self._unwatch_records(c, [name] if isinstance(name, str) else list(c.records))
+            c.send({"type": "unsubscribed_records", "entities": sorted(c.records)})
+            return
         if kind == "unsubscribe":
             self._unindex(c)
             c.patterns, c.pattern_texts, c.paths = [], (), frozenset()
@@ -407,6 +441,149 @@ class Hub:
         c.alarm_sub = channels.subscribe(
             ALARMS, lambda events: loop.call_soon_threadsafe(to_socket, list(events)))
         c.send({"type": "subscribed_alarms"})
+
+    # -- record events
+    def _subscribe_records(self, c: Client, msg: dict[str, Any]) -> None:
+        """Watch the committed writes of entities ``c``'s user may read (see module doc)."""
+        access = self.records
+        if access is None:
+            c.error(503, "no record events in this process")
+            return
+        names = msg["entities"] if "entities" in msg else [msg.get("entity")]
+        if not isinstance(names, list) or not names or len(names) > 32 \
+                or not all(isinstance(n, str) for n in names):
+            c.error(400, "'entity' must name an entity ('module.entity'); 'entities' a list "
+                         "of at most 32", field="entity")
+            return
+        for name in names:
+            if not access.readable(c.principal, name):  # as /api/meta: not revealed
+                c.error(404, f"unknown entity '{name}'", field="entity")
+                return
+        ids = msg.get("ids") or []
+        if not isinstance(ids, list) or len(ids) > MAX_IDS or len(names) != 1 and ids \
+                or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            c.error(400, f"'ids' must be a list of at most {MAX_IDS} record ids of one "
+                         "entity", field="ids")
+            return
+        for name in names:
+            c.records.setdefault(name, set())
+            self.by_entity.setdefault(name, set()).add(c)
+        reply = {"type": "subscribed_records", "entities": sorted(c.records)}
+        if not ids:
+            c.send(reply)
+            return
+        assert self.loop is not None
+        principal, name = c.principal, names[0]
+        fut = self.loop.run_in_executor(self._pool, access.visible, principal, name, ids)
+
+        def done(f: asyncio.Future[set[int]]) -> None:
+            if c.closed or name not in c.records:
+                return
+            try:
+                seen = c.records[name]
+                if len(seen) > 10 * MAX_IDS:
+                    seen.clear()
+                seen.update(f.result())
+            except Exception:  # the database may be down: deletes of them are not told
+                log.exception("record events: checking ids failed")
+            c.send(reply)
+
+        fut.add_done_callback(done)
+
+    def _unwatch_records(self, c: Client, names: list[str]) -> None:
+        for name in names:
+            c.records.pop(name, None)
+            subs = self.by_entity.get(name)
+            if subs is not None:
+                subs.discard(c)
+                if not subs:
+                    del self.by_entity[name]
+
+    def _records_in(self, events: list[RecordEvent]) -> None:
+        """Feed callback (any thread): queue, and flush within BATCH_SECONDS."""
+        loop = self.loop
+        if loop is None or not self.by_entity:
+            return
+        with self._rec_lock:
+            self._rec_pending.extend(events)
+            if self._rec_due:
+                return
+            self._rec_due = True
+        loop.call_soon_threadsafe(loop.call_later, BATCH_SECONDS, self._records_flush)
+
+    def _records_flush(self) -> None:
+        if self._rec_busy:  # _records_checked flushes again
+            return
+        with self._rec_lock:
+            events, self._rec_pending, self._rec_due = self._rec_pending, [], False
+        access = self.records
+        if access is None or self.loop is None or not events:
+            return
+        per_entity: dict[str, dict[int, RecordEvent]] = {}
+        #: records written, then deleted in this batch: whether they were in a user's scope
+        #: in between is unknown, so scoped users are not told of those deletes
+        mixed: set[tuple[str, int]] = set()
+        for e in events:  # the last event of a record wins; a create stays a create
+            got = per_entity.setdefault(e.entity, {})
+            prev = got.get(e.id)
+            if prev is not None and prev.op == "create" and e.op == "update":
+                e = RecordEvent(e.entity, e.id, e.version, "create")
+            if prev is not None and prev.op != "delete" and e.op == "delete":
+                mixed.add((e.entity, e.id))
+            got[e.id] = e
+        # one check per entity and distinct user (roles and sites decide the scope)
+        jobs: dict[tuple[Any, ...], tuple[Any, str, list[Client]]] = {}
+        for entity, changes in per_entity.items():
+            for c in self.by_entity.get(entity, ()):
+                p = c.principal
+                if c.closed or p is None or not access.readable(p, entity):
+                    continue
+                key = (entity, p.user_id, p.roles, p.sites)
+                jobs.setdefault(key, (p, entity, []))[2].append(c)
+        if not jobs:
+            return
+        self._rec_busy = True
+
+        def check() -> list[tuple[str, list[Client], bool, set[int]]]:
+            out = []
+            for p, entity, clients in jobs.values():
+                changes = per_entity[entity]
+                scoped = access.scoped(p, entity)
+                alive = [i for i, e in changes.items() if e.op != "delete"]
+                out.append((entity, clients, scoped, access.visible(p, entity, alive)))
+            return out
+
+        def done(f: asyncio.Future[list[tuple[str, list[Client], bool, set[int]]]]) -> None:
+            self._rec_busy = False
+            with self._rec_lock:
+                if self._rec_pending and not self._rec_due:
+                    self._rec_due = True
+                    assert self.loop is not None
+                    self.loop.call_soon(self._records_flush)
+            try:
+                checked = f.result()
+            except Exception:  # the database may be down: tell nobody rather than everybody
+                log.exception("record events: scope check failed; %d events not sent",
+                              len(events))
+                return
+            for entity, clients, scoped, shown in checked:
+                changes = per_entity[entity]
+                for c in clients:
+                    seen = c.records.get(entity)
+                    if c.closed or seen is None:
+                        continue
+                    out = [e.to_json() for e in changes.values()
+                           if e.id in shown or e.op == "delete" and (not scoped or (
+                               e.id in seen and (entity, e.id) not in mixed))]
+                    for e in changes.values():  # known: in the user's scope as of now
+                        if e.op == "delete" or e.id not in shown:
+                            seen.discard(e.id)
+                        elif len(seen) < 10 * MAX_IDS:
+                            seen.add(e.id)
+                    if out:
+                        c.send_event({"type": "records", "events": out})
+
+        self.loop.run_in_executor(self._pool, check).add_done_callback(done)
 
     def _unindex(self, c: Client) -> None:
         group, c.group = c.group, None

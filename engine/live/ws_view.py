@@ -40,7 +40,8 @@ def build_hub(app: Flask, live: LiveTags) -> Hub:
               max_per_user=settings.ws_max_per_user,
               recheck=settings.auth_cache_seconds or 2.0,
               clock=lambda: state.now().timestamp(),
-              events=lambda: app.extensions.get("campo_events"))
+              events=lambda: app.extensions.get("campo_events"),
+              api_context=lambda: (app.extensions.get("campo") or {}).get("context"))
     state.cache.on_invalidate(hub.invalidated)
     return hub
 
@@ -52,6 +53,8 @@ def register_ws(app: Flask, live: LiveTags) -> Hub:
         state = get_state()
         state.public_paths = state.public_paths | {WS_PATH}
     app.extensions[HUB_KEY] = hub
+    #: the desk's /api/desk/config says ``live``: record events come over this socket
+    app.extensions["campo_live_records"] = True
 
     def tags_ws() -> Response:
         try:
