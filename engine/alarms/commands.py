@@ -2,9 +2,11 @@
 
 ``check`` loads ``tags/``, compiles every alarm and prints the counts per site, kind and
 priority, then the warnings (the priority mix). ``replay --from --to`` runs the rules over
-stored history and prints the ISA-18.2 KPIs they would have produced, with a progress bar;
-``--overlay DIR`` replays a proposed change too (``DIR/tags/`` files replacing or adding to
-the project's) and prints both side by side.
+the history the historian stored (its database: ``--database-url``, else the settings') and
+prints the ISA-18.2 KPIs they would have produced, with a progress bar; ``--site`` keeps one
+site's rules, ``--input FILE`` reads a CSV instead of the historian, ``--overlay DIR``
+replays a proposed change too (``DIR/tags/`` files replacing or adding to the project's) and
+prints both side by side.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from metamodel.tags import TagModel, load_tags
 
 from .compile import CompiledAlarms, collect_alarms, compile_alarms
 from .kpi import format_kpis
-from .replay import CsvReader, HistoryReader, replay
+from .replay import CsvReader, HistorianReader, HistoryReader, replay
 
 
 def register(subparsers: Any) -> None:
@@ -45,8 +47,13 @@ def register(subparsers: Any) -> None:
     r.add_argument("--project", type=Path, default=None)
     r.add_argument("--from", dest="start", required=True, help="ISO time (UTC if no offset)")
     r.add_argument("--to", dest="end", required=True, help="ISO time (UTC if no offset)")
-    r.add_argument("--input", type=Path, required=True,
-                   help="history as CSV with the header ts,tag,value,quality")
+    r.add_argument("--input", type=Path, default=None,
+                   help="read history from a CSV file with the header ts,tag,value,quality "
+                        "instead of the historian")
+    r.add_argument("--database-url", default=None,
+                   help="the historian's database (default: CAMPO_HISTORY_DATABASE_URL, "
+                        "else the main database, CAMPO_DATABASE_URL)")
+    r.add_argument("--site", default=None, help="only this site's rules and tags")
     r.add_argument("--overlay", dest="proposed", type=Path, default=None, metavar="DIR",
                    help="a proposed change: DIR/tags/ files over the project's")
     r.add_argument("--operators", type=int, default=1, help="operators on duty (KPIs)")
@@ -122,16 +129,69 @@ def _bar(label: str) -> Any:
     return show
 
 
+def _historian(args: argparse.Namespace) -> tuple[HistoryReader, Any]:
+    """The historian's store as a replay source, and its engine (to dispose)."""
+    import sqlalchemy as sa
+
+    from engine.db import create_engine_for
+    from engine.historian import open_store
+    from engine.historian.tables import TAG_TABLE
+    from engine.options import settings_from
+
+    if args.database_url:
+        url = args.database_url
+    else:
+        url = settings_from(argparse.Namespace(project=args.project)).resolved_history_url()
+    made = sa.engine.make_url(url)
+    if made.get_backend_name() == "sqlite" and not Path(made.database or "").is_file():
+        raise UserError(f"no history database at {made.database}: give --database-url, or "
+                        "--input FILE.csv")
+    db = create_engine_for(url)
+    try:
+        if not sa.inspect(db).has_table(TAG_TABLE):
+            raise UserError(f"{made.render_as_string(hide_password=True)} holds no history "
+                            "(no campo_history_tag table): is the historian on?")
+        return HistorianReader(open_store(db)), db
+    except sa.exc.OperationalError as err:
+        db.dispose()
+        raise UserError(f"cannot read the history database: {err.orig}") from None
+    except UserError:
+        db.dispose()
+        raise
+
+
+def _only_site(compiled: CompiledAlarms, site: str | None) -> CompiledAlarms:
+    if site is None:
+        return compiled
+    sites = sorted({ca.rule.site for ca in compiled.alarms.values()})
+    if site not in sites:
+        raise UserError(f"--site {site}: no alarm rule of that site; sites with alarms: "
+                        + (", ".join(sites) or "none"))
+    alarms = {p: ca for p, ca in compiled.alarms.items() if ca.rule.site == site}
+    by_tag: dict[str, list[Any]] = {}
+    for ca in alarms.values():
+        for t in ca.inputs:
+            by_tag.setdefault(t, []).append(ca)
+    return CompiledAlarms(alarms, by_tag, compiled.warnings)
+
+
 def replay_command(args: argparse.Namespace) -> int:
     """Handler of ``campo alarms replay``."""
     root = _project(args)
     start, end = _time(args.start, "--from"), _time(args.end, "--to")
     if start >= end:
         raise UserError("--from must be before --to")
-    if not args.input.is_file():
-        raise UserError(f"--input {args.input}: no such file")
-    reader: HistoryReader = CsvReader(args.input)
+    db: Any = None
+    if args.input is not None:
+        if not args.input.is_file():
+            raise UserError(f"--input {args.input}: no such file")
+        reader: HistoryReader = CsvReader(args.input)
+        source = f"--input {args.input}"
     _tags, current = _load(root)
+    current = _only_site(current, args.site)
+    if args.input is None:
+        reader, db = _historian(args)
+        source = "the history database"
     runs = [("current", current)]
     tmp: str | None = None
     if args.proposed is not None:
@@ -140,16 +200,22 @@ def replay_command(args: argparse.Namespace) -> int:
         tmp = tempfile.mkdtemp(prefix="campo-replay-")
         shutil.copytree(root / "tags", Path(tmp) / "tags")
         shutil.copytree(args.proposed / "tags", Path(tmp) / "tags", dirs_exist_ok=True)
-        runs.append(("proposed", _load(Path(tmp))[1]))
+        runs.append(("proposed", _only_site(_load(Path(tmp))[1], args.site)))
     try:
         results = [(name, replay(compiled, reader, start, end, operators=args.operators,
                                  progress=_bar(name)))
                    for name, compiled in runs]
     except (ValueError, KeyError) as exc:
-        raise UserError(f"--input {args.input}: {exc}") from None
+        raise UserError(f"{source}: {exc}") from None
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+        if db is not None:
+            db.dispose()
+    missing = getattr(reader, "missing", None)
+    if missing:
+        print(f"warning: {len(missing)} tag(s) the rules read have no stored history: "
+              + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
     for name, res in results:
         print(f"== {name}: {res.samples} samples, {res.transitions} transitions, "
               f"{res.wall_seconds:.2f} s ({res.speedup:,.0f}x real time)")

@@ -74,6 +74,14 @@ class Sample(Protocol):
 Listener = Callable[[list[dict[str, Any]]], None]
 
 
+class RecentHistory(Protocol):
+    """Stored samples of some tags over a period, oldest first, starting with each tag's
+    value held at ``start`` (:class:`engine.alarms.replay.HistorianReader`)."""
+
+    def samples(self, tags: Sequence[str], start: dt.datetime, end: dt.datetime
+                ) -> Iterable[Sample]: ...
+
+
 class Outbox(Protocol):
     """Where the engine hands events that may notify someone (in its transaction)."""
 
@@ -91,8 +99,12 @@ class AlarmEngine:
 
     def __init__(self, compiled: CompiledAlarms, store: AlarmStore | None = None, *,
                  clock: Callable[[], dt.datetime] = _utcnow, outbox: Outbox | None = None,
-                 timer_period: float = 0.2) -> None:
+                 timer_period: float = 0.2,
+                 history: Callable[[], RecentHistory | None] | None = None) -> None:
         self.compiled = compiled
+        #: where :meth:`load` finds the recent samples of the rate-of-change tags (the
+        #: historian), called once; None or a failure: the windows fill from live samples
+        self.history = history
         self.store = store
         self.clock = clock
         self.outbox = outbox
@@ -102,8 +114,12 @@ class AlarmEngine:
         self.values: dict[str, Any] = {}
         self.quality: dict[str, int] = {}
         self._history: dict[str, collections.deque[tuple[float, float]]] = {}
-        self._rate_tags = {ca.rule.tag: max(ca.rule.rate[1], self._history_need(ca))
-                           for ca in compiled.alarms.values() if ca.rule.rate and ca.rule.tag}
+        #: rate-of-change tags and how far back their window reaches (the longest ``per``)
+        self._rate_tags: dict[str, float] = {}
+        for ca in compiled.alarms.values():
+            if ca.rule.rate and ca.rule.tag:
+                self._rate_tags[ca.rule.tag] = max(self._rate_tags.get(ca.rule.tag, 0.0),
+                                                   ca.rule.rate[1])
         self._due: list[tuple[dt.datetime, str]] = []
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -114,10 +130,6 @@ class AlarmEngine:
         #: transitions and states a failed commit could not store (retried first)
         self._unsaved: list[tuple[Transition, CompiledAlarm]] = []
         self._unsaved_dirty: dict[str, CompiledAlarm] = {}
-
-    @staticmethod
-    def _history_need(ca: CompiledAlarm) -> float:
-        return ca.rule.rate[1] if ca.rule.rate else 0.0
 
     # ------------------------------------------------------------------ life cycle
 
@@ -133,6 +145,38 @@ class AlarmEngine:
         self._loaded = True
         kept = sum(1 for p in stored if p in self.compiled.alarms)
         log.info("alarms: %d alarm(s), %d state(s) restored", len(self.states), kept)
+        if self.history is not None and self._rate_tags:
+            try:
+                reader = self.history()
+                if reader is not None:
+                    now = self.clock()
+                    keep = max(self._rate_tags.values())
+                    n = self.seed_rates(reader.samples(
+                        sorted(self._rate_tags), now - dt.timedelta(seconds=keep), now))
+                    log.info("alarms: rate-of-change windows seeded with %d stored sample(s)",
+                             n)
+                    close = getattr(reader, "close", None)
+                    if close is not None:
+                        close()
+            except Exception:  # the historian is away: the windows fill from live samples
+                log.exception("alarms: rate-of-change windows not seeded from history")
+
+    def seed_rates(self, samples: Iterable[Sample]) -> int:
+        """Fill the rate-of-change windows with samples from before (oldest first) without
+        evaluating anything; return how many were taken. A window that still does not
+        reach back a whole ``per`` leaves its alarm undetermined (held) unless the change
+        seen so far already passes the limit."""
+        n = 0
+        with self._lock:
+            for s in samples:
+                if s.tag in self._rate_tags and int(s.quality) != BAD and isinstance(
+                        s.value, (int, float)) and not isinstance(s.value, bool):
+                    hist = self._history.get(s.tag)
+                    if hist and hist[-1][0] >= s.ts.timestamp():
+                        continue  # already known (a live sample came first)
+                    self._remember(s.tag, s.ts, float(s.value))
+                    n += 1
+        return n
 
     async def start(self) -> None:
         """Sink start: restore states and run the timers in a thread."""
@@ -260,21 +304,40 @@ class AlarmEngine:
                 return None
         if kind == "rate":
             assert rule.rate is not None
-            hist = self._history.get(rule.tag or "")
-            if not hist or len(hist) < 2:
-                return False
-            (t0, v0), (t1, v1) = hist[0], hist[-1]
-            if t1 <= t0:
-                return False
-            limit, per, direction = rule.rate
-            rate = (v1 - v0) / (t1 - t0) * per
-            st.limit = limit
-            if direction == "rise":
-                return rate >= limit
-            if direction == "fall":
-                return -rate >= limit
-            return abs(rate) >= limit
+            return self._rate(rule.tag or "", rule.rate, st)
         return None
+
+    def _rate(self, tag: str, rate: tuple[float, float, str], st: AlarmState) -> bool | None:
+        """Whether the tag changed by ``limit`` or more within the last ``per`` seconds.
+
+        The value ``per`` seconds ago is the one held then (the last sample at or before;
+        the pipeline and the historian keep changes only). When the window does not reach
+        back that far (just after a start with no stored history), the alarm is undetermined
+        (held: no false raise, no false return) unless the change seen so far already
+        passes the limit."""
+        hist = self._history.get(tag)
+        if not hist:
+            return None
+        limit, per, direction = rate
+        st.limit = limit
+        t1, v1 = hist[-1]
+        covered = t1 - hist[0][0] >= per
+        if covered:
+            cut = t1 - per
+            v0 = hist[0][1]
+            for t, v in hist:  # the value held at t1 - per
+                if t > cut:
+                    break
+                v0 = v
+            rise = fall = v1 - v0
+        else:
+            rise = v1 - min(v for _t, v in hist)
+            fall = v1 - max(v for _t, v in hist)
+        hit = {"rise": rise >= limit, "fall": -fall >= limit,
+               "both": rise >= limit or -fall >= limit}[direction]
+        if hit:
+            return True
+        return False if covered else None
 
     def _evaluate(self, ca: CompiledAlarm, st: AlarmState, ts: dt.datetime,
                   changes: list[tuple[Transition, CompiledAlarm]],
@@ -456,4 +519,4 @@ class AlarmEngine:
             return out
 
 
-__all__ = ["ACTIONS", "AlarmEngine", "Outbox", "Sample"]
+__all__ = ["ACTIONS", "AlarmEngine", "Outbox", "RecentHistory", "Sample"]

@@ -3,12 +3,18 @@
 The same :class:`~engine.alarms.engine.AlarmEngine` as the runtime's, in memory (no store,
 no listeners, timers driven by the samples' own times), so a consultant sees an alarm flood
 before a change ships. History comes from a :class:`HistoryReader`: anything that yields
-samples in time order for some tags and a period (the historian's Python API, or a CSV
-file of ``ts,tag,value,quality`` rows with :class:`CsvReader`).
+samples in time order for some tags and a period: the historian's store
+(:class:`HistorianReader`, what ``campo alarms replay`` reads), or a CSV file of
+``ts,tag,value,quality`` rows (:class:`CsvReader`, ``--input``).
+
+The historian keeps changes only, so a tag steady over the whole period has no sample in
+it: :class:`HistorianReader` starts with each tag's value held at ``start`` (its last
+sample before), and the replay seeds the rate-of-change alarms with the samples of their
+window before ``start`` (:meth:`AlarmEngine.seed_rates`), as the runtime does at start-up.
 
 Example::
 
-    result = replay(compile_alarms(tags), CsvReader(path), start, end)
+    result = replay(compile_alarms(tags), HistorianReader(open_store(db)), start, end)
     print(format_kpis(result.kpis))
 """
 
@@ -16,11 +22,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from engine.historian import Catalog, HistTag, Store
+from engine.historian.samples import US, from_us, join_value, to_us
 
 from .compile import CompiledAlarms
 from .engine import AlarmEngine
@@ -71,6 +81,54 @@ class CsvReader:
                                  _QUALITY.get(str(row.get("quality", "good")).lower(), 2), ts)
 
 
+class HistorianReader:
+    """History from the historian's store (:mod:`engine.historian`): each tag's value held at
+    ``start``, then every stored sample, read ``window`` seconds at a time and merged in time
+    order. Tags the historian never stored are left out (:attr:`missing` after a read)."""
+
+    def __init__(self, store: Store, window: float = 3600.0, *, dispose: bool = False) -> None:
+        self.store = store
+        self.window_us = max(1, round(window * US))
+        self.missing: list[str] = []
+        #: whether :meth:`close` disposes of the store's database engine (one of its own)
+        self.dispose = dispose
+
+    def close(self) -> None:
+        """Let go of the store's connections when this reader owns its engine."""
+        if self.dispose:
+            self.store.engine.dispose()
+
+    def _tags(self, tags: Sequence[str]) -> list[HistTag]:
+        known = Catalog(self.store).load()
+        self.missing = [t for t in tags if t not in known]
+        return [known[t] for t in tags if t in known]
+
+    def samples(self, tags: Sequence[str], start: dt.datetime, end: dt.datetime
+                ) -> Iterator[HistSample]:
+        hist = self._tags(tags)
+        by_id = {t.id: t for t in hist}
+        ids = sorted(by_id)
+        lo, hi = to_us(start), to_us(end)
+        for tag_id, (_ts, v, x, q) in sorted(self.store.before(ids, lo).items()):
+            t = by_id[tag_id]
+            yield HistSample(t.path, join_value(v, x, t.kind), q, start)
+        yield from self._between(by_id, ids, lo, hi)
+
+    def _between(self, by_id: dict[int, HistTag], ids: list[int], lo: int, hi: int
+                 ) -> Iterator[HistSample]:
+        if not ids:
+            return
+        w = lo
+        while w < hi:
+            we = min(w + self.window_us, hi)
+            data = self.store.raw(ids, w, we)
+            streams = [[(r[0], tag_id, r) for r in rows] for tag_id, rows in data.items() if rows]
+            for ts, tag_id, (_t, v, x, q) in heapq.merge(*streams):
+                t = by_id[tag_id]
+                yield HistSample(t.path, join_value(v, x, t.kind), q, from_us(ts))
+            w = we
+
+
 def _value(text: str) -> Any:
     low = text.strip().lower()
     if low in ("true", "false"):
@@ -113,7 +171,9 @@ def replay(compiled: CompiledAlarms, reader: HistoryReader, start: dt.datetime,
            end: dt.datetime, *, operators: int = 1, progress: Progress | None = None,
            batch_seconds: float = 1.0) -> ReplayResult:
     """Run ``compiled`` over the history of its input tags from ``start`` to ``end``."""
-    engine = AlarmEngine(compiled, None, clock=lambda: start, timer_period=0)
+    # the rate-of-change windows start with the samples before ``start`` (load seeds them)
+    engine = AlarmEngine(compiled, None, clock=lambda: start, timer_period=0,
+                         history=lambda: reader)
     engine.load()
     seen: list[Annunciation] = []
     count = [0]
@@ -168,4 +228,5 @@ def _ordered(samples: Iterable[HistSample]) -> Iterator[HistSample]:
         yield s
 
 
-__all__ = ["CsvReader", "HistSample", "HistoryReader", "ReplayResult", "replay"]
+__all__ = ["CsvReader", "HistSample", "HistorianReader", "HistoryReader", "ReplayResult",
+           "replay"]

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from engine.alarms.compile import compile_alarms
 from engine.alarms.engine import AlarmEngine
 from engine.alarms.mqtt import AlarmPublisher
+from engine.alarms.replay import HistorianReader
 from engine.alarms.store import AlarmStore, ensure_alarm_tables
 from engine.alarms.web import AlarmsWeb, init_alarms
 from engine.bus.events import EventHub, MqttEventHub
@@ -52,6 +53,30 @@ def notification_service(settings: Settings, db: Engine) -> NotificationService 
     return _services[key]
 
 
+def _stored_history(settings: Settings, db: Engine) -> Callable[[], HistorianReader | None]:
+    """Where the engine seeds its rate-of-change windows at start: the historian's store
+    (its own database, or the main one), or nothing when the historian is off."""
+    def reader() -> HistorianReader | None:
+        if not settings.history:
+            return None
+        import sqlalchemy as sa
+
+        from engine.db import create_engine_for
+        from engine.historian import open_store
+        from engine.historian.tables import TAG_TABLE
+
+        url = settings.history_database_url
+        hdb = create_engine_for(url) if url else db
+        if not sa.inspect(hdb).has_table(TAG_TABLE):
+            if url:
+                hdb.dispose()
+            return None  # nothing stored yet (a first start)
+        # read once at start: a database of its own is let go after (close())
+        return HistorianReader(open_store(hdb), dispose=bool(url))
+
+    return reader
+
+
 def event_hub(settings: Settings) -> EventHub:
     """The bus's event channels: in process, or shared over MQTT with ``CAMPO_BUS=mqtt``."""
     if settings.bus == "mqtt" and settings.mqtt_url:
@@ -75,7 +100,7 @@ class AlarmWiring:
         self.engine: AlarmEngine | None = None
         if run_engine and compiled.alarms:
             self.engine = AlarmEngine(compiled, AlarmStore(db, settings.alarm_journal_days),
-                                      outbox=self.notify)
+                                      outbox=self.notify, history=_stored_history(settings, db))
             self.engine.listeners.append(lambda events: hub.publish("alarms", events))
             if settings.mqtt_url:
                 self.publisher = AlarmPublisher(Broker.from_settings(settings),

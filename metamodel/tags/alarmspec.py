@@ -129,7 +129,7 @@ class AlarmSpec(Spec):
 
     @model_validator(mode="after")
     def _one_kind(self) -> AlarmSpec:
-        kinds = [k for k in KINDS if getattr(self, k) not in (None, False)]
+        kinds = [k for k in KINDS if self._gives(k)]
         if len(kinds) != 1:
             got = ", ".join(kinds) if kinds else "none"
             raise ValueError(f"an alarm rule has exactly one of {', '.join(KINDS)} (got {got})")
@@ -142,7 +142,15 @@ class AlarmSpec(Spec):
     @property
     def kind(self) -> str:
         """``analog``, ``state``, ``change``, ``bad_quality``, ``rate`` or ``when``."""
-        return next(k for k in KINDS if getattr(self, k) not in (None, False))
+        return next(k for k in KINDS if self._gives(k))
+
+    def _gives(self, kind: str) -> bool:
+        """Whether the rule is of ``kind``: ``state: false`` (or 0) is an alarm state, while
+        ``change: false`` and ``bad_quality: false`` say "not this kind"."""
+        value = getattr(self, kind)
+        if kind == "state":
+            return value is not None
+        return value is not None and value is not False
 
 
 KINDS: tuple[str, ...] = ("analog", "state", "change", "bad_quality", "rate", "when")
