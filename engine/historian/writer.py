@@ -24,12 +24,12 @@ import datetime as dt
 import logging
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 
 from .catalog import Catalog, TagPolicy
@@ -49,7 +49,17 @@ POISON_STRIKES = 5
 #: errors that say "this data cannot be stored" (not an outage): such a batch is skipped,
 #: counted and logged after POISON_STRIKES tries; every other error is retried for ever
 DATA_ERRORS: tuple[type[BaseException], ...] = (
-    sa.exc.DataError, psycopg.DataError, struct.error, ValueError, TypeError, OverflowError)
+    sa.exc.DataError, struct.error, ValueError, TypeError, OverflowError)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the data cannot be stored. psycopg's DataError counts too; it is
+    looked up only when psycopg is loaded (a PostgreSQL store), so SQLite sites never import
+    it (8.5 MB of a web process's memory)."""
+    if isinstance(exc, DATA_ERRORS):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.DataError)
 #: timestamps within this many µs at or before a tag's last one are moved just after it
 #: (two changes of one tag in the same microsecond, e.g. a quality change without a new
 #: source timestamp, both kept)
@@ -281,7 +291,7 @@ class Historian:
         except Exception as exc:
             self.ingest.forget()
             self._refresh()
-            self._data_error = isinstance(exc, DATA_ERRORS)
+            self._data_error = is_data_error(exc)
             self._failed(exc, f"storing {len(rows)} sample(s)")
             return False
         self.spool.ack(pos)

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import Engine
 
-from engine.db.migrate import MigrationError, apply_on_start
 from engine.errors import UserError
 from engine.settings import Settings
 from metamodel import Model
@@ -28,6 +27,10 @@ PluginFactory = Callable[[Model, Engine, Settings], Any]
 
 def prepare_database(engine: Engine, model: Model, project_dir: Path) -> list[str]:
     """Bring the database up to the model, refusing destructive changes (UserError)."""
+    # imported here: Alembic (with Mako and Pygments) costs a web worker ~10 MB, and the
+    # workers of `campo serve` never migrate (the command did before starting them)
+    from engine.db.migrate import MigrationError, apply_on_start
+
     try:
         return apply_on_start(engine, model, project_dir)
     except MigrationError as exc:
