@@ -394,6 +394,61 @@ class DateBounds(mv.Validator):
 INT64 = (-(2**63), 2**63 - 1)
 
 
+def fits(f: Any) -> Callable[[Any], str | None] | None:
+    """A check that a value the server derived (computed, ``'='`` default, fetched) fits
+    the column of ``f``: returns the message when it does not. None: nothing to check.
+
+    Input is checked by the marshmallow fields; this is for values no client sent, which
+    a database would otherwise store with other digits (SQLite) or refuse naming no field.
+    """
+    t = f.type
+    if t == "decimal":
+        whole, scale = f.precision - f.scale, f.scale
+
+        def check_decimal(v: Any) -> str | None:
+            if not isinstance(v, decimal.Decimal):
+                return None  # None, or a value coerce() already judged
+            if not v.is_finite():
+                return "Not a finite number."
+            exponent = v.as_tuple().exponent
+            assert isinstance(exponent, int)
+            if v and v.adjusted() >= whole:
+                return (f"{v} does not fit: at most {whole} digits before the decimal "
+                        f"point (precision {f.precision}, scale {scale}).")
+            if -exponent > scale and v != v.quantize(decimal.Decimal(1).scaleb(-scale),
+                                                      context=DECIMAL_CONTEXT):
+                return f"{v} has more than {scale} digits after the decimal point."
+            return None
+
+        return check_decimal
+    if t in ("int", "link"):
+        lo, hi = INT64
+
+        def check_int(v: Any) -> str | None:
+            if isinstance(v, int) and not lo <= v <= hi:
+                return f"{v} is out of range for a 64-bit integer."
+            return None
+
+        return check_int
+    if t == "float":
+        def check_float(v: Any) -> str | None:
+            if isinstance(v, float) and not math.isfinite(v):
+                return "The value is beyond the range of a number (±1.8e308)."
+            return None
+
+        return check_float
+    if t == "string" and f.max_length is not None:
+        most = f.max_length
+
+        def check_length(v: Any) -> str | None:
+            if isinstance(v, str) and len(v) > most:
+                return f"Longer than maximum length {most}."
+            return None
+
+        return check_length
+    return None
+
+
 def input_field(name: str, f: Any, *, required: bool, nested: type[ma.Schema] | None = None
                 ) -> mf.Field[Any]:
     """The marshmallow field validating input for model field ``f``."""

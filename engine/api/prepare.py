@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from engine.expr import Context
 from metamodel.spec import SYSTEM_COLUMNS, TransitionSpec, labels_of
 
 from .behaviour import Prepared
-from .codecs import default_value
+from .codecs import default_value, fits
 from .errors import ApiError
 from .naming import assign_names, begin_write
 from .rules import (
@@ -106,6 +106,8 @@ class Behaviour:
         self.children = children
         self.stored = list(res.entity.stored_fields())
         self.child_stored = {t: list(r.entity.stored_fields()) for t, r in children.items()}
+        #: entity -> (field, check) of the stored values the server derives
+        self.fits = {r.entity.qualname: _derived_checks(r) for r in (top, *children.values())}
 
     # ------------------------------------------------------------------ public
 
@@ -325,12 +327,14 @@ class Behaviour:
                     d.fail("_guard", text(lang, "guard", action=label, rule=guard.source))
                 d.values[wf.field] = transition.to
             self._compute(d, user)
+            self._check_fits(d, "")
             self._check_claims(d, creating, transition)
             if transition is not None:
                 self._check_requires(d, transition, lang)
             self._check_rules(d, user, None, lang, "")
             for tname, rows in d.rows.items():
                 for i, r in enumerate(rows):
+                    self._check_fits(r, f"{tname}.{i}.")
                     self._check_claims(r, creating, None, f"{tname}.{i}.")
                     self._check_rules(r, user, d.values, lang, f"{tname}.{i}.")
 
@@ -339,6 +343,14 @@ class Behaviour:
             for r in rows:
                 compute(r.rules, r.context(user, d.values), r.values)
         compute(d.rules, d.context(user), d.values)
+
+    def _check_fits(self, d: Draft, prefix: str) -> None:
+        """Derived values (computed, ``'='`` defaults, fetched) must fit their columns:
+        a 422 naming the field, not other digits (SQLite) or a refusal naming nothing."""
+        for name, check in self.fits[d.rules.entity.qualname]:
+            message = check(d.values.get(name))
+            if message is not None:
+                d.fail(prefix + name, message)
 
     def _guard(self, transition: TransitionSpec) -> Any:
         wf = self.res.entity.workflow
@@ -481,6 +493,17 @@ class Behaviour:
         if r.before is not None:
             row["id"] = r.before["id"]
         return row
+
+
+def _derived_checks(rules: EntityRules) -> list[tuple[str, Callable[[Any], str | None]]]:
+    names = [n for n, _f, _e in rules.computed if n not in rules.virtual]
+    names += [n for n, _f, _e in rules.defaults] + list(rules.fetched)
+    out = []
+    for name in dict.fromkeys(names):
+        check = fits(rules.entity.fields[name])
+        if check is not None:
+            out.append((name, check))
+    return out
 
 
 def site_zone(name: str) -> dt.tzinfo:

@@ -29,7 +29,7 @@ from engine.rules import rules_for
 from metamodel import Entity, Model
 from metamodel.spec import ValidationSpec, labels_of
 
-from .codecs import Codec, field_codec
+from .codecs import DECIMAL_CONTEXT, Codec, field_codec
 
 if TYPE_CHECKING:
     from .context import ApiContext
@@ -89,7 +89,11 @@ def coerce(f: Any, value: Any) -> Any:
             if isinstance(value, bool):
                 raise TypeError("bool")
             d = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
-            return d.quantize(decimal.Decimal(1).scaleb(-f.scale), decimal.ROUND_HALF_UP)
+            try:
+                return d.quantize(decimal.Decimal(1).scaleb(-f.scale), decimal.ROUND_HALF_UP,
+                                  context=DECIMAL_CONTEXT)
+            except decimal.InvalidOperation:
+                return d  # too many digits even for the context: codecs.fits refuses it
         if t == "float":
             if isinstance(value, bool):
                 raise TypeError("bool")
