@@ -3,8 +3,9 @@
 created, edited and deleted, a validation error at its field, an optimistic-lock conflict
 re-applied, a workflow action shown to one role and hidden from another, a viewer without
 edit controls whose direct API write is refused, CSV import (dry run with errors, then a
-clean import), a form saved offline and replayed, keyboard-only editing, and an axe-core
-pass (no serious or critical violations) on the login, list and form pages.
+clean import), a form saved offline and replayed, keyboard-only editing, another user's
+changes shown live in an open list and form, and an axe-core pass (no serious or critical
+violations) on the login, list and form pages.
 """
 
 from __future__ import annotations
@@ -82,10 +83,12 @@ def test_record_lifecycle_with_link_child_rows_errors_and_conflict(browser: Any,
     assert [(r["day"], r["oil"]) for r in rec["tests"]] == [("2024-05-01", 100.0),
                                                             ("2024-05-02", 50.5)]
     assert rec["total_oil"] == 150.5 and rec["created_by"] == "sam"
-    # someone else changes the record while the form is open
+    # someone else changes the record while the form has unsaved changes: the form says
+    # so at once (live), and saving shows the conflict
+    page.get_by_label("Injection rate").fill("15")
     status, _ = served.call("PATCH", f"/api/field/well/{wid}", {"depth_m": "1600"}, user="otto")
     assert status == 200
-    page.get_by_label("Injection rate").fill("15")
+    expect_text(page.locator(".messages .msg.warn"), "Someone else changed this record")
     page.get_by_role("button", name="Save").click()
     dialog = page.get_by_role("alertdialog")
     expect_text(dialog, "Someone else changed this record")
@@ -251,3 +254,48 @@ def test_keyboard_only_editing_of_a_form(browser: Any, served: Served) -> None:
     _s, rec = served.call("GET", f"/api/field/well/{well['id']}")
     _s, pads = served.call("GET", "/api/field/pad?code=QX-7")
     assert rec["name"] == f"Keys {served.db} edited" and rec["pad"] == pads["items"][0]["id"]
+
+
+def test_another_users_changes_show_in_an_open_list_and_form(browser: Any, served: Served
+                                                            ) -> None:
+    well = _well(served, f"Live {served.db}", depth_m="5")
+    url = f"{served.base}/#/f/field/well/{well['id']}"
+    watcher = new_page(browser, served)
+    sign_in(watcher, "otto")
+    watcher.goto(f"{served.base}/#/l/field/well")
+    row = watcher.locator("table.records tr", has_text=f"Live {served.db}")
+    row.wait_for()
+    editor = new_page(browser, served)
+    sign_in(editor, "sam")
+    editor.goto(url)
+    editor.get_by_role("textbox", name="Name", exact=True).fill(f"Live {served.db} renamed")
+    editor.get_by_role("button", name="Save").click()
+    expect_text(editor.locator(".msg.ok"), "Saved")
+    # the open list shows the new name without a reload
+    expect_text(watcher.locator("table.records"), f"Live {served.db} renamed")
+    screenshot(watcher, f"live-list-{served.db}")
+    # an open form without unsaved changes shows the new version, and says so
+    watcher.goto(url)
+    depth = watcher.get_by_label("Depth")
+    depth.wait_for()
+    from playwright.sync_api import expect
+
+    expect(depth).to_have_value(re.compile(r"^5(\.0+)?$"))
+    editor.get_by_label("Depth").fill("42")
+    editor.get_by_role("button", name="Save").click()
+    expect_text(editor.locator(".msg.ok"), "Saved")
+    expect(depth).to_have_value(re.compile(r"^42(\.0+)?$"))
+    expect_text(watcher.locator(".messages .msg.warn"), "this is the new version")
+    # a created record appears in an open list; a deleted one leaves it and its open form
+    watcher.goto(f"{served.base}/#/l/field/well")
+    watcher.locator("table.records").wait_for()
+    made = _well(served, f"Live new {served.db}")
+    expect_text(watcher.locator("table.records"), f"Live new {served.db}")
+    assert served.call("DELETE", f"/api/field/well/{made['id']}")[0] == 204
+    expect(watcher.locator("table.records tr", has_text=f"Live new {served.db}")).to_have_count(0)
+    watcher.goto(url)
+    watcher.get_by_label("Depth").wait_for()
+    assert served.call("DELETE", f"/api/field/well/{well['id']}")[0] == 204
+    expect_text(watcher.locator(".messages .msg.warn"), "deleted by someone else")
+    screenshot(watcher, f"live-form-{served.db}")
+    assert watcher.js_errors == [] and editor.js_errors == []

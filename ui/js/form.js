@@ -9,7 +9,7 @@ import { Field, display } from './fields.js';
 import { Grid } from './grid.js';
 import { Timeline } from './timeline.js';
 import { enqueue } from './offline.js';
-import { watch } from './live.js';
+import { showing, watch } from './live.js';
 
 /** Nested error objects ({lines: {1: {qty: [..]}}}) as dotted keys (lines.1.qty). */
 export function flattenErrors(obj, prefix = '', out = {}) {
@@ -136,6 +136,9 @@ export function FormPage({ qualname, id, printMode }) {
   const touched = useRef(new Set());
   const draftRef = useRef(null);
   draftRef.current = draft;
+  const recordRef = useRef(null);
+  recordRef.current = record;
+  const loadRef = useRef(null);
 
   const canWrite = isNew ? can(ent, 'create') : can(ent, 'update');
   const readOnly = printMode || !canWrite;
@@ -179,17 +182,22 @@ export function FormPage({ qualname, id, printMode }) {
   };
 
   useEffect(() => { if (ent) load().catch((err) => setMessage({ kind: 'error', text: err.message })); }, [qualname, id]);
+  loadRef.current = load;
+  // another user's committed change of this record (live.js): reload when nothing is being
+  // edited, else say so (Reload, or Save and the conflict dialog re-applies the changes)
   useEffect(() => {
     if (isNew || !ent) return undefined;
+    showing(ent.qualname, [recordId]);
     return watch(ent.qualname, (ev) => {
       if (ev.id !== recordId) return;
-      if (ev.action === 'delete') { setRemote({ deleted: true, user: ev.user }); return; }
-      if (record && ev.version && ev.version <= (record.version || 0)) return;
-      const dirty = draftRef.current && record && changedFields(draftRef.current, record, ent.fields.map((f) => f.name)).length;
-      if (!dirty) load().then(() => setRemote({ user: ev.user, applied: true }));
-      else setRemote({ user: ev.user });
+      if (ev.op === 'delete') { setRemote({ deleted: true }); return; }
+      const rec = recordRef.current;
+      if (rec && ev.version && ev.version <= (rec.version || 0)) return;
+      const dirty = draftRef.current && rec && changedFields(draftRef.current, rec, ent.fields.map((f) => f.name)).length;
+      if (!dirty) loadRef.current().then(() => setRemote({ version: ev.version, applied: true }));
+      else setRemote({ version: ev.version });
     });
-  }, [qualname, id, record]);
+  }, [qualname, id]);
 
   if (!ent) return html`<p role="alert">${t('not_found')}</p>`;
   if (!draft) return html`<p aria-busy="true">${t('loading')}</p>`;
@@ -310,7 +318,7 @@ export function FormPage({ qualname, id, printMode }) {
     ${!printMode && html`<${WorkflowBar} ent=${ent} record=${record} actions=${actions} onRun=${runAction} busy=${busy} />`}
     <div aria-live="polite" class="messages">
       ${message && html`<p class=${`msg ${message.kind}`} role=${message.kind === 'error' ? 'alert' : 'status'}>${message.text}</p>`}
-      ${remote && html`<p class="msg warn" role="status">${remote.deleted ? t('live_deleted') : t('live_changed', { user: remote.user || '?' })}
+      ${remote && html`<p class="msg warn" role="status">${remote.deleted ? t('live_deleted') : t(remote.applied ? 'live_reloaded' : 'live_changed')}
         ${!remote.deleted && !remote.applied && html` <button type="button" onClick=${() => load()}>${t('reload')}</button>`}</p>`}
       ${errors._rules && html`<p class="msg error" role="alert">${errors._rules.join('; ')}</p>`}
       ${errors._guard && html`<p class="msg error" role="alert">${errors._guard.join('; ')}</p>`}

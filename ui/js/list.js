@@ -9,7 +9,7 @@ import { display, enumLabel } from './fields.js';
 import { FilterBar, filterParams } from './filters.js';
 import { ImportDialog } from './importer.js';
 import { titleFor } from './link.js';
-import { watch } from './live.js';
+import { showing, watch } from './live.js';
 
 const PAGE = 50;
 const GROUPABLE = ['enum', 'link', 'bool', 'string', 'date', 'int'];
@@ -104,7 +104,7 @@ export function ListPage({ qualname }) {
     const query = { ...params, sort: config.sort, limit: PAGE, fields: columns.join(',') || undefined, expand: links.join(',') || undefined, cursor: cursor || undefined, count: cursor ? undefined : 'estimated' };
     try {
       const r = await get(`${ent.url}${qs(query)}`);
-      setPage(r); setError(null);
+      setPage(r); setError(null); showing(ent.qualname, r.items.map((i) => i.id));
       if (!cursor) setCount(r.count);
     } catch (err) { setError(err.message); }
     setLoading(false);
