@@ -1,11 +1,17 @@
-"""``GET /api/health``: ``{"status", "version", "database", "mqtt", "uptime_seconds"}``.
+"""``GET /api/health``: exactly ``{"status", "version", "database", "mqtt", "uptime_seconds"}``.
 
-``database`` runs a real ``SELECT 1``. ``mqtt`` is ``disabled`` without ``settings.mqtt_url``,
-else the result of a real connect through the MQTT transport (:func:`engine.mqtt.probe`: the
-same URL reading, TLS and credentials as the bus and the drivers) with a short timeout, cached
-for a few seconds so a probe every second does not open a connection every second.
-``status`` is ``ok``, ``degraded`` (database fine, broker down: 200) or ``error`` (database
-down: 503, so an update supervisor rolls back).
+In the reference system's words:
+
+- ``database``: ``connected`` when a real ``SELECT 1`` answers, else ``disconnected``;
+- ``mqtt``: ``not_configured`` without ``settings.mqtt_url``, else ``connected`` or
+  ``disconnected`` from a real connect through the MQTT transport (:func:`engine.mqtt.probe`:
+  the same URL reading, TLS and credentials as the bus and the drivers) with a short
+  timeout, cached for a few seconds so a probe every second does not open a connection
+  every second;
+- ``status``: ``healthy``; ``degraded`` when the database is connected but a configured
+  broker is not (HTTP 200: the API still serves); ``unhealthy`` when the database is
+  disconnected (HTTP 503, so load balancers, k3s probes and an update supervisor act on it);
+- ``version``: the installed distribution's; ``uptime_seconds``: since this app was built.
 """
 
 from __future__ import annotations
@@ -33,6 +39,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+CONNECTED, DISCONNECTED, NOT_CONFIGURED = "connected", "disconnected", "not_configured"
+
+#: the answer's JSON Schema (published in the OpenAPI document for 200 and 503)
+HEALTH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status", "version", "database", "mqtt", "uptime_seconds"],
+    "properties": {
+        "status": {"type": "string", "enum": [HEALTHY, DEGRADED, UNHEALTHY],
+                   "description": "unhealthy (HTTP 503): the database is disconnected; "
+                                  "degraded: a configured MQTT broker is disconnected"},
+        "version": {"type": "string", "example": "1.0.0"},
+        "database": {"type": "string", "enum": [CONNECTED, DISCONNECTED]},
+        "mqtt": {"type": "string", "enum": [CONNECTED, DISCONNECTED, NOT_CONFIGURED],
+                 "description": "not_configured: no broker is set (CAMPO_MQTT_URL empty)"},
+        "uptime_seconds": {"type": "number", "minimum": 0, "example": 86400},
+    },
+}
 
 
 def campo_version() -> str:
@@ -64,19 +90,20 @@ class Health:
         return cls(engine, Broker.from_settings(settings) if settings.mqtt_url else None)
 
     def database(self) -> str:
-        """``ok`` when ``SELECT 1`` answers, else ``error``."""
+        """``connected`` when ``SELECT 1`` answers, else ``disconnected``."""
         try:
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1")).scalar_one()
-            return "ok"
+            return CONNECTED
         except Exception as exc:  # any failure means the database is not usable
             log.warning("health: database check failed: %s", str(exc).splitlines()[0])
-            return "error"
+            return DISCONNECTED
 
     def mqtt(self) -> str:
-        """``disabled``, or ``ok``/``error`` from a handshake at most every few seconds."""
+        """``not_configured``, or ``connected``/``disconnected`` from a connect at most every
+        few seconds."""
         if self.broker is None:
-            return "disabled"
+            return NOT_CONFIGURED
         now = time.monotonic()
         with self._lock:
             if self._mqtt is not None and now - self._mqtt[0] < self.cache_seconds:
@@ -84,7 +111,7 @@ class Health:
             up, why = probe(self.broker, self.timeout)
             if not up:
                 log.warning("health: %s", why)
-            state = "ok" if up else "error"
+            state = CONNECTED if up else DISCONNECTED
             self._mqtt = (time.monotonic(), state)
             return state
 
@@ -92,12 +119,12 @@ class Health:
         """The health document and its HTTP status."""
         database = self.database()
         mqtt = self.mqtt()
-        if database != "ok":
-            status, code = "error", 503
-        elif mqtt == "error":
-            status, code = "degraded", 200
+        if database != CONNECTED:
+            status, code = UNHEALTHY, 503
+        elif mqtt == DISCONNECTED:
+            status, code = DEGRADED, 200
         else:
-            status, code = "ok", 200
+            status, code = HEALTHY, 200
         return ({"status": status, "version": self.version, "database": database,
                  "mqtt": mqtt, "uptime_seconds": round(time.monotonic() - self.started, 1)},
                 code)
@@ -132,8 +159,10 @@ def health_blueprint(health: Health) -> Blueprint:
     @blp.route("", endpoint="health")
     @blp.doc(summary="Health of the API, its database and its MQTT broker",
              security=[],  # public: probes and update supervisors call it without a token
-             responses={"200": {"description": "ok or degraded"},
-                        "503": {"description": "the database is down"}})
+             responses={"200": {"description": "healthy or degraded",
+                                 "content": {"application/json": {"schema": HEALTH_SCHEMA}}},
+                        "503": {"description": "unhealthy: the database is disconnected",
+                                "content": {"application/json": {"schema": HEALTH_SCHEMA}}}})
     def get_health() -> Response:
         body, code = cached()
         return json_response(body, code)

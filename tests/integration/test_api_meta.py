@@ -85,12 +85,13 @@ def test_meta_never_asks_authorize_but_views_do(project, sqlite_url: str) -> Non
     assert asked == [("site", "read"), ("equipment", "read"), ("site", "read")]
 
 
-def test_health_reports_database_and_disabled_mqtt(env: ApiEnv) -> None:
+def test_health_reports_database_and_unconfigured_mqtt(env: ApiEnv) -> None:
     r = env.client.get("/api/health")
     assert r.status_code == 200
     body = r.json
     assert list(body) == ["status", "version", "database", "mqtt", "uptime_seconds"]
-    assert body["status"] == "ok" and body["database"] == "ok" and body["mqtt"] == "disabled"
+    assert (body["status"], body["database"], body["mqtt"]) == (
+        "healthy", "connected", "not_configured")
     assert body["version"] == "0.1.0" or re.match(r"^\d+\.\d+", body["version"])
     assert isinstance(body["uptime_seconds"], float) and body["uptime_seconds"] >= 0
 
@@ -99,8 +100,11 @@ def test_health_with_a_real_broker(project, sqlite_url: str, mqtt_url: str) -> N
     assert probe(mqtt_url) == (True, "connected")
     e = make_env(project({"modules/plant.yaml": PLANT_YAML}), sqlite_url,
                  settings=Settings(mqtt_url=mqtt_url))
-    body = e.client.get("/api/health").json
-    assert body["mqtt"] == "ok" and body["status"] == "ok"
+    r = e.client.get("/api/health")
+    assert r.status_code == 200
+    assert r.json == {"status": "healthy", "version": r.json["version"],
+                      "database": "connected", "mqtt": "connected",
+                      "uptime_seconds": r.json["uptime_seconds"]}
 
 
 def _closed_port() -> int:
@@ -114,12 +118,14 @@ def test_health_degraded_when_broker_down_and_cached(project, sqlite_url: str) -
     e = make_env(project({"modules/plant.yaml": PLANT_YAML}), sqlite_url,
                  settings=Settings(mqtt_url=f"mqtt://127.0.0.1:{port}"))
     r = e.client.get("/api/health")
-    assert r.status_code == 200 and r.json["mqtt"] == "error" and r.json["status"] == "degraded"
+    assert r.status_code == 200
+    assert (r.json["status"], r.json["database"], r.json["mqtt"]) == (
+        "degraded", "connected", "disconnected")
     # a broker that appears within the cache window is not seen until the cache expires
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", port))
         listener.listen()
-        assert e.client.get("/api/health").json["mqtt"] == "error"
+        assert e.client.get("/api/health").json["mqtt"] == "disconnected"
 
 
 def test_broker_that_never_answers_times_out_quickly() -> None:
@@ -142,9 +148,36 @@ def test_health_503_when_database_is_down(project, tmp_path: Path) -> None:  # t
     app = create_app(model, engine, Settings())
     r = app.test_client().get("/api/health")
     assert r.status_code == 503
-    assert r.json["database"] == "error" and r.json["status"] == "error"
+    assert list(r.json) == ["status", "version", "database", "mqtt", "uptime_seconds"]
+    assert (r.json["status"], r.json["database"], r.json["mqtt"]) == (
+        "unhealthy", "disconnected", "not_configured")
     body = assert_error(app.test_client().get("/api/plant/site"), 503)
     assert "database" in body["message"]
+
+
+def test_health_answers_match_the_published_schema(project, sqlite_url: str,  # type: ignore[no-untyped-def]
+                                                   tmp_path: Path) -> None:
+    import jsonschema
+
+    model = load(project({"modules/plant.yaml": PLANT_YAML}))
+    answers = []
+    for db, mqtt in ((sqlite_url, ""), (sqlite_url, f"mqtt://127.0.0.1:{_closed_port()}"),
+                     (f"sqlite:///{tmp_path}/missing/dir/campo.db", "")):
+        app = create_app(model, create_engine_for(db), Settings(mqtt_url=mqtt))
+        c = app.test_client()
+        r = c.get("/api/health")
+        op = c.get("/api/openapi.json").json["paths"]["/api/health"]["get"]
+        schema = op["responses"][str(r.status_code)]["content"]["application/json"]["schema"]
+        jsonschema.validate(r.json, schema)
+        answers.append((r.status_code, r.json["status"], r.json["mqtt"]))
+    assert answers == [(200, "healthy", "not_configured"), (200, "degraded", "disconnected"),
+                       (503, "unhealthy", "not_configured")]
+    props = schema["properties"]
+    assert props["status"]["enum"] == ["healthy", "degraded", "unhealthy"]
+    assert props["mqtt"]["enum"] == ["connected", "disconnected", "not_configured"]
+    with pytest.raises(jsonschema.ValidationError):  # the old words no longer pass
+        jsonschema.validate({"status": "ok", "version": "1", "database": "ok",
+                             "mqtt": "disabled", "uptime_seconds": 1.0}, schema)
 
 
 def test_openapi_document(env: ApiEnv) -> None:

@@ -91,7 +91,8 @@ def test_serve_migrates_serves_and_stops_on_sigint(project, tmp_path: Path) -> N
     root = project({"modules/plant.yaml": PLANT_YAML})
     with running(root, f"sqlite:///{tmp_path}/serve.db", tmp_path / "err.log") as (proc, port):
         status, body = _request(port, "GET", "/api/health")
-        assert status == 200 and body["database"] == "ok" and body["mqtt"] == "disabled"
+        assert status == 200 and body["status"] == "healthy"
+        assert body["database"] == "connected" and body["mqtt"] == "not_configured"
         assert _request(port, "POST", "/api/plant/site", {"name": "Pad 7"})[0] == 401
         token = _login(port)
         status, body = _request(port, "POST", "/api/plant/site", {"name": "Pad 7"}, token)

@@ -37,7 +37,7 @@ def test_everything_but_public_endpoints_needs_a_token(harness: Harness) -> None
         assert r.status_code == 401, path
         assert r.json == ERROR
         assert r.headers["WWW-Authenticate"].startswith("Bearer")
-    assert c.get("/api/health").json == {"status": "ok"}
+    assert c.get("/api/health").json == {"status": "healthy"}
     spec = c.get("/api/openapi.json")
     assert spec.status_code == 200
     assert "/api/auth/login" in spec.json["paths"] and "/api/audit" in spec.json["paths"]

@@ -111,12 +111,12 @@ def test_the_scheme_picks_tls_for_bus_driver_and_health(broker: TlsBroker,
     assert asyncio.run(driver_connects(tls)) is True
     assert asyncio.run(driver_connects(clear)) is False
     # health, from a URL and from the settings (CA file and credentials as settings)
-    assert Health(db, tls).mqtt() == "ok"
-    assert Health(db, clear, timeout=1.0).mqtt() == "error"
+    assert Health(db, tls).mqtt() == "connected"
+    assert Health(db, clear, timeout=1.0).mqtt() == "disconnected"
     settings = Settings(mqtt_url=f"mqtts://127.0.0.1:{broker.port}",
                         mqtt_ca_file=broker.ca_file, mqtt_username=USER,
                         mqtt_password=SecretStr(PASSWORD))
-    assert Health.from_settings(db, settings).mqtt() == "ok"
+    assert Health.from_settings(db, settings).mqtt() == "connected"
     assert Broker.from_settings(settings).password == PASSWORD
 
 

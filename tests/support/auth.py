@@ -144,7 +144,7 @@ def build_app(engine: sa.Engine, settings: Settings, model: Model,
 
     @app.get("/api/health")
     def health() -> Any:
-        return {"status": "ok"}
+        return {"status": "healthy"}
 
     return app, state
 
