@@ -133,6 +133,10 @@ class Settings(BaseSettings):
         data = self.data_dir if self.data_dir.is_absolute() else self.project / self.data_dir
         return data / "history-spool"
 
+    def resolved_data_dir(self) -> Path:
+        """``data_dir``, relative to the project unless absolute (not created here)."""
+        return self.data_dir if self.data_dir.is_absolute() else self.project / self.data_dir
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<data_dir>/campo.db``."""
         if self.database_url:

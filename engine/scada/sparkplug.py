@@ -13,18 +13,26 @@ metrics BAD.
 :class:`SparkplugEdgeNode` publishes a site's tags: ``NBIRTH`` and one ``DBIRTH`` per device
 with aliases derived from the tag paths (stable across restarts), ``NDATA``/``DDATA`` with
 what changed, ``NDEATH`` registered as the MQTT will with the session's ``bdSeq``, and
-births again when a host asks for a rebirth.
+births again when a host asks for a rebirth. With ``bd_seq_file`` (the wiring keeps it in
+the data folder) ``bdSeq`` continues across restarts (:class:`BdSeqFile`), as the
+specification recommends: a half-open connection of the previous process can still have its
+will delivered tens of seconds later, and a host matching deaths to births by ``bdSeq``
+must be able to tell that death from the new session's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import math
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import sparkplug_pb as pb
@@ -287,6 +295,59 @@ def split_device(path: str) -> tuple[str | None, str]:
     return (device or None), metric
 
 
+class BdSeqFile:
+    """The last ``bdSeq`` an edge node used, in a small file replaced atomically.
+
+    :meth:`next` reads the previous value, adds one (0..255, wrapping), writes it (a
+    temporary file in the same folder, fsync, rename) and returns it. A missing file starts
+    at 0; an unreadable one is logged and starts at 0 too (a host then sees one ambiguous
+    session at worst, never a crash of the edge node).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def last(self) -> int | None:
+        """The value stored, or None when there is none (or it is not a bdSeq)."""
+        try:
+            text = self.path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("sparkplug: cannot read bdSeq from %s (%s); starting at 0",
+                        self.path, exc)
+            return None
+        if not text.isdigit() or int(text) > 255:
+            log.warning("sparkplug: %s holds %r, not a bdSeq (0..255); starting at 0",
+                        self.path, text[:20])
+            return None
+        return int(text)
+
+    def next(self) -> int:
+        """The next bdSeq, stored before it is returned."""
+        last = self.last()
+        value = 0 if last is None else (last + 1) % 256
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(f"{value}\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return value
+
+
+def bd_seq_path(folder: str | os.PathLike[str], group: str, node: str) -> Path:
+    """Where the wiring keeps an edge node's bdSeq: ``<folder>/sparkplug/<group>.<node>.bdseq``
+    (group and node ids hold no ``/``, ``+`` or ``#``)."""
+    return Path(folder) / "sparkplug" / f"{group}.{node}.bdseq"
+
+
 @dataclass
 class _Metric:
     tag: str
@@ -302,7 +363,8 @@ class SparkplugEdgeNode:
     def __init__(self, link: MqttLink, group: str, node: str,
                  tags: Mapping[str, pb.DataType | int], *,
                  device_of: Callable[[str], tuple[str | None, str]] = split_device,
-                 on_command: Callable[[str, Any], None] | None = None, qos: int = 0) -> None:
+                 on_command: Callable[[str, Any], None] | None = None, qos: int = 0,
+                 bd_seq_file: str | os.PathLike[str] | None = None) -> None:
         for name, what in ((group, "group"), (node, "edge node")):
             if not name or any(c in name for c in "/+#"):
                 raise ValueError(f"Sparkplug {what} id {name!r} must be non-empty without / + #")
@@ -323,6 +385,8 @@ class SparkplugEdgeNode:
         self._by_name = {(m.device, m.name): m for m in self._metrics.values()}
         self._values: dict[str, TagValue] = {}
         self._sent: dict[str, tuple[Value, Quality]] = {}
+        #: where bdSeq survives restarts (None: it restarts at 0 with the process)
+        self.bd_seq_store = BdSeqFile(bd_seq_file) if bd_seq_file is not None else None
         self.bd_seq = -1
         self._seq = 0
         self.online = False
@@ -380,8 +444,17 @@ class SparkplugEdgeNode:
                       value=max(self.bd_seq, 0))]))
 
     def _arm_will(self) -> None:
-        """paho's thread, before each connection attempt: next bdSeq, matching NDEATH will."""
-        self.bd_seq = (self.bd_seq + 1) % 256
+        """paho's thread, before each connection attempt: next bdSeq (stored first when
+        persisted), and the NDEATH will carrying it."""
+        if self.bd_seq_store is not None:
+            try:
+                self.bd_seq = self.bd_seq_store.next()
+            except OSError as exc:  # a read-only data folder must not stop publishing
+                log.error("sparkplug %s/%s: cannot store bdSeq in %s: %s", self.group,
+                          self.node, self.bd_seq_store.path, exc)
+                self.bd_seq = (self.bd_seq + 1) % 256
+        else:
+            self.bd_seq = (self.bd_seq + 1) % 256
         self.link.will_set(self._topic("NDEATH"), self._death_payload(), qos=1, retain=False)
 
     def _born(self) -> None:

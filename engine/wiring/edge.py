@@ -113,7 +113,7 @@ class Upstream:
 
     async def start(self) -> None:
         from engine.scada.drivers.mqtt import MqttLink, MqttPublisher
-        from engine.scada.sparkplug import SparkplugEdgeNode, datatypes_from
+        from engine.scada.sparkplug import SparkplugEdgeNode, bd_seq_path, datatypes_from
 
         s = self.settings
         if s.upstream_topic:
@@ -128,7 +128,10 @@ class Upstream:
             link = MqttLink(Broker.from_settings(s))
             self.edge = SparkplugEdgeNode(link, s.sparkplug_group, s.sparkplug_node,
                                           {**datatypes_from(self.tags.tags.values()),
-                                           **self.extra_metrics})
+                                           **self.extra_metrics},
+                                          bd_seq_file=bd_seq_path(s.resolved_data_dir(),
+                                                                  s.sparkplug_group,
+                                                                  s.sparkplug_node))
             self.sinks.append(self.edge)
             if not await self.edge.start():
                 log.warning("Sparkplug broker %s not reachable yet; births when it is",

@@ -71,10 +71,11 @@ class Listener:
         self.client.disconnect()
 
 
-def test_runtime_publishes_retained_json_and_sparkplug(sim: Simulator, mqtt_url: str) -> None:
+def test_runtime_publishes_retained_json_and_sparkplug(sim: Simulator, mqtt_url: str,
+                                                       tmp_path: Path) -> None:
     run = uuid.uuid4().hex[:8]
     settings = Settings(mqtt_url=mqtt_url, upstream_topic=f"campo-test/{run}/{{site}}/{{tag_path}}",
-                        sparkplug_group=f"g{run}", sparkplug_node="pad")
+                        sparkplug_group=f"g{run}", sparkplug_node="pad", data_dir=tmp_path)
     tags = load_tags(REPO, params={"sim_pad.modbus_port": sim.ports.modbus,
                                    "sim_pad.opcua_enabled": False})
     listener = Listener(mqtt_url, [f"campo-test/{run}/#", f"spBv1.0/g{run}/#"])
@@ -87,7 +88,9 @@ def test_runtime_publishes_retained_json_and_sparkplug(sim: Simulator, mqtt_url:
         assert body["tag"] == "sim_pad.w1.frequency" and 39 < body["value"] < 61
         births = listener.wait_for(lambda m: f"spBv1.0/g{run}/NBIRTH/pad" in m)
         payload = pb.decode_payload(births[f"spBv1.0/g{run}/NBIRTH/pad"])
-        assert any(m.name == "bdSeq" for m in payload.metrics)
+        bd_seq = [m.value for m in payload.metrics if m.name == "bdSeq"]
+        # the session's bdSeq, kept in the data folder for the next process
+        assert bd_seq == [int((tmp_path / "sparkplug" / f"g{run}.pad.bdseq").read_text())]
         listener.wait_for(lambda m: any(t.startswith(f"spBv1.0/g{run}/DDATA/pad/")
                                         for t in m))
     finally:
