@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -122,11 +122,17 @@ class HistorianReader:
         while w < hi:
             we = min(w + self.window_us, hi)
             data = self.store.raw(ids, w, we)
-            streams = [[(r[0], tag_id, r) for r in rows] for tag_id, rows in data.items() if rows]
-            for ts, tag_id, (_t, v, x, q) in heapq.merge(*streams):
+            rows: list[tuple[int, HistTag, float | None, str | None, int]] = []
+            for tag_id, got in data.items():  # by tag id: a stable sort keeps that on ties
                 t = by_id[tag_id]
+                rows.extend((ts, t, v, x, q) for ts, v, x, q in got)
+            rows.sort(key=_first)
+            for ts, t, v, x, q in rows:
                 yield HistSample(t.path, join_value(v, x, t.kind), q, from_us(ts))
             w = we
+
+
+_first = itemgetter(0)
 
 
 def _value(text: str) -> Any:
