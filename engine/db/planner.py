@@ -30,7 +30,13 @@ from metamodel import Model
 
 from . import blast, registry
 from .errors import PlanError
-from .render import execute_code, fill_code, pg_rename_code, truncate_code
+from .render import (
+    autoincrement_code,
+    execute_code,
+    fill_code,
+    pg_rename_code,
+    truncate_code,
+)
 from .steps import Item, Phase, Plan, Step
 from .tables import INFO_KEY, NAMING_CONVENTION, build_metadata
 from .typechange import classify, max_abs, max_length, shape_of
@@ -87,6 +93,7 @@ def compute_plan(conn: Connection, model: Model, url: str) -> Plan:
     assert script.upgrade_ops is not None
     for op in script.upgrade_ops.ops:
         b.top(op)
+    b.autoincrement()
     for new, old in renames.items():
         tmp = sa.MetaData(naming_convention=NAMING_CONVENTION)
         for t in md.sorted_tables:
@@ -225,6 +232,27 @@ class _Builder:
                 registry.rename_sql(old, new, self.entity_of.get(new, "")))),
             Item(Phase.RENAME_TABLES, None, code=pg_rename_code(new, old, names)),
         ]))
+
+    def autoincrement(self) -> None:
+        """SQLite tables made before ids were AUTOINCREMENT (Campo up to 8.12) are rebuilt
+        so the ids of deleted rows are not handed out again."""
+        if self.conn.dialect.name != "sqlite":
+            return
+        for name, table in self.md.tables.items():
+            if not table.dialect_options["sqlite"].get("autoincrement"):
+                continue
+            db_name = self.renames.get(name, name)
+            if db_name not in self.db_tables or db_name not in self.managed:
+                continue
+            sql = self.conn.execute(sa.text(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :n"),
+                {"n": db_name}).scalar()
+            if sql is None or "AUTOINCREMENT" in str(sql).upper():
+                continue
+            self.add(Step("~", f"rebuild table {name} with AUTOINCREMENT ids (ids of deleted "
+                               "rows are not reused; keeps data)", name,
+                          items=[Item(Phase.REQUIRE, None, code=autoincrement_code(
+                              name, self.entity_of.get(name, "")))]))
 
     # ------------------------------------------------------------------ columns
 

@@ -67,7 +67,8 @@ def render_items(items: Sequence[Item]) -> tuple[str, set[str]]:
     def flush() -> None:
         nonlocal batch, batch_key
         if batch and batch_key is not None:
-            lines.extend(_render_ops(ops.ModifyTableOps(batch_key[1], batch)))
+            lines.extend(_keep_autoincrement(
+                _render_ops(ops.ModifyTableOps(batch_key[1], batch))))
         batch, batch_key = [], None
 
     for _, item in ordered:
@@ -89,6 +90,17 @@ def render_items(items: Sequence[Item]) -> tuple[str, set[str]]:
     if "postgresql." in body:
         imports.add("from sqlalchemy.dialects import postgresql")
     return body, imports
+
+
+def _keep_autoincrement(lines: list[str]) -> list[str]:
+    """A SQLite batch that copies a table rebuilds it from its reflection, which does not
+    carry ``AUTOINCREMENT``: say it again (generated tables have it; a table without an
+    integer key ignores it, and PostgreSQL ignores ``sqlite_*`` options)."""
+    head = lines[0]
+    assert head.startswith("with op.batch_alter_table(") and head.endswith(") as batch_op:")
+    lines[0] = head[:-len(") as batch_op:")] + \
+        ", table_kwargs={'sqlite_autoincrement': True}) as batch_op:"
+    return lines
 
 
 def _table_rank(items: Sequence[Item], item: Item) -> int:
@@ -165,3 +177,31 @@ def pg_rename_code(new: str, old: str, constraints: dict[str, str]) -> str:
     stmts.append(f'ALTER SEQUENCE IF EXISTS "{old}_id_seq" RENAME TO "{new}_id_seq"')
     body = "\n".join("    " + execute_code(s) for s in stmts)
     return f'if op.get_bind().dialect.name == "postgresql":\n{body}'
+
+
+
+def autoincrement_code(table: str, entity: str) -> str:
+    """Code that rebuilds a SQLite table as ``AUTOINCREMENT`` (rows, ids, indexes and links
+    kept). The sequence starts after the largest id kept and after the largest id the audit
+    trail names for ``entity``, so a deleted record's id is not handed out again even when
+    it was the last one. Nothing to do on PostgreSQL (sequences never reuse an id), so the
+    same revision runs there."""
+    seq = sa_quote(table)
+    audit = (f"SELECT max(CAST(record_id AS INTEGER)) FROM campo_audit "
+             f"WHERE entity = {sa_quote(entity)}")
+    return "\n".join([
+        'if op.get_bind().dialect.name == "sqlite":',
+        f'    with op.batch_alter_table({table!r}, recreate="always",',
+        '                              table_kwargs={"sqlite_autoincrement": True}):',
+        '        pass',
+        '    if sa.inspect(op.get_bind()).has_table("campo_audit"):',
+        "        " + execute_code(f"INSERT INTO sqlite_sequence (name, seq) SELECT {seq}, 0 WHERE "
+                             f"NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = {seq})"),
+        "        " + execute_code(f"UPDATE sqlite_sequence SET seq = max(seq, coalesce(("
+                                 f"{audit}), 0)) WHERE name = {seq}"),
+    ])
+
+
+def sa_quote(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"

@@ -120,7 +120,10 @@ def build_table(model: Model, ent: Entity, metadata: sa.MetaData) -> sa.Table:
                               info={INFO_KEY: f}))
     for group in ent.spec.unique_together:
         cols.append(sa.UniqueConstraint(*group))
-    table = sa.Table(ent.table, metadata, *cols, info={INFO_KEY: ent})
+    # AUTOINCREMENT on SQLite: ids of deleted rows are never handed out again (audit rows
+    # of two records must not share an id); PostgreSQL's identity sequences never reuse them
+    table = sa.Table(ent.table, metadata, *cols, info={INFO_KEY: ent},
+                     sqlite_autoincrement=True)
     for group in ent.spec.indexes:
         sa.Index(None, *(table.c[c] for c in group))
     return table
