@@ -126,6 +126,10 @@ class AlarmEngine:
         self._thread: threading.Thread | None = None
         self.evaluations = 0
         self.failures = 0
+        #: seconds between two applications of the journal's retention (the first: at start)
+        self.prune_every = PRUNE_EVERY
+        #: journal rows deleted past the retention since start
+        self.pruned = 0
         self._loaded = False
         #: transitions and states a failed commit could not store (retried first)
         self._unsaved: list[tuple[Transition, CompiledAlarm]] = []
@@ -202,13 +206,15 @@ class AlarmEngine:
             self._thread = None
 
     def _timer_main(self) -> None:
-        pruned = 0.0
+        pruned: float | None = None  # the journal's retention: at the first tick, then hourly
         while not self._stop.wait(self.timer_period):
             try:
                 self.tick()
-                if self.store is not None and time.monotonic() - pruned >= PRUNE_EVERY:
+                if self.store is not None and (
+                        pruned is None or time.monotonic() - pruned >= self.prune_every):
                     pruned = time.monotonic()
                     gone = self.store.prune(self.clock())
+                    self.pruned += gone
                     if gone:
                         log.info("alarm journal: %d row(s) past the retention deleted", gone)
             except Exception:  # a failing tick must not end the timers

@@ -279,6 +279,42 @@ def test_journal_rows_past_the_retention_are_pruned(compiled: Any, db: sa.Engine
     assert journal(db) == []
 
 
+def test_the_timers_apply_the_retention_at_start_and_then_periodically(
+        compiled: Any, db: sa.Engine) -> None:
+    import time
+
+    later = at(1) + dt.timedelta(days=31)
+    now = [at(0)]
+    e = AlarmEngine(compiled, AlarmStore(db, retention_days=30), clock=lambda: now[0],
+                    timer_period=0.02)
+    e.prune_every = 0.3
+    feed(e, 0, **NORMAL)
+    feed(e, 1, current=60.0)  # raised 31 days before "now"
+    now[0] = later
+    e.process([S("pad.w1.current", 20.0, ts=later)], now=later)  # cleared "now"
+    assert [r[3] for r in journal(db)] == ["raise", "clear"]
+
+    def wait(cond: Any) -> None:
+        deadline = time.monotonic() + 10
+        while not cond():
+            assert time.monotonic() < deadline, journal(db)
+            time.sleep(0.02)
+
+    e.start_timers()
+    try:
+        wait(lambda: [r[3] for r in journal(db)] == ["clear"])  # at the first tick
+        assert e.pruned == 1
+        with db.begin() as conn:  # an old row appears (a clock set right, an import)
+            conn.execute(journal_table.insert(), [{
+                "ts": at(0), "alarm": "pad.w1.comms", "site": "pad", "priority": "medium",
+                "from_state": "normal", "to_state": "unack_active", "action": "raise"}])
+        assert len(journal(db)) == 2
+        wait(lambda: len(journal(db)) == 1)  # the next application, prune_every later
+        assert e.pruned == 2 and [r[3] for r in journal(db)] == ["clear"]
+    finally:
+        e.stop_timers()
+
+
 def test_transitions_survive_a_database_outage(compiled: Any, db: sa.Engine) -> None:
     e = fresh(compiled, db)
     feed(e, 0, **NORMAL)
