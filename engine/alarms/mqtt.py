@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.mqtt import Broker, Connection
+from engine.mqtt import Broker
 
 from .events import PRIORITY_RANK
 
@@ -30,6 +30,8 @@ class AlarmPublisher:
 
     def __init__(self, url: str | Broker, topic: str,
                  active: Callable[[], list[dict[str, Any]]]) -> None:
+        from engine.mqtt import Connection  # paho only in processes that connect
+
         self.topic = topic.rstrip("/")
         self.active = active
         self.connection = Connection(url, prefix="campo-alarms", name="alarms")

@@ -29,7 +29,7 @@ from flask import Response
 from flask_smorest import Blueprint
 from sqlalchemy.engine import Engine
 
-from engine.mqtt import Broker, parse_broker, probe
+from engine.mqtt import Broker, parse_broker
 
 from .errors import json_response
 
@@ -108,6 +108,8 @@ class Health:
         with self._lock:
             if self._mqtt is not None and now - self._mqtt[0] < self.cache_seconds:
                 return self._mqtt[1]
+            from engine.mqtt import probe  # paho only where a broker is configured
+
             up, why = probe(self.broker, self.timeout)
             if not up:
                 log.warning("health: %s", why)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.mqtt import Broker, Connection
+from engine.mqtt import Broker
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ class MqttEventHub(EventHub):
 
     def __init__(self, url: str | Broker, prefix: str = "campo/bus") -> None:
         super().__init__()
+        from engine.mqtt import Connection  # paho only in processes that connect
+
         self.prefix = prefix.rstrip("/")
         self._me = uuid.uuid4().hex[:12]
         self.connection = Connection(url, client_id=f"campo-events-{self._me}", name="events")

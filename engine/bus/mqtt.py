@@ -8,8 +8,9 @@ Topics under ``prefix`` (default ``campo/bus``):
 - ``<prefix>/write/res/<id>``: the outcome ``{"ok", "value", "error"}`` (QoS 1).
 
 ``mqtts://`` connects with TLS (port 8883 by default); the URL is read by
-:mod:`engine.mqtt`, like every other broker URL of the engine. A broker outage never raises to callers: publishing is queued by paho and resent after the
-reconnect, and a write request times out with a clear error.
+:mod:`engine.mqtt`, like every other broker URL of the engine. A broker outage never raises
+to callers: publishing is queued by paho and resent after the reconnect, and a write
+request times out with a clear error.
 """
 
 from __future__ import annotations

@@ -63,3 +63,15 @@ def test_mistakes_are_named(url: str, message: str) -> None:
 def test_no_broker_configured() -> None:
     with pytest.raises(ValueError, match="CAMPO_MQTT_URL is empty"):
         Broker.from_settings(Settings(mqtt_url=""))
+
+
+def test_paho_is_loaded_only_by_processes_that_connect() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, engine.api.app, engine.bus.events, engine.alarms.mqtt, engine.mqtt; "
+            "before = 'paho' in sys.modules; engine.mqtt.Connection; "
+            "print(before, 'paho' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["False", "True"], done.stderr
