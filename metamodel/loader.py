@@ -36,7 +36,15 @@ from .errors import Location, Problems, did_you_mean, expected_one_of
 from .model import Entity, Model, Module, Role
 from .shape import EntityDef, ParsedFile, Salvage, parse_file
 from .source import Document, read_yaml
-from .spec import BUILTIN_ROLES, DEFAULT_PERMISSIONS, EntitySpec, LabelText, labels_of
+from .spec import (
+    BUILTIN_ROLE_LABELS,
+    BUILTIN_ROLES,
+    DEFAULT_PERMISSIONS,
+    EntitySpec,
+    Labels,
+    LabelText,
+    labels_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +128,8 @@ def build_model(docs: Iterable[Document], problems: Problems, root: str = ".",
 def _resolve_roles(files: list[ParsedFile], salvage: Salvage, problems: Problems
                    ) -> dict[str, Role]:
     roles: dict[str, Role] = {
-        name: Role(name, labels_of(None, name), (), True, None) for name in BUILTIN_ROLES
+        name: Role(name, Labels(es=BUILTIN_ROLE_LABELS[name][0], en=BUILTIN_ROLE_LABELS[name][1]),
+                   (), True, None) for name in BUILTIN_ROLES
     }
     broken_at: dict[str, Location] = {}
     for pf in files:

@@ -45,6 +45,11 @@ FIELD_EXPRESSION_KEYS: tuple[str, ...] = ("computed", "visible_if", "required_if
 ACTIONS: tuple[str, ...] = ("read", "create", "update", "delete", "export")
 Action = Literal["read", "create", "update", "delete", "export"]
 BUILTIN_ROLES: tuple[str, ...] = ("admin", "supervisor", "operator", "viewer", "scada")
+#: Spanish and English names of the built-in roles (shown by the desk)
+BUILTIN_ROLE_LABELS: dict[str, tuple[str, str]] = {
+    "admin": ("Administrador", "Administrator"), "supervisor": ("Supervisor", "Supervisor"),
+    "operator": ("Operador", "Operator"), "viewer": ("Consulta", "Viewer"),
+    "scada": ("SCADA (cuenta de servicio)", "SCADA (service account)")}
 #: Permissions an entity gets when its YAML has no ``permissions:`` block.
 DEFAULT_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "admin": ACTIONS,
