@@ -25,6 +25,7 @@ from engine.scada.drivers.mqtt import (
     parse_timestamp,
     point,
 )
+from engine.scada.runtime import Runtime
 from engine.scada.types import DeviceUnavailable, PointRef, Quality, Reading, TagValue
 from metamodel.tags import MqttAddress, load_tags
 
@@ -242,6 +243,28 @@ async def test_tag_model_device_through_create_and_point(mqtt_url: str, probe: P
         assert (await drv.read(pts))["t.sep.pressure"].value == 101.3
     finally:
         await drv.close()
+
+
+async def test_a_device_with_an_unusable_broker_url_leaves_its_tags_bad(project: Any) -> None:
+    root: Path = project({
+        "tags/scan_classes.yaml": "scan_classes:\n  fast: {period: 1s}\n",
+        "tags/sites/t.yaml": (
+            "site: t\n"
+            "devices:\n"
+            "  broker: {type: mqtt, broker: 'mqtt://127.0.0.1:1883?qos=1'}\n"
+            "tags:\n"
+            "  sep.pressure: {device: broker, topic: t/sep1, scan_class: fast}\n"),
+    })
+    runtime = Runtime(load_tags(root))
+    await runtime.start()
+    try:
+        why = ("device t.broker: broker URL 'mqtt://127.0.0.1:1883?qos=1': unknown parameter "
+               "'qos' (expected one of ca_file, insecure, client_id)")
+        assert runtime.unavailable == {"t.broker": why}
+        tv = runtime.get("t.sep.pressure")
+        assert tv is not None and tv.quality is Quality.BAD and tv.reason == why
+    finally:
+        await runtime.stop()
 
 
 def test_json_path_and_timestamps() -> None:

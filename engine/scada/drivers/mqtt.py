@@ -34,6 +34,7 @@ import paho.mqtt.client as mqtt
 
 from engine.mqtt import Broker, Connection, parse_broker
 
+from ..registry import NoDriver
 from ..sparkplug import SparkplugHost, node_filter
 from ..types import DeviceUnavailable, PointRef, Quality, Reading, TagValue, Value, WriteFailed
 
@@ -421,7 +422,8 @@ class MqttPublisher:
 
 # --------------------------------------------------------------------------- registry
 def create(device: Device, environ: Mapping[str, str] = os.environ) -> MqttDriver:
-    """A driver for a tag-model device of type ``mqtt`` (password from ``password_env``)."""
+    """A driver for a tag-model device of type ``mqtt`` (password from ``password_env``);
+    :class:`~engine.scada.registry.NoDriver` when its broker URL cannot be used."""
     from metamodel.tags.spec import MqttSpec
 
     spec = device.spec
@@ -429,9 +431,12 @@ def create(device: Device, environ: Mapping[str, str] = os.environ) -> MqttDrive
         raise TypeError(f"device {device.qualname} is {device.type}, not mqtt")
     first, largest = device.reconnect_delays
     password = environ.get(spec.password_env) if spec.password_env else None
-    link = MqttLink(spec.broker, client_id=spec.client_id, username=spec.username,
-                    password=password, reconnect_delay=first, reconnect_delay_max=largest,
-                    name=device.qualname)
+    try:
+        link = MqttLink(spec.broker, client_id=spec.client_id, username=spec.username,
+                        password=password, reconnect_delay=first,
+                        reconnect_delay_max=largest, name=device.qualname)
+    except ValueError as exc:  # the URL (engine.mqtt): the device's tags stay BAD, saying why
+        raise NoDriver(f"device {device.qualname}: {exc}") from None
     return MqttDriver(link, qos=spec.qos, timeout=max(device.timeout, 2.0), topics=spec.topics)
 
 
