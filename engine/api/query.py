@@ -13,18 +13,23 @@ import base64
 import binascii
 import json
 import operator
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from werkzeug.datastructures import MultiDict
 
+from engine.db.tables import UNICODE_LOWER
 from metamodel.errors import expected_one_of
 
 from . import bounds
 from .codecs import OPERATORS, Codec, clean_text
 from .errors import ApiError
 from .resource import Resource
+
+#: characters LIKE gives a meaning to, escaped with '/'
+_LIKE_ESCAPES = re.compile(r"[/%_]")
 
 #: Parameters that are not filters. A field with one of these names is filtered as name__eq.
 CONTROL = frozenset({"sort", "limit", "offset", "cursor", "count", "fields", "expand"})
@@ -120,7 +125,12 @@ def filter_clause(res: Resource, param: str, codec: Codec, op: str,
                 parse_text(text)
             except ValueError as exc:
                 raise QueryError(param, f"{param}: {exc}") from None
-            if op == "icontains":
+            if op == "icontains" and dialect == "sqlite" and not text.isascii():
+                # SQLite folds ASCII only: lower both sides in Python, as PostgreSQL's
+                # ILIKE does (an ASCII search keeps SQLite's own, faster, LIKE)
+                pattern = "%" + _LIKE_ESCAPES.sub(r"/\g<0>", text.lower()) + "%"
+                clauses.append(getattr(sa.func, UNICODE_LOWER)(col).like(pattern, escape="/"))
+            elif op == "icontains":
                 clauses.append(col.icontains(text, autoescape=True))
             elif dialect == "sqlite":  # LIKE is case-insensitive on SQLite; instr is not
                 clauses.append(sa.func.instr(col, text) > 0)

@@ -157,6 +157,7 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            dbapi_conn.create_function(UNICODE_LOWER, 1, unicode_lower, deterministic=True)
 
         return engine
     # No pre-ping per checkout (a SELECT 1 before every request): connections are recycled
@@ -172,6 +173,16 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
 
 #: a pooled connection unused for longer than this is pinged before it is handed out
 IDLE_PING_SECONDS = 30.0
+
+
+#: a SQLite function lowering every script's letters (SQLite's ``lower()`` and ``LIKE``
+#: fold ASCII only), registered on each connection by :func:`create_engine_for`
+UNICODE_LOWER = "campo_lower"
+
+
+def unicode_lower(value: Any) -> Any:
+    """``value.lower()`` for text (as PostgreSQL's ``lower()``/``ILIKE`` fold it)."""
+    return value.lower() if isinstance(value, str) else value
 
 
 def _ping_when_idle(engine: Engine) -> None:
