@@ -523,5 +523,8 @@ def attach_behaviour(ctx: ApiContext, res: Resource) -> None:
     tz = site_zone(ctx.settings.timezone)
     for rules in (top, *kids.values()):
         rules.tz = tz
+    res.tz = tz  # the plain write path's `today` defaults too (engine.api.writes)
+    for child in res.children.values():
+        child.tz = tz
     if top.active or top.virtual or any(k.active for k in kids.values()):
         res.behaviour = Behaviour(ctx, res, top, kids)

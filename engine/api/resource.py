@@ -8,6 +8,7 @@ input schema. Nothing here runs per request except the dumpers.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -124,6 +125,8 @@ class ChildTable:
     api: TableApi
     #: columns served for each row: id, idx and the child's fields
     row_names: tuple[str, ...]
+    #: the site's time zone (``CAMPO_TIMEZONE``): a ``today`` default is the date there
+    tz: dt.tzinfo = dt.UTC
 
     @cached_property
     def with_parent(self) -> tuple[str, ...]:
@@ -169,6 +172,8 @@ class Resource:
     #: the model's rules applied on write and read (:class:`engine.api.prepare.Behaviour`);
     #: None when the entity has none
     behaviour: RecordBehaviour | None = None
+    #: the site's time zone (``CAMPO_TIMEZONE``): a ``today`` default is the date there
+    tz: dt.tzinfo = dt.UTC
 
     @property
     def table(self) -> sa.Table:
@@ -184,7 +189,7 @@ class Resource:
         for name in self.stored:
             f = self.entity.fields[name]
             if f.default is not None:
-                out[name] = default_value(f)
+                out[name] = default_value(f, self.tz)
         return out
 
 

@@ -54,14 +54,14 @@ def record_values(res: Resource, data: Mapping[str, Any], *, partial: bool) -> d
             if name in data:
                 values[name] = data[name]
             else:
-                values[name] = default_value(res.entity.fields[name])
+                values[name] = default_value(res.entity.fields[name], res.tz)
     return _sql_nulls(values, res.api.json_fields) if res.api.json_fields else values
 
 
 def _row_values(child: ChildTable, row: Mapping[str, Any], idx: int) -> dict[str, Any]:
     values: dict[str, Any] = {"idx": idx}
     for name, f in child.api.entity.stored_fields().items():
-        values[name] = row[name] if name in row else default_value(f)
+        values[name] = row[name] if name in row else default_value(f, child.tz)
     return _sql_nulls(values, child.api.json_fields) if child.api.json_fields else values
 
 

@@ -264,3 +264,45 @@ def test_site_time_zone_gives_today_and_series_dates(make_desk: Callable[..., De
     assert r.json["day"] == local.isoformat()
     assert r.json["number"] == f"L-{local:%Y%m%d}-001"
     assert desk.client.get("/api/desk/config", headers=ada).json["timezone"] == zone
+
+
+PLAIN_YAML = """
+module: field
+entities:
+  visit:
+    fields:
+      note: {type: string, max_length: 20}
+      day: {type: date, default: today}
+      checks: {type: table, of: visit_check}
+  visit_check:
+    child: true
+    fields:
+      what: {type: string, max_length: 20}
+      done_on: {type: date, default: today}
+"""
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_default_today_is_the_site_date_on_an_entity_without_rules(
+        make_desk: Callable[..., Desk], zone: str) -> None:
+    import datetime as dt
+    import zoneinfo
+
+    from engine.api import api_context
+
+    desk = make_desk(yaml=PLAIN_YAML, timezone=zone)
+    # the plain write path (no model rules), where codecs' default_value fills `today`
+    assert api_context(desk.app).resources["field.visit"].behaviour is None
+    ada = desk.token("ada")
+    local = dt.datetime.now(zoneinfo.ZoneInfo(zone)).date()
+    r = desk.client.post("/api/field/visit", json={"note": "x", "checks": [{"what": "pump"}]},
+                         headers=ada)
+    assert r.status_code == 201, r.json
+    assert r.json["day"] == local.isoformat()
+    assert r.json["checks"][0]["done_on"] == local.isoformat()
+    # bulk create takes the same path
+    r = desk.client.post("/api/field/visit/bulk", json=[{"note": "y"}], headers=ada)
+    assert r.status_code in (200, 201), r.json
+    rid = r.json["items"][0]["id"] if "items" in r.json else r.json[0]["id"]
+    assert desk.client.get(f"/api/field/visit/{rid}", headers=ada).json["day"] == \
+        local.isoformat()
