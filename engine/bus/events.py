@@ -86,8 +86,7 @@ class MqttEventHub(EventHub):
         self._me = uuid.uuid4().hex[:12]
         self.connection = Connection(url, client_id=f"campo-events-{self._me}", name="events")
         self._client = self.connection.client
-        self.connection.on_connect.append(
-            lambda c: c.subscribe(f"{self.prefix}/events/#", 1))
+        self.connection.on_connect.append(self._on_connect)
         self.connection.on_message = self._on_message
         self.connection.start()
 
@@ -96,6 +95,9 @@ class MqttEventHub(EventHub):
         self._deliver(channel, events)
         body = json.dumps({"from": self._me, "events": list(events)}, default=str)
         self._client.publish(f"{self.prefix}/events/{channel}", body, qos=1)
+
+    def _on_connect(self, client: Any) -> None:
+        client.subscribe(f"{self.prefix}/events/#", 1)
 
     def _on_message(self, msg: Any) -> None:
         try:

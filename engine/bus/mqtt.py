@@ -72,7 +72,7 @@ class MqttBus:
 
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         try:
-            payload = json.loads(msg.payload) if msg.payload else None
+            payload: Any = json.loads(msg.payload) if msg.payload else None
         except ValueError:
             log.warning("bus: ignoring a non-JSON message on %s", msg.topic)
             return
