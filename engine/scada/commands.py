@@ -173,10 +173,10 @@ def plan_device(name: str, device: Device, tags: list[Any], round_trip: float | 
     return out
 
 
-def scan_plan_problems(model: TagModel, margin: float = 0.2) -> list[str]:
-    """What ``campo tags plan`` rejects in ``model`` with its assumed round trips (enabled
-    Modbus devices; empty when every scan class fits its period)."""
-    problems: list[str] = []
+def scan_plan_problems(model: TagModel, margin: float = 0.2) -> dict[str, list[str]]:
+    """What ``campo tags plan`` rejects in ``model`` with its assumed round trips, by device
+    (enabled Modbus devices with problems only; empty when every scan class fits)."""
+    problems: dict[str, list[str]] = {}
     for name, device in model.devices.items():
         tags = model.tags_of(name)
         spec = device.spec
@@ -184,7 +184,9 @@ def scan_plan_problems(model: TagModel, margin: float = 0.2) -> list[str]:
                                                                    ModbusRtuSpec)):
             continue
         rtt = seconds(spec.round_trip) if isinstance(spec, ModbusTcpSpec) else None
-        problems += plan_device(name, device, tags, rtt, margin).problems
+        found = plan_device(name, device, tags, rtt, margin).problems
+        if found:
+            problems[name] = found
     return problems
 
 

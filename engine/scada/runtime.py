@@ -89,8 +89,8 @@ class Runtime:
         #: where every change goes, each behind its own queue (:mod:`engine.scada.sinks`)
         self.sinks = SinkSet()
         self._sink_sub: Subscription | None = None
-        #: what ``campo tags plan`` rejects in this model (set at start)
-        self.plan_problems: list[str] = []
+        #: what ``campo tags plan`` rejects in this model, by device (set at start)
+        self.plan_problems: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -145,10 +145,11 @@ class Runtime:
         from .commands import PLAN_HINT, scan_plan_problems
 
         self.plan_problems = scan_plan_problems(self.model)
-        if self.plan_problems:
+        found = [p for ps in self.plan_problems.values() for p in ps]
+        if found:
             log.warning("the scan plan does not fit (campo tags plan):\n  %s\n  hint: %s",
-                        "\n  ".join(self.plan_problems), PLAN_HINT)
-        return self.plan_problems
+                        "\n  ".join(found), PLAN_HINT)
+        return found
 
     def status(self) -> dict[str, Any]:
         """Devices, poll groups and sinks now (any thread; see ``GET /api/scada/status``).
@@ -177,11 +178,14 @@ class Runtime:
                 entry.update({"state": "disabled" if why == DISABLED else "unavailable",
                               "reason": why, "last_error": None, "offline_since": None,
                               "failed_attempts": 0, "next_attempt_in": None, "queued": 0})
+            entry["plan_problems"] = list(self.plan_problems.get(name, ()))
             entry["scan_classes"] = groups.get(name, [])
             entry["behind"] = any(g["behind"] for g in entry["scan_classes"])
             devices.append(entry)
-        return {"running": self._started, "devices": devices,
-                "plan": {"ok": not self.plan_problems, "problems": list(self.plan_problems)},
+        problems = [p for d in devices for p in d["plan_problems"]]
+        return {"running": self._started,
+                "reported_at": dt.datetime.now(dt.UTC).isoformat(),
+                "plan": {"ok": not problems, "problems": problems}, "devices": devices,
                 "sinks": [st.to_json() for st in self.sink_stats()]}
 
     async def stop(self) -> None:

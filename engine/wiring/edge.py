@@ -5,7 +5,9 @@ This module is wiring (:mod:`engine.wiring`): it imports both the SCADA side
 Listed in :data:`engine.wiring.plugins.SERVE_PLUGINS`; ``campo serve`` calls
 :func:`serve_plugin`, then
 
-- ``init_app(app, api)``: registers ``/api/tags`` and ``/api/ws``;
+- ``init_app(app, api)``: registers ``/api/tags``, ``/api/ws`` and ``/api/scada/status``
+  (the runtime's devices, scan overruns and sinks: from this process, or reported over the
+  bus by ``campo scada``);
 - ``start()``: starts the runtime thread (when ``tags/`` defines devices and
   ``CAMPO_SCADA`` is true), publishes every tag change to the bus and serves write requests;
 - ``stop()``: stops both.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -155,11 +158,16 @@ class RuntimeBridge:
     """Runs the SCADA runtime in a thread and joins it to a bus (and upstream MQTT)."""
 
     def __init__(self, tags: TagModel, bus: Bus, settings: Settings | None = None,
-                 sinks: Sequence[Any] = (), extra_metrics: Mapping[str, int] | None = None
-                 ) -> None:
+                 sinks: Sequence[Any] = (), extra_metrics: Mapping[str, int] | None = None,
+                 status_hub: Any = None) -> None:
         from engine.scada.runtime import Runtime, RuntimeThread
 
         self.bus = bus
+        #: where the runtime's status is reported every REPORT_SECONDS (``campo scada``:
+        #: the web processes read it from the bus for ``GET /api/scada/status``)
+        self.status_hub = status_hub
+        self._reports: Any = None
+        self._stopping = threading.Event()
         self.thread = RuntimeThread(Runtime(tags))
         for sink in sinks:  # the alarm engine (engine.wiring.alarms), the historian
             self.thread.runtime.add_sink(sink)
@@ -180,6 +188,25 @@ class RuntimeBridge:
             asyncio.run_coroutine_threadsafe(self.upstream.start(), self.thread.loop).result(30)
             self._up_sub = self.thread.subscribe("**", self.upstream.publish)
             self.upstream.publish(list(self.thread.snapshot().values()))
+        if self.status_hub is not None:
+            self._reports = threading.Thread(target=self._report_status, daemon=True,
+                                             name="campo-scada-status")
+            self._reports.start()
+
+    def status(self) -> dict[str, Any]:
+        """The runtime's status (``Runtime.status``), any thread."""
+        return self.thread.status()
+
+    def _report_status(self) -> None:
+        from engine.live.scada_views import CHANNEL, REPORT_SECONDS
+
+        while True:
+            try:
+                self.status_hub.publish(CHANNEL, [self.status()])
+            except Exception:  # the bus is away: the next report tries again
+                log.debug("scada status report failed", exc_info=True)
+            if self._stopping.wait(REPORT_SECONDS):
+                return
 
     def sparkplug_publish(self, values: Sequence[Any]) -> None:
         """Hand values to the Sparkplug edge node on the runtime's loop (any thread)."""
@@ -205,6 +232,9 @@ class RuntimeBridge:
     def stop(self) -> None:
         import asyncio
 
+        self._stopping.set()
+        if self._reports is not None:
+            self._reports.join(5)
         for sub in (self._sub, self._up_sub):
             if sub is not None:
                 sub.cancel()
@@ -248,12 +278,20 @@ class EdgePlugin:
                        if (tags is not None and run_runtime) else None)
         self.history = history_service(settings or Settings(), engine, live_status=None if (
             historian is None) else historian.status)
+        from engine.live.scada_views import ScadaStatus
+
+        self.scada_status = ScadaStatus(
+            local=self.bridge.status if self.bridge is not None else None,
+            hub=self.alarms.hub if self.alarms is not None else None)
 
     def init_app(self, app: Flask, api: Api) -> None:
         from engine.live import init_live
 
         self.hub = init_live(app, api, self.live)
         init_history(app, api, self.history)
+        from engine.live.scada_views import init_scada_status
+
+        init_scada_status(app, api, self.scada_status)
         if self.alarms is not None:
             self.alarms.init_app(app, api)
 
@@ -282,6 +320,7 @@ class EdgePlugin:
         if self.bridge is not None:
             self.bridge.stop()
         self.history.close()
+        self.scada_status.close()
         if self.alarms is not None:
             self.alarms.stop()
         self.bus.close()
@@ -344,7 +383,7 @@ def scada_command(args: Any) -> int:
     historian = make_historian(settings, tags)
     bridge = RuntimeBridge(tags, bus, settings, [
         *alarms.sinks, *((HistorianSink(historian),) if historian is not None else ())],
-        alarms.sparkplug_metrics())
+        alarms.sparkplug_metrics(), status_hub=alarms.hub)
     alarms.start()
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
