@@ -121,6 +121,10 @@ class AlarmEngine:
                 self._rate_tags[ca.rule.tag] = max(self._rate_tags.get(ca.rule.tag, 0.0),
                                                    ca.rule.rate[1])
         self._due: list[tuple[dt.datetime, str]] = []
+        #: rate alarms to evaluate again when their window moves past a change (a steady
+        #: tag sends no sample: its rate falls back to 0 with time alone)
+        self._rate_due: list[tuple[dt.datetime, str]] = []
+        self._rate_next: dict[str, dt.datetime] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -159,6 +163,9 @@ class AlarmEngine:
                         sorted(self._rate_tags), now - dt.timedelta(seconds=keep), now))
                     log.info("alarms: rate-of-change windows seeded with %d stored sample(s)",
                              n)
+                    for path, ca in self.compiled.alarms.items():
+                        if ca.rule.rate is not None:  # a steady tag clears by time alone
+                            self._schedule_rate(path, ca.rule.tag or "", ca.rule.rate[1], now)
                     close = getattr(reader, "close", None)
                     if close is not None:
                         close()
@@ -279,13 +286,18 @@ class AlarmEngine:
         while len(hist) > 2 and hist[1][0] <= t - keep:
             hist.popleft()
 
-    def _raw(self, ca: CompiledAlarm, st: AlarmState) -> bool | None:
+    def _raw(self, ca: CompiledAlarm, st: AlarmState, ts: dt.datetime) -> bool | None:
         rule = ca.rule
         kind = rule.kind
         quality = self.quality
         if kind == "bad_quality":
             q = quality.get(rule.tag or "")
             return None if q is None else q == BAD
+        if kind == "rate":  # judged on its window, which history may fill before a live value
+            assert rule.rate is not None
+            if quality.get(rule.tag or "") == BAD:
+                return None
+            return self._rate(rule.tag or "", rule.rate, st, ts.timestamp())
         for t in ca.needs:
             if quality.get(t, BAD) == BAD:
                 return None
@@ -308,13 +320,12 @@ class AlarmEngine:
                 return bool(ca.when(values))
             except ExprError:
                 return None
-        if kind == "rate":
-            assert rule.rate is not None
-            return self._rate(rule.tag or "", rule.rate, st)
         return None
 
-    def _rate(self, tag: str, rate: tuple[float, float, str], st: AlarmState) -> bool | None:
-        """Whether the tag changed by ``limit`` or more within the last ``per`` seconds.
+    def _rate(self, tag: str, rate: tuple[float, float, str], st: AlarmState,
+              now: float) -> bool | None:
+        """Whether the tag changed by ``limit`` or more within the ``per`` seconds up to
+        ``now`` (or its last sample, when later).
 
         The value ``per`` seconds ago is the one held then (the last sample at or before;
         the pipeline and the historian keep changes only). When the window does not reach
@@ -327,6 +338,7 @@ class AlarmEngine:
         limit, per, direction = rate
         st.limit = limit
         t1, v1 = hist[-1]
+        t1 = max(t1, now)
         covered = t1 - hist[0][0] >= per
         if covered:
             cut = t1 - per
@@ -369,9 +381,10 @@ class AlarmEngine:
                     st.value = v
                     dirty[rule.path] = ca
         else:
-            raw = self._raw(ca, st)
-            if rule.tag is not None and rule.kind != "bad_quality":
-                st.value = self.values.get(rule.tag)
+            raw = self._raw(ca, st, ts)
+            if rule.tag is not None and rule.kind != "bad_quality" and (
+                    rule.tag in self.values or rule.kind != "rate"):
+                st.value = self.values.get(rule.tag)  # (a seeded rate keeps the stored one)
             out += sm.evaluate(st, raw, ts, on_delay=rule.on_delay, off_delay=rule.off_delay,
                                latch=rule.latch)
         if out:
@@ -379,6 +392,24 @@ class AlarmEngine:
         if out or before != (st.state, st.raw, st.pending, st.pending_since, st.suppressed):
             dirty[rule.path] = ca
             self._schedule(rule.path, st)
+        if rule.rate is not None:
+            self._schedule_rate(rule.path, rule.tag or "", rule.rate[1], ts)
+
+    def _schedule_rate(self, path: str, tag: str, per: float, ts: dt.datetime) -> None:
+        """Evaluate ``path`` again when its window's start next reaches a sample (the value
+        held ``per`` ago changes then, though no new sample may come)."""
+        hist = self._history.get(tag)
+        if not hist:
+            return
+        cut = max(hist[-1][0], ts.timestamp()) - per
+        nxt = next((t for t, _v in hist if t > cut), None)
+        if nxt is None:
+            self._rate_next.pop(path, None)
+            return
+        due = dt.datetime.fromtimestamp(nxt + per, dt.UTC)
+        if self._rate_next.get(path) != due:
+            self._rate_next[path] = due
+            heapq.heappush(self._rate_due, (due, path))
 
     def _schedule(self, path: str, st: AlarmState) -> None:
         ca = self.compiled.alarms.get(path)
@@ -391,6 +422,12 @@ class AlarmEngine:
 
     def _run_timers(self, now: dt.datetime, changes: list[tuple[Transition, CompiledAlarm]],
                     dirty: dict[str, CompiledAlarm]) -> None:
+        while self._rate_due and self._rate_due[0][0] <= now:
+            due, path = heapq.heappop(self._rate_due)
+            if self._rate_next.get(path) != due:
+                continue  # rescheduled since
+            del self._rate_next[path]
+            self._evaluate(self.compiled.alarms[path], self.states[path], due, changes, dirty)
         seen: set[str] = set()
         while self._due and self._due[0][0] <= now:
             _, path = heapq.heappop(self._due)

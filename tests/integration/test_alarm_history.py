@@ -108,11 +108,12 @@ def test_replay_reads_the_historian(db: sa.Engine, tags: TagModel, tmp_path: Pat
     result = replay(compiled, reader, at(0), at(3600), progress=seen.append)
     raised = [(a.alarm, (a.ts - T0).total_seconds()) for a in result.annunciations]
     # running false since before the start: held, so raised at once; the fall of 150 psi
-    # from the value held 30 s before the start: a rate alarm at 5 s; lo at 600 s
+    # from the value held 30 s before the start: a rate alarm at 5 s (clear a minute later,
+    # by time alone), again with the fall of 500 psi at 600 s; lo at 600 s
     assert raised == [("pad.w1.stopped", 0.0), ("pad.w1.pip_fast", 5.0),
-                      ("pad.w1.pip_low.lo", 600.0)]
+                      ("pad.w1.pip_fast", 600.0), ("pad.w1.pip_low.lo", 600.0)]
     assert result.samples == 2 + 4  # two held at the start, four inside the period
-    assert result.kpis["alarms"] == 3 and seen[-1] == 1.0
+    assert result.kpis["alarms"] == 4 and seen[-1] == 1.0
     assert reader.missing == []
 
 
@@ -230,3 +231,22 @@ def test_an_active_rate_alarm_is_not_cleared_by_a_restart(db: sa.Engine, tags: T
     assert feed(e, 140, 597.0) == [] and e.states["pad.w1.pip_fast"].active
     # a whole minute seen and the fall is over: it returns to normal (unacknowledged)
     assert feed(e, 150, 597.0) == [("pad.w1.pip_fast", "clear")]
+
+
+def test_a_restored_rate_alarm_on_a_steady_tag_clears_by_time(db: sa.Engine, tags: TagModel,
+                                                              tmp_path: Path) -> None:
+    """No sample after the restart (the tag is steady): the seeded window moves with the
+    timers and the alarm returns to normal a minute after the last change, not never."""
+    before = [P(0, 800.0), P(60, 800.0), P(70, 600.0)]
+    e = engine_after_restart(tags, db, at(0))
+    assert run_and_store(e, db, tags, tmp_path / "spool", before) == [
+        ("pad.w1.pip_fast", "raise")]
+    e = engine_after_restart(tags, db, at(80))
+
+    def tick(s: float) -> list[tuple[str, str]]:
+        return [(x["alarm"], x["action"]) for x in e.tick(at(s))
+                if x["alarm"] == "pad.w1.pip_fast"]
+
+    assert tick(120) == [] and e.states["pad.w1.pip_fast"].active  # 800 a minute ago
+    assert tick(130) == [("pad.w1.pip_fast", "clear")]
+    assert e.states["pad.w1.pip_fast"].state.value == "rtn_unack"
