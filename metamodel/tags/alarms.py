@@ -259,7 +259,6 @@ def _resolve(name: str, spec: AlarmSpec, ctx: _Ctx) -> list[AlarmRule]:
         return []
     kind = spec.kind
     tag: Tag | None = None
-    ok = True
     if spec.tag is not None:
         tag = ctx.tags.get(spec.tag)
         if tag is None:
@@ -270,17 +269,13 @@ def _resolve(name: str, spec: AlarmSpec, ctx: _Ctx) -> list[AlarmRule]:
                         "declare the tag under 'tags:'")
             return []  # a declared tag that did not resolve was reported with the tag
     common = _common(name, spec, tag, ctx)
-    if common is None:
-        ok = False
     if kind == "analog":
         assert tag is not None and spec.analog is not None
         levels = _analog(spec, tag, ctx)
-        if levels is None or common is None:
+        if levels is None:
             return []
         return [AlarmRule(**{**common, "path": f"{common['path']}.{lv}", "level": lv,
                              **extra}) for lv, extra in levels]
-    if not ok or common is None:
-        return []
     extra: dict[str, Any] = {}
     if kind == "state":
         states = spec.state if isinstance(spec.state, list) else [spec.state]
@@ -301,27 +296,22 @@ def _resolve(name: str, spec: AlarmSpec, ctx: _Ctx) -> list[AlarmRule]:
     return [AlarmRule(**{**common, **extra})]
 
 
-def _common(name: str, spec: AlarmSpec, tag: Tag | None, ctx: _Ctx) -> dict[str, Any] | None:
-    ok = True
+def _common(name: str, spec: AlarmSpec, tag: Tag | None, ctx: _Ctx) -> dict[str, Any]:
+    """The fields every kind has. A problem here (priority, delay, message, roles) is
+    reported and the rule kept with a default in its place, so that its expressions are
+    still compiled and their problems reported in the same run (the load fails anyway)."""
     kind = spec.kind
     if spec.priority is None and not (kind == "analog" and spec.analog is not None and all(
             isinstance(getattr(spec.analog, lv), LevelSpec) and getattr(spec.analog, lv).priority
             for lv in LEVELS if getattr(spec.analog, lv) is not None)):
         ctx.add((), "missing 'priority'",
                 "give priority: critical, high, medium or low (on the rule or each level)")
-        ok = False
     period = tag.period if tag is not None else None
     for key in ("on_delay", "off_delay"):
-        if not _delay_ok(duration(getattr(spec, key)), period, (key,), tag, ctx):
-            ok = False
-    message = _labels(spec.message, ("message",), ctx) if spec.message is not None else \
-        _default_message(kind)
+        _delay_ok(duration(getattr(spec, key)), period, (key,), tag, ctx)
+    message = _labels(spec.message, ("message",), ctx) if spec.message is not None else None
     guidance = _labels(spec.guidance, ("guidance",), ctx) if spec.guidance is not None else None
     roles = _roles(spec.roles, ctx)
-    if message is None or (spec.guidance is not None and guidance is None) or roles is None:
-        ok = False
-    if not ok:
-        return None
     binding = ctx.instance.binding if ctx.instance is not None else None
     asset = spec.asset if spec.asset is not None else (binding.value if binding else None)
     realarm = duration(spec.realarm) if spec.realarm is not None else None
@@ -331,7 +321,7 @@ def _common(name: str, spec: AlarmSpec, tag: Tag | None, ctx: _Ctx) -> dict[str,
         "instance": ctx.instance.path if ctx.instance else None,
         "template": ctx.instance.template if ctx.instance else None,
         "tag": tag.path if tag else None, "priority": spec.priority or "low",
-        "message": message, "guidance": guidance, "area": spec.area,
+        "message": message or _default_message(kind), "guidance": guidance, "area": spec.area,
         "asset": fill(asset, ctx.values) if asset else None, "binding": binding,
         "on_delay": duration(spec.on_delay), "off_delay": duration(spec.off_delay),
         "realarm": realarm or None, "latch": spec.latch,
@@ -413,9 +403,9 @@ def _message(text: str, sub: tuple[Any, ...], ctx: _Ctx) -> str | None:
     return text
 
 
-def _roles(spec: RolesSpec | None, ctx: _Ctx) -> dict[str, frozenset[str]] | None:
+def _roles(spec: RolesSpec | None, ctx: _Ctx) -> dict[str, frozenset[str]]:
+    """Who may do each action (an unknown role is reported; it matches nobody)."""
     out: dict[str, frozenset[str]] = {}
-    ok = True
     for action in ACTIONS:
         own = getattr(spec, action) if spec is not None else None
         site = getattr(ctx.site_roles, action) if ctx.site_roles is not None else None
@@ -425,9 +415,8 @@ def _roles(spec: RolesSpec | None, ctx: _Ctx) -> dict[str, frozenset[str]] | Non
                 if r not in ctx.roles:
                     ctx.add(("roles", action, i), f"unknown role '{r}'",
                             expected_one_of(r, ctx.roles))
-                    ok = False
         out[action] = frozenset(chosen if chosen is not None else DEFAULT_ACTION_ROLES[action])
-    return out if ok else None
+    return out
 
 
 def _analog(spec: AlarmSpec, tag: Tag, ctx: _Ctx) -> list[tuple[str, dict[str, Any]]] | None:

@@ -63,6 +63,16 @@ def test_a_route_area_is_not_reported_when_the_tags_are_broken(tmp_path: Path) -
     assert "routes.wells.areas[0]" not in paths
 
 
+def test_a_rule_with_a_role_problem_still_has_its_expression_checked(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Every problem in one run: the rule 'stopped' has an unknown role and an unknown name
+    in its 'when'; both are reported."""
+    assert main(["validate", str(INVALID / "alarm_rules")]) == 1
+    err = capsys.readouterr().err
+    assert "alarms.stopped.when: unknown name 'runing'" in err
+    assert "alarms.stopped.roles.acknowledge[1]: unknown role 'enginer'" in err
+
+
 def test_site_alarm_roles_are_checked_by_the_metamodel(tmp_path: Path) -> None:
     root = _copy("alarm_rules", tmp_path)
     with pytest.raises(DefinitionError) as info:
@@ -84,6 +94,7 @@ def test_validate_counts_alarms_and_channels_once_fixed(
     _edit(root / "tags" / "sites" / "pad.yaml", "w2.pip", "w1.pip")
     _edit(pump, "pipp", "pip")
     _edit(pump, "[operator, enginer]", "[operator, engineer]")
+    _edit(pump, "not runing", "not running")
     assert main(["validate", str(root)]) == 1
     err = capsys.readouterr().err
     assert err == ("tags/templates/pump.yaml:20:31: alarms.pip_fast.suppress_when: unknown name "
