@@ -99,8 +99,8 @@ class Runtime:
         if self._started:
             return
         self._loop = asyncio.get_running_loop()
-        for sink in self.sinks.sinks:
-            await sink.start()
+        # together: a sink waiting for its broker or database delays the others only once
+        await asyncio.gather(*(sink.start() for sink in self.sinks.sinks))
         self._sink_sub = self.pipeline.subscribe("**", self.sinks.offer)
         for name, device in self.model.devices.items():
             tags = self.model.tags_of(name)

@@ -92,66 +92,35 @@ def load_site_tags(project: Path, model: Model | None) -> TagModel | None:
     return _loaded[key]
 
 
-class Upstream:
-    """Tag changes published to an upstream broker: retained JSON and/or Sparkplug B.
+def upstream_wanted(settings: Settings) -> bool:
+    """Whether the settings ask for upstream JSON or a Sparkplug edge node."""
+    return bool(settings.mqtt_url and (settings.upstream_topic or (
+        settings.sparkplug_group and settings.sparkplug_node)))
 
-    Lives in the runtime's event loop (the edge node must publish from the loop it started
-    in); the runtime's subscriber callbacks run there too.
-    """
 
-    def __init__(self, tags: TagModel, settings: Settings,
-                 extra_metrics: Mapping[str, int] | None = None) -> None:
-        self.tags = tags
-        self.settings = settings
-        #: more Sparkplug metrics than the tags (the alarms' states, engine.wiring.alarms)
-        self.extra_metrics = dict(extra_metrics or {})
-        self.links: list[Any] = []
-        self.sinks: list[Any] = []
-        self.edge: Any = None
+def upstream_sinks(tags: TagModel, settings: Settings,
+                   extra_metrics: Mapping[str, int] | None = None) -> list[Any]:
+    """The upstream sinks the settings ask for (:mod:`engine.scada.upstream`): retained JSON
+    per tag on ``CAMPO_UPSTREAM_TOPIC``, and a Sparkplug B edge node whose metrics are the
+    tags plus ``extra_metrics`` (the alarms' states, :mod:`engine.wiring.alarms`), its bdSeq
+    kept in the data folder."""
+    from engine.scada.sparkplug import bd_seq_path, datatypes_from
+    from engine.scada.upstream import JsonUpstreamSink, SparkplugSink
 
-    @staticmethod
-    def wanted(settings: Settings) -> bool:
-        return bool(settings.mqtt_url and (settings.upstream_topic or (
-            settings.sparkplug_group and settings.sparkplug_node)))
-
-    async def start(self) -> None:
-        from engine.scada.drivers.mqtt import MqttLink, MqttPublisher
-        from engine.scada.sparkplug import SparkplugEdgeNode, bd_seq_path, datatypes_from
-
-        s = self.settings
-        if s.upstream_topic:
-            link = MqttLink(Broker.from_settings(s))
-            self.links.append(link)
-            site = next(iter(self.tags.sites), "")
-            self.sinks.append(MqttPublisher(link, s.upstream_topic, fields={"site": site}))
-            if not await link.connect():
-                log.warning("upstream broker %s not reachable yet; publishing when it is",
-                            s.mqtt_url)
-        if s.sparkplug_group and s.sparkplug_node:
-            link = MqttLink(Broker.from_settings(s))
-            self.edge = SparkplugEdgeNode(link, s.sparkplug_group, s.sparkplug_node,
-                                          {**datatypes_from(self.tags.tags.values()),
-                                           **self.extra_metrics},
-                                          bd_seq_file=bd_seq_path(s.resolved_data_dir(),
-                                                                  s.sparkplug_group,
-                                                                  s.sparkplug_node))
-            self.sinks.append(self.edge)
-            if not await self.edge.start():
-                log.warning("Sparkplug broker %s not reachable yet; births when it is",
-                            s.mqtt_url)
-
-    def publish(self, values: Sequence[Any]) -> None:
-        for sink in self.sinks:
-            try:
-                sink.publish(values)
-            except Exception:  # an upstream problem must never stop local polling
-                log.exception("upstream publish failed")
-
-    async def stop(self) -> None:
-        if self.edge is not None:
-            await self.edge.stop()
-        for link in self.links:
-            await link.close()
+    out: list[Any] = []
+    if not upstream_wanted(settings):
+        return out
+    s = settings
+    if s.upstream_topic:
+        out.append(JsonUpstreamSink(Broker.from_settings(s), s.upstream_topic,
+                                    site=next(iter(tags.sites), "")))
+    if s.sparkplug_group and s.sparkplug_node:
+        out.append(SparkplugSink(
+            Broker.from_settings(s), s.sparkplug_group, s.sparkplug_node,
+            {**datatypes_from(tags.tags.values()), **dict(extra_metrics or {})},
+            bd_seq_file=bd_seq_path(s.resolved_data_dir(), s.sparkplug_group,
+                                    s.sparkplug_node)))
+    return out
 
 
 class RuntimeBridge:
@@ -171,23 +140,21 @@ class RuntimeBridge:
         self.thread = RuntimeThread(Runtime(tags))
         for sink in sinks:  # the alarm engine (engine.wiring.alarms), the historian
             self.thread.runtime.add_sink(sink)
+        #: the Sparkplug edge node's queue, when there is one (sparkplug_publish offers to it)
+        self.sparkplug: Any = None
+        for sink in upstream_sinks(tags, settings, extra_metrics) if settings else ():
+            # on the runtime's loop: the MQTT link and the edge node belong to it
+            queued = self.thread.runtime.add_sink(sink, thread=False)
+            if sink.name == "sparkplug":
+                self.sparkplug = queued
         self._sub: Any = None
-        self._up_sub: Any = None
-        self.upstream = Upstream(tags, settings, extra_metrics) if (
-            settings is not None and Upstream.wanted(settings)) else None
 
     def start(self) -> None:
         """Start polling; every change goes to the bus, the bus's writes come here."""
-        import asyncio
-
         self.thread.start()
         self._sub = self.thread.subscribe("**", lambda vs: self.bus.publish(to_live(vs)))
         self.bus.publish(to_live(list(self.thread.snapshot().values())))
         self.bus.serve_writes(self.write)
-        if self.upstream is not None and self.thread.loop is not None:
-            asyncio.run_coroutine_threadsafe(self.upstream.start(), self.thread.loop).result(30)
-            self._up_sub = self.thread.subscribe("**", self.upstream.publish)
-            self.upstream.publish(list(self.thread.snapshot().values()))
         if self.status_hub is not None:
             self._reports = threading.Thread(target=self._report_status, daemon=True,
                                              name="campo-scada-status")
@@ -209,10 +176,10 @@ class RuntimeBridge:
                 return
 
     def sparkplug_publish(self, values: Sequence[Any]) -> None:
-        """Hand values to the Sparkplug edge node on the runtime's loop (any thread)."""
-        edge = self.upstream.edge if self.upstream is not None else None
-        if edge is not None and self.thread.loop is not None:
-            self.thread.loop.call_soon_threadsafe(edge.publish, list(values))
+        """Queue values that are no tags (the alarms' states) for the Sparkplug edge node,
+        behind the tag changes already queued (any thread)."""
+        if self.sparkplug is not None:
+            self.sparkplug.offer(list(values))
 
     def write(self, tag: str, value: Any, meta: dict[str, Any]) -> WriteOutcome:
         """Bus write handler: write through the runtime, confirmed by read-back.
@@ -230,21 +197,12 @@ class RuntimeBridge:
         return WriteOutcome(True, result.value, rounded=result.rounded, note=result.note)
 
     def stop(self) -> None:
-        import asyncio
-
         self._stopping.set()
         if self._reports is not None:
             self._reports.join(5)
-        for sub in (self._sub, self._up_sub):
-            if sub is not None:
-                sub.cancel()
-        if self.upstream is not None and self.thread.loop is not None:
-            try:
-                asyncio.run_coroutine_threadsafe(self.upstream.stop(),
-                                                 self.thread.loop).result(10)
-            except Exception:  # stopping must go on
-                log.exception("upstream stop failed")
-        self.thread.stop()
+        if self._sub is not None:
+            self._sub.cancel()
+        self.thread.stop()  # stops the sinks (upstream, Sparkplug: NDEATH) after the last batch
 
 
 class EdgePlugin:
