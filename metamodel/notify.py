@@ -35,6 +35,7 @@ Duration = Annotated[float, Field(gt=0)] | Annotated[str, StringConstraints(patt
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Clock = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
 def seconds(value: float | str) -> float:
@@ -241,8 +242,17 @@ def _cross(doc: Document, f: NotifyFile, config: NotifyFile, problems: Problems)
                          expected_one_of(name, config.rosters) if config.rosters else
                          "declare it under 'rosters:'")
 
+    def recipients(to: list[str], path: tuple[object, ...]) -> None:
+        for i, who in enumerate(to):
+            if not _EMAIL.match(who):
+                problems.add(doc.where(path + (i,)), ".".join(map(str, path)) + f"[{i}]",
+                             f"'{who}' is not an email address",
+                             "recipients are email addresses; to reach whoever is on duty "
+                             "(a role, a crew), name a roster: 'roster: <name>'")
+
     for name, r in f.routes.items():
         channel(r.channels, ("routes", name, "channels"))
+        recipients(r.to, ("routes", name, "to"))
         for i, a in enumerate(r.actions):
             if a not in ALARM_ACTIONS:
                 problems.add(doc.where(("routes", name, "actions", i)),
@@ -251,9 +261,11 @@ def _cross(doc: Document, f: NotifyFile, config: NotifyFile, problems: Problems)
         roster(r.roster, ("routes", name, "roster"))
         if r.escalate is not None:
             channel(r.escalate.channels, ("routes", name, "escalate", "channels"))
+            recipients(r.escalate.to, ("routes", name, "escalate", "to"))
             roster(r.escalate.roster, ("routes", name, "escalate", "roster"))
     for name, h in f.hooks.items():
         channel(h.channels, ("hooks", name, "channels"))
+        recipients(h.to, ("hooks", name, "to"))
         roster(h.roster, ("hooks", name, "roster"))
     for name, ro in f.rosters.items():
         for i, crew in enumerate(ro.rotation.crews):

@@ -34,14 +34,15 @@ def test_load_project_checks_notify_against_modules_and_tags(tmp_path: Path) -> 
         load_project(root)
     assert [p.path for p in info.value.problems] == [
         "routes.wells.areas[0]", "routes.wells.sites[1]", "routes.wells.channels[1]",
-        "routes.wells.actions[1]", "routes.wells.roster", "hooks.approved.action",
-        "hooks.noted.entity", "hooks.missing.entity"]
+        "routes.wells.actions[1]", "routes.wells.roster", "routes.wells.to[1]",
+        "hooks.approved.action", "hooks.noted.entity", "hooks.missing.entity"]
     notify = root / "notify" / "notify.yaml"
     _edit(notify, "[wels]", "[wells]")
     _edit(notify, "[pad, pad2]", "[pad]")
     _edit(notify, "[ops, opz]", "[ops]")
     _edit(notify, "[raise, rais]", "[raise, clear]")
     _edit(notify, "    roster: day\n", "")
+    _edit(notify, "[jefe@pad.example, supervisor]", "[jefe@pad.example]")
     _edit(notify, "action: aprove", "action: approve")
     _edit(notify, "entity: plant.note\n    action: save",
           "entity: plant.asset\n    action: approve")
