@@ -273,7 +273,7 @@ def _check_generated_names(d: EntityDef, ent: Entity, problems: Problems) -> Non
         if f.unique:
             claim("uq", (fname,), f"'unique: true' of field '{fname}'",
                   d.doc.where(fpath + ("unique",)), _dotted(fpath + ("unique",)))
-        elif f.index:
+        elif f.index and not implicit_index_covered(ent, fname, f):
             claim("ix", (fname,), f"'index: true' of field '{fname}'",
                   d.doc.where(fpath + ("index",)), _dotted(fpath + ("index",)))
     for key, kind in (("unique_together", "uq"), ("indexes", "ix")):
@@ -281,6 +281,13 @@ def _check_generated_names(d: EntityDef, ent: Entity, problems: Problems) -> Non
             if group:
                 claim(kind, tuple(group), f"{key}[{i}]", d.doc.where(d.path + (key, i)),
                       f"{_dotted(d.path)}.{key}[{i}]")
+
+
+def implicit_index_covered(ent: Entity, name: str, f: Any) -> bool:
+    """A link's index by default (no ``index:`` written) is not made when ``indexes:``
+    already has the same one-column index."""
+    return (f.type == "link" and "index" not in f.model_fields_set
+            and [name] in ent.spec.indexes)
 
 
 # --------------------------------------------------------------------------- permissions

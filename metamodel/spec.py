@@ -274,6 +274,9 @@ class LinkField(FieldBase):
     type: Literal["link"] = Field(description="Field type.")
     to: EntityRef = Field(description="The entity linked to: 'entity' in the same module or "
                           "'module.entity'.", examples=["pad", "wells.well"])
+    index: bool = Field(True, description="Add a database index (links have one unless "
+                        "'index: false'): the checks of on_delete and the lists of records "
+                        "linking to one record read it.")
     on_delete: Literal["restrict", "cascade", "set_null"] = Field(
         "restrict", description="When the linked record is deleted: restrict (refuse), "
         "cascade (delete this record too) or set_null (clear the link; optional links only).")

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from metamodel import Model
+from metamodel.checks import implicit_index_covered
 from metamodel.model import Entity
 
 NAMING_CONVENTION = {
@@ -115,8 +116,11 @@ def build_table(model: Model, ent: Entity, metadata: sa.MetaData) -> sa.Table:
             target = model.entity(ent.targets[name])
             ondelete = {"restrict": "RESTRICT", "cascade": "CASCADE", "set_null": "SET NULL"}
             args.append(sa.ForeignKey(f"{target.table}.id", ondelete=ondelete[f.on_delete]))
+        # links are indexed unless 'index: false' (restrict/cascade checks and reverse
+        # lookups read them; PostgreSQL does not index foreign keys by itself)
+        index = f.index and not f.unique and not implicit_index_covered(ent, name, f)
         cols.append(sa.Column(name, column_type(f), *args, nullable=not f.required,
-                              unique=f.unique or None, index=(f.index and not f.unique) or None,
+                              unique=f.unique or None, index=index or None,
                               info={INFO_KEY: f}))
     for group in ent.spec.unique_together:
         cols.append(sa.UniqueConstraint(*group))
