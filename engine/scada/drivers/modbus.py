@@ -175,7 +175,7 @@ class ModbusDriver:
         for req in pending:  # put back by a connection that dropped after the others finished
             self._fail(req, lost[0] if lost else "not read", out)
         if lost and not self._connected():
-            raise DeviceUnavailable(lost[0])
+            raise DeviceUnavailable(offline(lost[0]))
         units = {r.unit_id for r in requests}
         if dead and len(dead) == len(units) and all(r.quality is BAD for r in out.values()):
             # not one unit answered: the link (or the gateway) is gone, not a unit
@@ -211,11 +211,12 @@ class ModbusDriver:
                 self._fail(req, reason, out)
                 continue
             except (ConnectionException, OSError) as exc:
-                reason = offline(f"connection to {self.where} lost")
+                reason = f"connection to {self.where} lost"
                 log.debug("device %s: %s: %s", self.device.qualname, reason, exc)
                 lost.append(reason)
                 if client.connected or not self._connected():
-                    self._fail(req, reason, out)
+                    # the device is offline only when no connection is left
+                    self._fail(req, reason if self._connected() else offline(reason), out)
                 else:
                     pending.append(req)  # another connection will read it
                 return

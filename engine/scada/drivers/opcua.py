@@ -290,7 +290,7 @@ class OpcUaDriver:
         """The reason the tags carry after ``exc`` (:mod:`engine.scada.reasons`): a status
         name the server answered, a stale subscription, or ``device offline: <cause>``."""
         if isinstance(exc, UaStatusCodeError):
-            return ua.StatusCode(exc.code).name
+            return str(ua.StatusCode(exc.code).name)
         text = str(exc)
         if isinstance(exc, SessionLost) and text.startswith("stale"):
             return text
