@@ -27,9 +27,12 @@ from engine.rules import CompiledProject
 from engine.rules.loading import collect_compiled
 from engine.settings import Settings
 from metamodel import DefinitionError
-from metamodel.tags import TagModel, load_tags
+from metamodel.errors import Problems
+from metamodel.spec import BUILTIN_ROLES
+from metamodel.tags import TagModel
+from metamodel.tags.loader import collect_tags
 
-from .compile import CompiledAlarms, collect_alarms, compile_alarms
+from .compile import CompiledAlarms, collect_alarms
 from .kpi import format_kpis
 from .replay import CsvReader, HistorianReader, HistoryReader, replay
 
@@ -82,12 +85,30 @@ def _project(args: argparse.Namespace) -> Path:
     return Path(args.project) if args.project else settings_from(args).project
 
 
-def _load(root: Path) -> tuple[TagModel, CompiledAlarms]:
+def _roles(root: Path) -> frozenset[str] | None:
+    """The project's roles (its modules' plus the built-in ones) that alarm rules may name;
+    None (roles not checked here) when the modules have problems of their own: ``campo
+    validate`` reports those with everything else."""
+    if not (root / "modules").is_dir():
+        return frozenset(BUILTIN_ROLES)
+    from metamodel.loader import collect
+
+    model, problems = collect(root)
+    return None if problems else frozenset(model.roles)
+
+
+def _load(root: Path, roles_from: Path | None = None) -> tuple[TagModel, CompiledAlarms]:
+    """The tags of ``root`` and their compiled alarms, or UserError with every problem of
+    both (the tag language's and the alarm expressions')."""
+    problems = Problems()
     try:
-        tags = load_tags(root, environ=dict(os.environ))
-        return tags, compile_alarms(tags)
+        roles = _roles(roles_from or root)
+        tags = collect_tags(root, problems, None, dict(os.environ), roles=roles)
+        compiled = collect_alarms(tags, problems)
+        problems.raise_if_any()
     except DefinitionError as err:
         raise UserError(err.report()) from None
+    return tags, compiled
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -200,7 +221,7 @@ def replay_command(args: argparse.Namespace) -> int:
         tmp = tempfile.mkdtemp(prefix="campo-replay-")
         shutil.copytree(root / "tags", Path(tmp) / "tags")
         shutil.copytree(args.proposed / "tags", Path(tmp) / "tags", dirs_exist_ok=True)
-        runs.append(("proposed", _only_site(_load(Path(tmp))[1], args.site)))
+        runs.append(("proposed", _only_site(_load(Path(tmp), roles_from=root)[1], args.site)))
     try:
         results = [(name, replay(compiled, reader, start, end, operators=args.operators,
                                  progress=_bar(name)))

@@ -138,6 +138,7 @@ class _Compiler:
         self._trees: dict[str, tuple[_Tree, dict[str, Tag]]] = {}
         self._by_instance: dict[str, list[Tag]] = {}
         self._exprs: dict[tuple[Any, ...], tuple[Any, set[str]] | None] = {}
+        self._broken: dict[str, set[str]] = {}
         for t in tags.tags.values():
             if t.instance is not None:
                 self._by_instance.setdefault(t.instance, []).append(t)
@@ -155,6 +156,22 @@ class _Compiler:
                 tree.add(name.split("."), t)
             self._trees[base] = (tree, rel)
         return self._trees[base]
+
+    def broken(self, base: str, rel: Mapping[str, Tag]) -> set[str]:
+        """Names below ``base`` that templates declare but that did not resolve."""
+        if base not in self._broken:
+            declared: set[str] = set()
+            prefix = base + "."
+            for path, inst in self.tags.instances.items():
+                tpl = self.tags.templates.get(inst.template)
+                if tpl is None:
+                    continue
+                if path == base:
+                    declared.update(tpl.tags)
+                elif path.startswith(prefix):
+                    declared.update(f"{path[len(prefix):]}.{n}" for n in tpl.tags)
+            self._broken[base] = declared - set(rel)
+        return self._broken[base]
 
     def scope(self, rule: AlarmRule) -> tuple[Scope, dict[str, Tag]]:
         key = (rule.base, rule.tag, tuple(p for p, _ in rule.params))
@@ -180,6 +197,11 @@ class _Compiler:
             return self._exprs[key]
         scope, rel = self.scope(rule)
         got: tuple[Any, set[str]] | None
+        if self.problems and _refs(src.text, self.broken(rule.base, rel)):
+            # it reads a tag that is declared but did not resolve (reported with the tag,
+            # so the problems are not empty): an "unknown name" would only repeat that
+            self._exprs[key] = None
+            return None
         try:
             got = compile_expr(src.text, scope, expect=expect), _refs(src.text, set(rel))
         except ExprError as err:

@@ -109,3 +109,20 @@ def test_validate_counts_alarms_and_channels_once_fixed(
     out = capsys.readouterr().out
     assert out.startswith("ok: 1 modules, ")
     assert "1 site, 2 tags, 4 alarms, 1 notification channel" in out
+
+
+def test_alarms_check_reports_roles_tags_and_expressions_together(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``campo alarms check`` checks roles against the project's modules and reports the
+    tag language's problems with the expressions' in one run."""
+    root = _copy("alarm_rules", tmp_path)
+    _edit(root / "modules" / "plant.yaml", "integr", "int")
+    assert main(["alarms", "check", "--project", str(root)]) == 1
+    err = capsys.readouterr().err
+    for path in ("alarm_settings.roles.shelve[1]", "alarms.header_low.when",
+                 "alarms.pip_low.tag", "alarms.stopped.when",
+                 "alarms.stopped.roles.acknowledge[1]", "alarms.pip_fast.suppress_when"):
+        assert f": {path}: " in err, path
+    assert err.endswith("7 problems in 2 files\n")
+    # 'engineer' is a role of the project's module, not a built-in one: accepted
+    assert "unknown role 'engineer'" not in err
