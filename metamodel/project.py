@@ -203,6 +203,18 @@ def check_notify(model: Model, tags: TagModel | None, docs: NotifyDocs, problems
                     _hint(h.action, wf.actions()))
 
 
+def load_project_notify(root: Path | str, model: Model, tags: TagModel | None
+                        ) -> NotifyFile | None:
+    """``notify/`` checked against already loaded modules and tags (what ``campo serve``
+    checks before it starts); DefinitionError listing every problem; None without it."""
+    problems = Problems()
+    notify, docs = collect_notify(Path(root), problems)
+    if notify is not None:
+        check_notify(model, tags, docs, problems)
+    problems.raise_if_any()
+    return notify
+
+
 def _at(problems: Problems, doc: Document, path: tuple[Any, ...], message: str,
         hint: str | None) -> None:
     key = ".".join(str(p) for p in path if not isinstance(p, int))
@@ -211,4 +223,4 @@ def _at(problems: Problems, doc: Document, path: tuple[Any, ...], message: str,
 
 
 __all__ = ["KEY_TYPES", "Project", "check_bindings", "check_notify", "collect_model_tags",
-           "collect_project", "load_model_tags", "load_project"]
+           "collect_project", "load_model_tags", "load_project", "load_project_notify"]

@@ -71,11 +71,17 @@ def check_before_start(settings: Settings, model: Any) -> None:
             from engine.historian.erp import load_rules
 
             load_rules(settings.project, model, tags)  # ERP rollups: checked before start
-        if tags is not None and tags.alarms:  # alarm expressions and notify/: fail here
+        if tags is not None and tags.alarms:  # alarm expressions: fail here
             from engine.alarms.compile import compile_alarms
-            from metamodel.notify import load_notify
 
             compile_alarms(tags)
+        # notify/ (alarm routes, workflow hooks) against the modules and tags
+        from metamodel.notify import load_notify
+        from metamodel.project import load_project_notify
+
+        if model is not None:
+            load_project_notify(settings.project, model, tags)
+        else:
             load_notify(settings.project)
     except DefinitionError as err:
         raise UserError(err.report()) from None

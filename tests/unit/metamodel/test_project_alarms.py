@@ -126,3 +126,19 @@ def test_alarms_check_reports_roles_tags_and_expressions_together(
     assert err.endswith("7 problems in 2 files\n")
     # 'engineer' is a role of the project's module, not a built-in one: accepted
     assert "unknown role 'engineer'" not in err
+
+
+def test_serve_checks_notify_against_the_modules_before_starting(tmp_path: Path) -> None:
+    from engine.errors import UserError
+    from engine.rules import load_project as load_modules
+    from engine.settings import Settings
+    from engine.wiring.serve import check_before_start
+
+    root = _copy("notify_routes", tmp_path)
+    settings = Settings(project=root, data_dir=tmp_path, jwt_secret="s" * 40)
+    with pytest.raises(UserError) as info:
+        check_before_start(settings, load_modules(root))
+    text = str(info.value)
+    assert "notify/notify.yaml:22:13: hooks.missing.entity: hook names unknown entity " \
+           "'plant.asets'" in text
+    assert "routes.wells.sites[1]: route names unknown site 'pad2'" in text
