@@ -18,7 +18,7 @@ from alembic.autogenerate import render_python_code, renderers
 from alembic.operations import ops
 
 from .steps import Item
-from .tables import UTCDateTime
+from .tables import UTCDateTime, sql_type
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
@@ -118,20 +118,9 @@ def execute_code(sql: str) -> str:
     return f"op.execute({sql!r})"
 
 
-_TYPE_SOURCE = {
-    "text": "sa.Text()", "int": "sa.BigInteger()", "float": "sa.Float()",
-    "bool": "sa.Boolean()", "date": "sa.Date()", "datetime": "sa.DateTime(timezone=True)",
-    "enum": "sa.String()", "json": "sa.JSON()", "link": "sa.BigInteger()",
-}
-
-
 def type_source(f: Any) -> str:
-    """Source of the SQLAlchemy type binding a field's values."""
-    if f.type == "string":
-        return f"sa.String({f.max_length})"
-    if f.type == "decimal":
-        return f"sa.Numeric({f.precision}, {f.scale})"
-    return _TYPE_SOURCE.get(f.type, "sa.String()")
+    """Source of the SQLAlchemy type of a field's column (``tables.SQL_TYPES``)."""
+    return sql_type(f).source
 
 
 def value_source(f: Any) -> tuple[str, set[str]]:

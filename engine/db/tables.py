@@ -18,6 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,32 +64,47 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
 ID_TYPE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+@dataclass(frozen=True)
+class SqlType:
+    """A field's column type, as an object (tables) and as source (revisions)."""
+
+    type: sa.types.TypeEngine[Any]
+    #: the same type in a revision, which imports only ``sqlalchemy as sa``
+    source: str
+
+
+_ID_SOURCE = "sa.BigInteger().with_variant(sa.Integer(), 'sqlite')"
+
+#: field kind -> its SQL type; the one place both the tables and the migrations written for
+#: them read, so the two never disagree (a unit test compiles both on both dialects)
+SQL_TYPES: dict[str, Callable[[Any], SqlType]] = {
+    "string": lambda f: SqlType(sa.String(f.max_length), f"sa.String({f.max_length})"),
+    "text": lambda f: SqlType(sa.Text(), "sa.Text()"),
+    "int": lambda f: SqlType(sa.BigInteger(), "sa.BigInteger()"),
+    "decimal": lambda f: SqlType(sa.Numeric(f.precision, f.scale),
+                                 f"sa.Numeric({f.precision}, {f.scale})"),
+    "float": lambda f: SqlType(sa.Float(), "sa.Float()"),
+    "bool": lambda f: SqlType(sa.Boolean(), "sa.Boolean()"),
+    "date": lambda f: SqlType(sa.Date(), "sa.Date()"),
+    "datetime": lambda f: SqlType(UTCDateTime(), "sa.DateTime(timezone=True)"),
+    "enum": lambda f: SqlType(sa.String(max(32, f.max_code_length())),
+                              f"sa.String({max(32, f.max_code_length())})"),
+    "json": lambda f: SqlType(sa.JSON(), "sa.JSON()"),
+    "link": lambda f: SqlType(ID_TYPE, _ID_SOURCE),
+}
+
+
+def sql_type(f: Any) -> SqlType:
+    """The SQL type of a stored field."""
+    make = SQL_TYPES.get(f.type)
+    if make is None:
+        raise ValueError(f"field type {f.type!r} has no column")
+    return make(f)
+
+
 def column_type(f: Any) -> sa.types.TypeEngine[Any]:
     """The SQL type of a field."""
-    t = f.type
-    if t == "string":
-        return sa.String(f.max_length)
-    if t == "text":
-        return sa.Text()
-    if t == "int":
-        return sa.BigInteger()
-    if t == "decimal":
-        return sa.Numeric(f.precision, f.scale)
-    if t == "float":
-        return sa.Float()
-    if t == "bool":
-        return sa.Boolean()
-    if t == "date":
-        return sa.Date()
-    if t == "datetime":
-        return UTCDateTime()
-    if t == "enum":
-        return sa.String(max(32, f.max_code_length()))
-    if t == "json":
-        return sa.JSON()
-    if t == "link":
-        return ID_TYPE
-    raise ValueError(f"field type {t!r} has no column")
+    return sql_type(f).type
 
 
 def _system_columns() -> list[sa.Column[Any]]:

@@ -102,3 +102,50 @@ def test_utc_datetime_round_trip(tmp_path: Path) -> None:
     engine.dispose()
     assert got == [dt.datetime(2025, 6, 1, 15, 0, tzinfo=dt.UTC)] * 2
     assert fk == 1
+
+
+KINDS_YAML = """
+module: k
+entities:
+  other:
+    fields:
+      name: {type: string, max_length: 10}
+  every:
+    fields:
+      s: {type: string, max_length: 17}
+      s_free: {type: string}
+      t: {type: text}
+      i: {type: int}
+      d: {type: decimal, precision: 12, scale: 3}
+      f: {type: float}
+      b: {type: bool}
+      day: {type: date}
+      at: {type: datetime}
+      e: {type: enum, values: [a, b]}
+      e_long: {type: enum, values: [a_rather_long_code_of_forty_one_characters]}
+      j: {type: json}
+      l: {type: link, to: other}
+"""
+
+
+def test_tables_and_revisions_use_the_same_type_for_every_kind(tmp_path: Path) -> None:
+    """``SQL_TYPES`` is the one map of kinds to SQL types: the source a revision writes
+    compiles to the column the tables declare, on both dialects (the enum used to be an
+    unsized VARCHAR in revisions)."""
+    from engine.db.render import type_source
+    from engine.db.tables import SQL_TYPES
+    from metamodel.spec import FIELD_TYPES
+
+    assert set(SQL_TYPES) == set(FIELD_TYPES) - {"table"}
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "k.yaml").write_text(KINDS_YAML)
+    ent = load(tmp_path).entities["k.every"]
+    seen = set()
+    for name, f in ent.stored_fields().items():
+        seen.add(f.type)
+        declared = column_type(f)
+        written = eval(type_source(f), {"sa": sa})  # noqa: S307 - our own rendered source
+        for dialect in (sqlite.dialect(), postgresql.dialect()):
+            assert str(written.compile(dialect=dialect)) == \
+                str(declared.compile(dialect=dialect)), (name, dialect.name)
+    assert seen == set(SQL_TYPES)
