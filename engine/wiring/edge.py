@@ -332,16 +332,20 @@ def scada_command(args: Any) -> int:
     if not bus.wait_connected(10):
         log.warning("broker %s not reachable yet; values are queued until it is",
                     settings.mqtt_url)
+    from engine.bus.events import MqttEventHub
     from engine.db import create_engine_for
 
-    from .alarms import AlarmWiring, event_hub
+    from .alarms import AlarmWiring
 
+    # campo scada speaks to its web processes over MQTT whatever CAMPO_BUS says: alarm
+    # events and actions and the runtime's status reports go on the bus's event channels
+    hub = MqttEventHub(Broker.from_settings(settings), settings.bus_prefix)
     alarms = AlarmWiring(tags, create_engine_for(settings.resolved_database_url()), settings,
-                         event_hub(settings), run_engine=True)
+                         hub, run_engine=True)
     historian = make_historian(settings, tags)
     bridge = RuntimeBridge(tags, bus, settings, [
         *alarms.sinks, *((HistorianSink(historian),) if historian is not None else ())],
-        alarms.sparkplug_metrics(), status_hub=alarms.hub)
+        alarms.sparkplug_metrics(), status_hub=hub)
     alarms.start()
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -73,3 +73,54 @@ def test_campo_scada_publishes_values_and_serves_writes(sim: Simulator, mqtt_url
                     clean._client.publish(f"{prefix}/v/{tag}", b"", retain=True)
                 time.sleep(0.3)
             clean.close()
+
+
+def test_campo_scada_reports_its_status_to_web_processes(sim: Simulator, mqtt_url: str,
+                                                         tmp_path: Path) -> None:
+    """Without CAMPO_BUS in its environment (as ``campo serve`` starts it), ``campo scada``
+    reports the runtime's status on the bus; a web process serves it (source ``remote``)."""
+    from engine.bus.events import MqttEventHub
+    from engine.live.scada_views import ScadaStatus
+
+    prefix = f"campo-test/{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPO_")}
+    env.update(CAMPO_SIM_MODBUS_PORT=str(sim.ports.modbus), CAMPO_SIM_OPCUA_ENABLED="false",
+               CAMPO_BUS_PREFIX=prefix, CAMPO_DATA_DIR=str(tmp_path))
+    hub = MqttEventHub(mqtt_url, prefix)
+    status = ScadaStatus(hub=hub)
+    log = (tmp_path / "scada.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "scada", "--project",
+                             str(REPO), "--mqtt-url", mqtt_url],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    class Admin:
+        all_sites = True
+
+        @staticmethod
+        def may_see_site(site: str | None) -> bool:
+            return True
+
+    try:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            body = status.for_viewer(Admin())
+            plc = [d for d in body["devices"] if d["device"] == "sim_pad.plc"]
+            if plc and plc[0]["state"] == "online" and plc[0]["scan_classes"]:
+                break
+            assert proc.poll() is None, (tmp_path / "scada.log").read_text()
+            time.sleep(0.2)
+        else:
+            pytest.fail("no status report over the bus: " + (tmp_path / "scada.log").read_text())
+        assert body["source"] == "remote" and body["running"] is True and not body["stale"]
+        assert {c["scan_class"] for c in plc[0]["scan_classes"]} >= {"fast", "normal"}
+        assert body["plan"]["ok"] is True
+        ua = next(d for d in body["devices"] if d["device"] == "sim_pad.ua")
+        assert ua["state"] == "disabled" and ua["reason"] == "device disabled"
+    finally:
+        status.close()
+        hub.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=20) == 0
+        finally:
+            log.close()
