@@ -59,7 +59,9 @@ def register(subparsers: Any) -> None:
     r.add_argument("--site", default=None, help="only this site's rules and tags")
     r.add_argument("--overlay", dest="proposed", type=Path, default=None, metavar="DIR",
                    help="a proposed change: DIR/tags/ files over the project's")
-    r.add_argument("--operators", type=int, default=1, help="operators on duty (KPIs)")
+    r.add_argument("--operators", type=int, default=None,
+                   help="operators on duty, for the KPIs per operator (default: the sites' "
+                        "alarm_settings.operators, as GET /api/alarms/kpi)")
     r.set_defaults(handler=replay_command)
 
 
@@ -208,8 +210,13 @@ def replay_command(args: argparse.Namespace) -> int:
             raise UserError(f"--input {args.input}: no such file")
         reader: HistoryReader = CsvReader(args.input)
         source = f"--input {args.input}"
-    _tags, current = _load(root)
+    tags, current = _load(root)
     current = _only_site(current, args.site)
+    if args.operators is not None and args.operators < 1:
+        raise UserError("--operators must be 1 or more")
+    operators = args.operators or sum(
+        getattr(st, "operators", 1) for site, st in tags.alarm_settings.items()
+        if args.site is None or site == args.site) or 1
     if args.input is None:
         reader, db = _historian(args)
         source = "the history database"
@@ -223,7 +230,7 @@ def replay_command(args: argparse.Namespace) -> int:
         shutil.copytree(args.proposed / "tags", Path(tmp) / "tags", dirs_exist_ok=True)
         runs.append(("proposed", _only_site(_load(Path(tmp), roles_from=root)[1], args.site)))
     try:
-        results = [(name, replay(compiled, reader, start, end, operators=args.operators,
+        results = [(name, replay(compiled, reader, start, end, operators=operators,
                                  progress=_bar(name)))
                    for name, compiled in runs]
     except (ValueError, KeyError) as exc:

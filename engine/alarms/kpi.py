@@ -105,6 +105,7 @@ def format_kpis(k: Mapping[str, Any]) -> str:
     per10, perh = t["per_operator_per_10min"], t["per_operator_per_hour"]
     rows = [
         ("alarms", str(k["alarms"]), ""),
+        ("operators on duty", str(k["operators"]), ""),
         ("per operator per 10 min", f"{k['per_operator_per_10min']:g}",
          f"~{per10['acceptable']} (max {per10['maximum']})"),
         ("per operator per hour", f"{k['per_operator_per_hour']:g}",

@@ -60,7 +60,8 @@ def tags(project: Any) -> TagModel:
         "tags/scan_classes.yaml": "scan_classes:\n  fast: {period: 1s}\n",
         "tags/templates/pump.yaml": TEMPLATE,
         "tags/sites/pad.yaml": "site: pad\ndevices:\n  plc: {type: modbus_tcp, host: h}\n"
-                               "instances:\n  w1: {template: pump, device: plc, unit_id: 1}\n",
+                               "instances:\n  w1: {template: pump, device: plc, unit_id: 1}\n"
+                               "alarm_settings: {operators: 2}\n",
     })
     return load_tags(root)
 
@@ -132,6 +133,16 @@ def test_replay_command_over_stored_history(db: sa.Engine, db_url: str, tags: Ta
     out = capsys.readouterr()
     current, proposed_part = out.out.split("== proposed")
     assert current.startswith("== current: 6 samples, ")
+
+    def kpi(text: str, name: str) -> str:
+        return next(line for line in text.splitlines() if line.startswith(name)).split()[-1]
+
+    # the site's two operators (alarm_settings), as GET /api/alarms/kpi counts them
+    assert kpi(current, "operators on duty") == "2"
+    assert kpi(current, "alarms") == "4"
+    per_hour = next(line for line in current.splitlines()
+                    if line.startswith("per operator per hour"))
+    assert per_hour.split("hour")[1].split()[0] == "2"  # 4 alarms in an hour, 2 operators
     assert "pad.w1.pip_fast" in current and "pad.w1.pip_fast" not in proposed_part
     assert "current [" in out.err and "100.0%" in out.err
     assert main(args[:-2] + ["--site", "nowhere"]) == 1
