@@ -95,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="campo", description="Campo ERP + SCADA engine")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("validate", help="check the YAML definitions (modules, tags, layouts) "
-                       "and report every problem")
+    p = sub.add_parser("validate", help="check the YAML definitions (modules, tags, alarm "
+                       "rules, layouts, notify/) and report every problem")
     p.add_argument("path", nargs="?", type=Path, default=None, help="project folder")
     add_project_option(p)
     p.set_defaults(handler=_validate)
