@@ -32,11 +32,6 @@ TEXTUAL = ORDERED | {"contains", "icontains"}
 #: Every filter operator, in the order they are documented.
 OPERATORS: tuple[str, ...] = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains",
                               "icontains", "isnull")
-_OPS_BY_TYPE: dict[str, frozenset[str]] = {
-    "string": TEXTUAL, "text": TEXTUAL, "enum": TEXTUAL,
-    "int": ORDERED, "decimal": ORDERED, "float": ORDERED, "date": ORDERED,
-    "datetime": ORDERED, "link": ORDERED, "bool": EQUALITY, "json": frozenset({"isnull"}),
-}
 
 
 @dataclass(frozen=True)
@@ -189,30 +184,6 @@ _parse_text = clean_text
 
 def _parse_json(text: str) -> Any:
     raise ValueError("json fields can only be filtered with __isnull")
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "string": _parse_text, "text": _parse_text, "int": parse_int, "decimal": parse_decimal,
-    "float": parse_float, "bool": parse_bool, "date": parse_date, "datetime": parse_datetime,
-    "link": parse_int, "json": _parse_json,
-}
-
-
-def field_codec(name: str, f: Any) -> Codec:
-    """The codec of a model field (not a ``table`` field)."""
-    dump: Callable[[Any], Any] | None = None
-    if f.type == "decimal":
-        dump = dump_decimal(f.scale)
-    elif f.type in ("date", "datetime"):
-        dump = _isoformat
-    parse: Callable[[str], Any]
-    if f.type == "enum":
-        parse = _parse_enum(f.codes())
-    elif f.type == "decimal":
-        parse = decimal_parser(f.precision, f.scale)
-    else:
-        parse = _PARSERS[f.type]
-    return Codec(name, f.type, dump, parse, _OPS_BY_TYPE[f.type], nullable=not f.required)
 
 
 def system_codecs(child: bool) -> list[Codec]:
@@ -394,15 +365,201 @@ class DateBounds(mv.Validator):
 INT64 = (-(2**63), 2**63 - 1)
 
 
-def fits(f: Any) -> Callable[[Any], str | None] | None:
-    """A check that a value the server derived (computed, ``'='`` default, fetched) fits
-    the column of ``f``: returns the message when it does not. None: nothing to check.
+# --------------------------------------------------------------------------- kinds
 
-    Input is checked by the marshmallow fields; this is for values no client sent, which
-    a database would otherwise store with other digits (SQLite) or refuse naming no field.
+
+class Kind:
+    """Everything the API knows about one field kind, in one object: its filter operators,
+    query-string parser, JSON output, marshmallow input and output fields, literal default
+    and the check of values the server derives. :data:`KINDS` holds one per kind; the
+    functions below (``field_codec``, ``input_field``, ...) only look the kind up.
+
+    A subclass overrides what differs from these defaults (a kind with no filters, a JSON
+    value that is already JSON, no derived-value check).
     """
-    t = f.type
-    if t == "decimal":
+
+    #: the ``type:`` of the YAML field
+    name = ""
+    #: filter operators (``field__op``)
+    ops: frozenset[str] = EQUALITY
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        """Parses one query-string value for ``f``; raises ValueError with a message."""
+        raise NotImplementedError(self.name)
+
+    def dumper(self, f: Any) -> Callable[[Any], Any] | None:
+        """Turns a non-null database value into JSON; None: it is JSON already."""
+        return None
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        """The marshmallow field validating input (``opts``: required, allow_none,
+        metadata; ``meta`` is ``opts["metadata"]``, for documentation extras)."""
+        raise NotImplementedError(self.name)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        """A marshmallow field documenting the JSON output (OpenAPI only)."""
+        return mf.Raw(allow_none=True, metadata=meta)
+
+    def default(self, f: Any, value: Any, tz: dt.tzinfo) -> Any:
+        """A literal default (not None) as the value a new record gets."""
+        return value
+
+    def fits(self, f: Any) -> Callable[[Any], str | None] | None:
+        """A check that a derived value fits the column (the message when it does not)."""
+        return None
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: type[Kind]) -> type[Kind]:
+    """Class decorator: one instance of ``kind`` in :data:`KINDS` under ``kind.name``."""
+    KINDS[kind.name] = kind()
+    return kind
+
+
+def kind_of(f: Any) -> Kind:
+    """The :class:`Kind` of a model field."""
+    kind = KINDS.get(f.type)
+    if kind is None:
+        raise ValueError(f"field type {f.type!r} is not known to the API")
+    return kind
+
+
+@register
+class StringKind(Kind):
+    name = "string"
+    ops = TEXTUAL
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return _parse_text
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        low = f.min_length if f.min_length is not None else (1 if f.required else None)
+        validators: list[Any] = [mv.Length(min=low, max=f.max_length), CleanText()]
+        if f.pattern:
+            validators.append(FullMatch(f.pattern))
+        return mf.String(validate=validators, **opts)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        return mf.String(allow_none=True, metadata=meta)
+
+    def fits(self, f: Any) -> Callable[[Any], str | None] | None:
+        if f.max_length is None:
+            return None
+        most = f.max_length
+
+        def check_length(v: Any) -> str | None:
+            if isinstance(v, str) and len(v) > most:
+                return f"Longer than maximum length {most}."
+            return None
+
+        return check_length
+
+
+@register
+class TextKind(Kind):
+    name = "text"
+    ops = TEXTUAL
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return _parse_text
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        validators: list[Any] = [CleanText()]
+        if f.required:
+            validators.append(mv.Length(min=1))
+        return mf.String(validate=validators, **opts)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        return mf.String(allow_none=True, metadata=meta)
+
+
+@register
+class EnumKind(Kind):
+    name = "enum"
+    ops = TEXTUAL
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return _parse_enum(f.codes())
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        return mf.String(validate=[mv.OneOf(f.codes())], **opts)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        return mf.String(allow_none=True, validate=[mv.OneOf(f.codes())], metadata=meta)
+
+
+@register
+class IntKind(Kind):
+    name = "int"
+    ops = ORDERED
+    #: smallest value the column takes
+    lowest = INT64[0]
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return parse_int
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        lo, hi = self.lowest, INT64[1]
+        lo = lo if getattr(f, "min", None) is None else max(lo, f.min)
+        hi = hi if getattr(f, "max", None) is None else min(hi, f.max)
+        return StrictInteger(validate=[mv.Range(min=lo, max=hi)], **opts)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        return mf.Integer(allow_none=True, metadata=meta)
+
+    def fits(self, f: Any) -> Callable[[Any], str | None] | None:
+        lo, hi = INT64
+
+        def check_int(v: Any) -> str | None:
+            if isinstance(v, int) and not lo <= v <= hi:
+                return f"{v} is out of range for a 64-bit integer."
+            return None
+
+        return check_int
+
+
+@register
+class LinkKind(IntKind):
+    name = "link"
+    lowest = 1
+
+
+@register
+class DecimalKind(Kind):
+    name = "decimal"
+    ops = ORDERED
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return decimal_parser(f.precision, f.scale)
+
+    def dumper(self, f: Any) -> Callable[[Any], Any] | None:
+        return dump_decimal(f.scale)
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        validators: list[Any] = [DecimalDigits(f.precision, f.scale)]
+        if f.min is not None or f.max is not None:
+            validators.append(mv.Range(min=f.min, max=f.max))
+        # apispec would write Decimal bounds as strings; document them as numbers
+        meta.update({k: v for k, v in (("minimum", f.min), ("maximum", f.max)) if v is not None})
+        meta.update({"x-precision": f.precision, "x-scale": f.scale})
+        return ExactDecimal(allow_nan=False, validate=validators, **opts)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        meta["format"] = "decimal"
+        return mf.String(allow_none=True, metadata=meta)
+
+    def default(self, f: Any, value: Any, tz: dt.tzinfo) -> Any:
+        return decimal.Decimal(str(value))
+
+    def fits(self, f: Any) -> Callable[[Any], str | None] | None:
         whole, scale = f.precision - f.scale, f.scale
 
         def check_decimal(v: Any) -> str | None:
@@ -421,32 +578,154 @@ def fits(f: Any) -> Callable[[Any], str | None] | None:
             return None
 
         return check_decimal
-    if t in ("int", "link"):
-        lo, hi = INT64
 
-        def check_int(v: Any) -> str | None:
-            if isinstance(v, int) and not lo <= v <= hi:
-                return f"{v} is out of range for a 64-bit integer."
-            return None
 
-        return check_int
-    if t == "float":
+@register
+class FloatKind(Kind):
+    name = "float"
+    ops = ORDERED
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return parse_float
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        validators: list[Any] = []
+        if f.min is not None or f.max is not None:
+            validators.append(mv.Range(min=f.min, max=f.max))
+        return StrictFloat(allow_nan=False, validate=validators, **opts)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        return mf.Float(allow_none=True, metadata=meta)
+
+    def fits(self, f: Any) -> Callable[[Any], str | None] | None:
         def check_float(v: Any) -> str | None:
             if isinstance(v, float) and not math.isfinite(v):
                 return "The value is beyond the range of a number (±1.8e308)."
             return None
 
         return check_float
-    if t == "string" and f.max_length is not None:
-        most = f.max_length
 
-        def check_length(v: Any) -> str | None:
-            if isinstance(v, str) and len(v) > most:
-                return f"Longer than maximum length {most}."
-            return None
 
-        return check_length
-    return None
+@register
+class BoolKind(Kind):
+    name = "bool"
+    ops = EQUALITY
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return parse_bool
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        return StrictBoolean(**opts)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        return mf.Boolean(allow_none=True, metadata=meta)
+
+
+@register
+class DateKind(Kind):
+    name = "date"
+    ops = ORDERED
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return parse_date
+
+    def dumper(self, f: Any) -> Callable[[Any], Any] | None:
+        return _isoformat
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        validators: list[Any] = []
+        if f.min is not None or f.max is not None:
+            validators.append(DateBounds(f.min, f.max))
+            meta["description"] = " ".join(filter(None, [
+                meta.get("description"), f"from {f.min}" if f.min else None,
+                f"until {f.max}" if f.max else None]))
+        return StrictDate(validate=validators, **opts)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        return mf.Date(allow_none=True, metadata=meta)
+
+    def default(self, f: Any, value: Any, tz: dt.tzinfo) -> Any:
+        if value == "today":
+            return dt.datetime.now(dt.UTC).astimezone(tz).date()
+        return value
+
+
+@register
+class DateTimeKind(Kind):
+    name = "datetime"
+    ops = ORDERED
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return parse_datetime
+
+    def dumper(self, f: Any) -> Callable[[Any], Any] | None:
+        return _isoformat
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        return UTCDateTime(default_timezone=dt.UTC, **opts)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        return mf.AwareDateTime(allow_none=True, metadata=meta)
+
+    def default(self, f: Any, value: Any, tz: dt.tzinfo) -> Any:
+        if value == "now":
+            return dt.datetime.now(dt.UTC)
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+        return value
+
+
+@register
+class JsonKind(Kind):
+    name = "json"
+    ops = frozenset({"isnull"})
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return _parse_json
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        return JsonValue(**opts)
+
+    def default(self, f: Any, value: Any, tz: dt.tzinfo) -> Any:
+        return copy.deepcopy(value)
+
+
+@register
+class TableKind(Kind):
+    """Child rows (no column of their own: no codec, filter or derived check)."""
+
+    name = "table"
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        assert nested is not None
+        opts["allow_none"] = False
+        return mf.List(mf.Nested(nested), **opts)
+
+
+# --------------------------------------------------------------------------- by kind
+
+
+def field_codec(name: str, f: Any) -> Codec:
+    """The codec of a model field (not a ``table`` field)."""
+    kind = kind_of(f)
+    return Codec(name, f.type, kind.dumper(f), kind.parser(f), kind.ops,
+                 nullable=not f.required)
+
+
+def fits(f: Any) -> Callable[[Any], str | None] | None:
+    """A check that a value the server derived (computed, ``'='`` default, fetched) fits
+    the column of ``f``: returns the message when it does not. None: nothing to check.
+
+    Input is checked by the marshmallow fields; this is for values no client sent, which
+    a database would otherwise store with other digits (SQLite) or refuse naming no field.
+    """
+    return kind_of(f).fits(f)
 
 
 def input_field(name: str, f: Any, *, required: bool, nested: type[ma.Schema] | None = None
@@ -465,58 +744,7 @@ def input_field(name: str, f: Any, *, required: bool, nested: type[ma.Schema] | 
                            else f.default)
     opts: dict[str, Any] = {"required": required, "allow_none": not f.required,
                             "metadata": meta}
-    validators: list[Any] = []
-    t = f.type
-    if t == "string":
-        low = f.min_length if f.min_length is not None else (1 if f.required else None)
-        validators += [mv.Length(min=low, max=f.max_length), CleanText()]
-        if f.pattern:
-            validators.append(FullMatch(f.pattern))
-        return mf.String(validate=validators, **opts)
-    if t == "text":
-        validators.append(CleanText())
-        if f.required:
-            validators.append(mv.Length(min=1))
-        return mf.String(validate=validators, **opts)
-    if t == "enum":
-        return mf.String(validate=[mv.OneOf(f.codes())], **opts)
-    if t in ("int", "link"):
-        lo, hi = INT64
-        if t == "link":
-            lo = 1
-        lo = lo if getattr(f, "min", None) is None else max(lo, f.min)
-        hi = hi if getattr(f, "max", None) is None else min(hi, f.max)
-        return StrictInteger(validate=[mv.Range(min=lo, max=hi)], **opts)
-    if t == "decimal":
-        validators.append(DecimalDigits(f.precision, f.scale))
-        if f.min is not None or f.max is not None:
-            validators.append(mv.Range(min=f.min, max=f.max))
-        # apispec would write Decimal bounds as strings; document them as numbers
-        meta.update({k: v for k, v in (("minimum", f.min), ("maximum", f.max)) if v is not None})
-        meta.update({"x-precision": f.precision, "x-scale": f.scale})
-        return ExactDecimal(allow_nan=False, validate=validators, **opts)
-    if t == "float":
-        if f.min is not None or f.max is not None:
-            validators.append(mv.Range(min=f.min, max=f.max))
-        return StrictFloat(allow_nan=False, validate=validators, **opts)
-    if t == "bool":
-        return StrictBoolean(**opts)
-    if t == "date":
-        if f.min is not None or f.max is not None:
-            validators.append(DateBounds(f.min, f.max))
-            meta["description"] = " ".join(filter(None, [
-                meta.get("description"), f"from {f.min}" if f.min else None,
-                f"until {f.max}" if f.max else None]))
-        return StrictDate(validate=validators, **opts)
-    if t == "datetime":
-        return UTCDateTime(default_timezone=dt.UTC, **opts)
-    if t == "json":
-        return JsonValue(**opts)
-    if t == "table":
-        assert nested is not None
-        opts["allow_none"] = False
-        return mf.List(mf.Nested(nested), **opts)
-    raise ValueError(f"field type {t!r} has no input field")
+    return kind_of(f).input(f, opts, meta, nested)
 
 
 def output_field(name: str, f: Any) -> mf.Field[Any]:
@@ -524,18 +752,7 @@ def output_field(name: str, f: Any) -> mf.Field[Any]:
     meta: dict[str, Any] = {"title": labels_of(f.label, name).get("en")}
     if getattr(f, "unit", None):
         meta["x-unit"] = f.unit
-    t = f.type
-    kinds: dict[str, Callable[..., mf.Field[Any]]] = {
-        "string": mf.String, "text": mf.String, "enum": mf.String, "int": mf.Integer,
-        "link": mf.Integer, "float": mf.Float, "bool": mf.Boolean, "date": mf.Date,
-        "datetime": mf.AwareDateTime, "json": mf.Raw,
-    }
-    if t == "decimal":
-        meta["format"] = "decimal"
-        return mf.String(allow_none=True, metadata=meta)
-    if t == "enum":
-        return mf.String(allow_none=True, validate=[mv.OneOf(f.codes())], metadata=meta)
-    return kinds[t](allow_none=True, metadata=meta)
+    return kind_of(f).output(f, meta)
 
 
 def default_value(f: Any, tz: dt.tzinfo = dt.UTC) -> Any:
@@ -547,15 +764,4 @@ def default_value(f: Any, tz: dt.tzinfo = dt.UTC) -> Any:
     value = getattr(f, "literal_default", f.default)
     if value is None:
         return None
-    if f.type == "date" and value == "today":
-        return dt.datetime.now(dt.UTC).astimezone(tz).date()
-    if f.type == "datetime":
-        if value == "now":
-            return dt.datetime.now(dt.UTC)
-        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    if f.type == "decimal":
-        return decimal.Decimal(str(value))
-    if f.type == "json":
-        return copy.deepcopy(value)
-    return value
+    return kind_of(f).default(f, value, tz)
