@@ -205,3 +205,24 @@ def test_a_restored_pending_delay_fires_only_on_a_fresh_value() -> None:
     assert sm.tick(st, at(100), on_delay=60) == []  # no value seen since the restart
     tr = sm.evaluate(st, True, at(101), on_delay=60)
     assert moves(tr) == [("normal", "unack_active", "raise")] and tr[0].ts == at(101)
+
+
+def test_every_transition_action_is_one_a_route_may_name() -> None:
+    """``notify/`` routes are checked against ``metamodel.notify.ALARM_ACTIONS``: it must
+    list every action the state machine writes (read from its source, so a new one fails)."""
+    import ast
+    import inspect
+
+    from engine.alarms import state
+    from metamodel.notify import ALARM_ACTIONS
+
+    used = set()
+    for node in ast.walk(ast.parse(inspect.getsource(state))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_move":
+            arg = node.args[2]
+            if isinstance(arg, ast.Constant):
+                used.add(arg.value)
+            elif isinstance(arg, ast.IfExp):  # "shelve_expired" if expired else "unshelve"
+                used |= {arg.body.value, arg.orelse.value}  # type: ignore[attr-defined]
+    assert len(used) >= 10
+    assert used == set(ALARM_ACTIONS)
