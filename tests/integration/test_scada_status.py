@@ -164,7 +164,7 @@ class _ListHandler(logging.Handler):
 
 SLOW_SITE = """site: s
 devices:
-  plc: {type: modbus_tcp, host: 127.0.0.1, port: '${port}', timeout: 1s, round_trip: 60ms}
+  plc: {type: modbus_tcp, host: 127.0.0.1, port: '${port}', timeout: 3s, round_trip: 60ms}
 parameters:
   port: {type: int, default: 502}
 tags:
@@ -217,8 +217,8 @@ async def test_slow_plan_is_said_at_start_and_overruns_are_measured(
         assert f["actual_period"] >= 0.3, f   # "200 ms" data arrives every 300+ ms
         assert f["behind"] is True and dev["behind"] is True
         assert cls["slow"]["overruns"] == 0 and cls["slow"]["behind"] is False
-        v = rt.get("s.u3")
-        assert v is not None and v.quality is Quality.GOOD and v.value == 3
+        await until(lambda: (v := rt.get("s.u3")) is not None and v.quality is Quality.GOOD
+                    and v.value == 3)
     finally:
         await rt.stop()
         await server.stop()
@@ -244,3 +244,27 @@ async def test_a_plan_that_fits_says_nothing_and_keeps_its_period(
     finally:
         await rt.stop()
         await server.stop()
+
+
+async def test_a_silent_opcua_server_reads_no_session_not_not_connected_yet(
+        project: Callable[[dict[str, str]], Path]) -> None:
+    """A server that accepts TCP but never answers (a listening socket nobody serves)."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    endpoint = f"opc.tcp://127.0.0.1:{silent.getsockname()[1]}"
+    root = project({"tags/scan_classes.yaml": "scan_classes: {fast: {period: 100ms}}\n",
+                    "tags/sites/s.yaml": opcua_site(endpoint)})
+    rt = Runtime(load_tags(root))
+    seen = recorder(rt, "s.pip")
+    await rt.start()
+    try:
+        await until(lambda: bool(seen), within=10.0)
+        assert seen[-1].reason == f"device offline: no session within 1 s ({endpoint})"
+        await asyncio.sleep(2.5)  # more scans and attempts: the same reason, not republished
+        assert len(seen) == 1
+    finally:
+        await rt.stop()
+        silent.close()

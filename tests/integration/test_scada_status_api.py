@@ -38,7 +38,7 @@ MQTT = "mqtt://127.0.0.1:1883"
 #: five units answering in 60 ms each, read every 200 ms: `campo tags plan` rejects it
 SLOW = """site: slowpad
 devices:
-  plc: {type: modbus_tcp, host: 127.0.0.1, port: '${port}', timeout: 1s, round_trip: 60ms}
+  plc: {type: modbus_tcp, host: 127.0.0.1, port: '${port}', timeout: 3s, round_trip: 60ms}
 parameters:
   port: {type: int, default: 502}
 tags:

@@ -217,6 +217,9 @@ class OpcUaDriver:
         with contextlib.suppress(TimeoutError):
             await _within(self.timeout, self._ready.wait())
         if not self._ready.is_set():
+            if not self._failing:  # no attempt has failed yet: the server is silent
+                raise DeviceUnavailable(offline(f"no session within {self.timeout:g} s",
+                                                self.endpoint))
             raise DeviceUnavailable(offline(self._down_reason, self.endpoint))
 
     async def read(self, points: Sequence[PointRef]) -> Mapping[str, Reading]:
