@@ -365,6 +365,37 @@ class DateBounds(mv.Validator):
 INT64 = (-(2**63), 2**63 - 1)
 
 
+# --------------------------------------------------------------------------- fast checks
+
+
+class _NotSure:
+    """Marker: the fast path does not take this value (marshmallow decides)."""
+
+
+#: what a fast check (:meth:`Kind.fast`) returns when it is not sure of a value
+NOT_SURE: Any = _NotSure()
+_FAST_DECIMAL = re.compile(r"-?\d{1,40}(\.\d{1,40})?")
+_FAST_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_FAST_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
+
+
+def _clean(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _in_range(value: Any, low: Any, high: Any) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
 # --------------------------------------------------------------------------- kinds
 
 
@@ -382,6 +413,12 @@ class Kind:
     name = ""
     #: filter operators (``field__op``)
     ops: frozenset[str] = EQUALITY
+
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        """The fast-path check of a JSON value for ``f`` (``engine.api.fastload``): the
+        loaded value when marshmallow would surely load the same, else :data:`NOT_SURE`.
+        The default is never sure."""
+        return lambda v: NOT_SURE
 
     def parser(self, f: Any) -> Callable[[str], Any]:
         """Parses one query-string value for ``f``; raises ValueError with a message."""
@@ -432,6 +469,22 @@ class StringKind(Kind):
     name = "string"
     ops = TEXTUAL
 
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        low = getattr(f, "min_length", None)
+        if low is None:
+            low = 1 if f.required else 0
+        high = getattr(f, "max_length", None)
+        pattern = re.compile(f.pattern) if getattr(f, "pattern", None) else None
+
+        def check_text(v: Any) -> Any:
+            if type(v) is not str or len(v) < low or (high is not None and len(v) > high):
+                return NOT_SURE
+            if not _clean(v) or (pattern is not None and pattern.fullmatch(v) is None):
+                return NOT_SURE
+            return v
+
+        return check_text
+
     def parser(self, f: Any) -> Callable[[str], Any]:
         return _parse_text
 
@@ -464,6 +517,22 @@ class TextKind(Kind):
     name = "text"
     ops = TEXTUAL
 
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        low = getattr(f, "min_length", None)
+        if low is None:
+            low = 1 if f.required else 0
+        high = getattr(f, "max_length", None)
+        pattern = re.compile(f.pattern) if getattr(f, "pattern", None) else None
+
+        def check_text(v: Any) -> Any:
+            if type(v) is not str or len(v) < low or (high is not None and len(v) > high):
+                return NOT_SURE
+            if not _clean(v) or (pattern is not None and pattern.fullmatch(v) is None):
+                return NOT_SURE
+            return v
+
+        return check_text
+
     def parser(self, f: Any) -> Callable[[str], Any]:
         return _parse_text
 
@@ -483,6 +552,10 @@ class EnumKind(Kind):
     name = "enum"
     ops = TEXTUAL
 
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        codes = frozenset(f.codes())
+        return lambda v: v if type(v) is str and v in codes else NOT_SURE
+
     def parser(self, f: Any) -> Callable[[str], Any]:
         return _parse_enum(f.codes())
 
@@ -500,6 +573,14 @@ class IntKind(Kind):
     ops = ORDERED
     #: smallest value the column takes
     lowest = INT64[0]
+
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        lo, hi = self.lowest, INT64[1]
+        if getattr(f, "min", None) is not None:
+            lo = max(lo, f.min)
+        if getattr(f, "max", None) is not None:
+            hi = min(hi, f.max)
+        return lambda v: v if type(v) is int and lo <= v <= hi else NOT_SURE
 
     def parser(self, f: Any) -> Callable[[str], Any]:
         return parse_int
@@ -535,6 +616,24 @@ class LinkKind(IntKind):
 class DecimalKind(Kind):
     name = "decimal"
     ops = ORDERED
+
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        digits = DecimalDigits(f.precision, f.scale)
+
+        def check_decimal(v: Any) -> Any:
+            if type(v) is str:
+                if _FAST_DECIMAL.fullmatch(v) is None:
+                    return NOT_SURE
+            elif type(v) is not int:
+                return NOT_SURE     # floats go through marshmallow (str(float) subtleties)
+            num = decimal.Decimal(str(v))
+            try:
+                digits(num)
+            except Exception:
+                return NOT_SURE
+            return num if _in_range(num, f.min, f.max) else NOT_SURE
+
+        return check_decimal
 
     def parser(self, f: Any) -> Callable[[str], Any]:
         return decimal_parser(f.precision, f.scale)
@@ -585,6 +684,20 @@ class FloatKind(Kind):
     name = "float"
     ops = ORDERED
 
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        def check_float(v: Any) -> Any:
+            if type(v) is not float and type(v) is not int:
+                return NOT_SURE
+            try:
+                num = float(v)
+            except OverflowError:
+                return NOT_SURE
+            if math.isinf(num) or math.isnan(num) or not _in_range(num, f.min, f.max):
+                return NOT_SURE
+            return num
+
+        return check_float
+
     def parser(self, f: Any) -> Callable[[str], Any]:
         return parse_float
 
@@ -612,6 +725,9 @@ class BoolKind(Kind):
     name = "bool"
     ops = EQUALITY
 
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        return lambda v: v if v is True or v is False else NOT_SURE
+
     def parser(self, f: Any) -> Callable[[str], Any]:
         return parse_bool
 
@@ -627,6 +743,18 @@ class BoolKind(Kind):
 class DateKind(Kind):
     name = "date"
     ops = ORDERED
+
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        def check_date(v: Any) -> Any:
+            if type(v) is not str or _FAST_DATE.fullmatch(v) is None:
+                return NOT_SURE
+            try:
+                day = dt.date.fromisoformat(v)
+            except ValueError:
+                return NOT_SURE
+            return day if _in_range(day, f.min, f.max) else NOT_SURE
+
+        return check_date
 
     def parser(self, f: Any) -> Callable[[str], Any]:
         return parse_date
@@ -658,6 +786,20 @@ class DateTimeKind(Kind):
     name = "datetime"
     ops = ORDERED
 
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        def check_datetime(v: Any) -> Any:
+            if type(v) is not str or _FAST_DATETIME.fullmatch(v) is None:
+                return NOT_SURE
+            try:
+                value = dt.datetime.fromisoformat(v)
+                if value.tzinfo is None:
+                    value = value.replace(tzinfo=dt.UTC)
+                return value.astimezone(dt.UTC)
+            except (ValueError, OverflowError):
+                return NOT_SURE
+
+        return check_datetime
+
     def parser(self, f: Any) -> Callable[[str], Any]:
         return parse_datetime
 
@@ -683,6 +825,9 @@ class DateTimeKind(Kind):
 class JsonKind(Kind):
     name = "json"
     ops = frozenset({"isnull"})
+
+    def fast(self, f: Any) -> Callable[[Any], Any]:
+        return lambda v: v if _json_ok(v) else NOT_SURE
 
     def parser(self, f: Any) -> Callable[[str], Any]:
         return _parse_json
