@@ -19,11 +19,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from .errors import Location, Problems
 from .source import Document
-from .spec import NAME_PATTERN, EntitySpec, FieldSpec, LabelText, ModuleFile, RoleSpec
+from .spec import NAME_PATTERN, EntitySpec, LabelText, ModuleFile, RoleSpec, field_adapter
 from .validation import problems_from
 
 _NAME = re.compile(NAME_PATTERN)
-_FIELD: TypeAdapter[Any] = TypeAdapter(FieldSpec)
 _LABEL: TypeAdapter[Any] = TypeAdapter(LabelText | None)
 
 
@@ -149,7 +148,7 @@ def _salvage_entity(pf: ParsedFile, doc: Document, name: str, raw: Any) -> Entit
                 continue
             names.append(fname)
             try:
-                good[fname] = _FIELD.validate_python(value)
+                good[fname] = field_adapter().validate_python(value)
             except ValidationError:
                 broken.add(fname)
                 _collect_refs(pf, value)

@@ -11,9 +11,10 @@ ignored.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+import typing
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
 from .capabilities import AllocationSpec, ExportSpec
 
@@ -295,10 +296,15 @@ FieldSpec = Annotated[
     | DateTimeField | EnumField | JsonField | LinkField | TableField,
     Field(discriminator="type"),
 ]
+#: The built-in field kinds (:func:`register_field_spec` adds more).
 FIELD_TYPES: tuple[str, ...] = (
     "string", "text", "int", "decimal", "float", "bool", "date", "datetime", "enum", "json",
     "link", "table",
 )
+#: field kind -> its spec class: the built-in kinds, then registered ones
+FIELD_SPECS: dict[str, type[FieldBase]] = {
+    typing.get_args(c.model_fields["type"].annotation)[0]: c
+    for c in typing.get_args(typing.get_args(FieldSpec)[0])}
 
 
 class Naming(Spec):
@@ -476,3 +482,50 @@ class ModuleFile(Spec):
 from .rollups import HistoryRollupSpec  # noqa: E402
 
 ModuleFile.model_rebuild()
+
+
+# --------------------------------------------------------------------------- more field kinds
+
+_ADAPTER: list[TypeAdapter[Any]] = []
+
+
+def field_adapter() -> TypeAdapter[Any]:
+    """Validates one field's YAML against every known kind (built-in and registered)."""
+    if not _ADAPTER:
+        _ADAPTER.append(TypeAdapter(_field_union()))
+    return _ADAPTER[0]
+
+
+def _field_union() -> Any:
+    return Annotated[Union[tuple(FIELD_SPECS.values())],  # noqa: UP007 - built at run time
+                     Field(discriminator="type")]
+
+
+def _rebuild() -> None:
+    EntitySpec.model_fields["fields"].annotation = dict[Name, _field_union()]  # type: ignore[valid-type]
+    EntitySpec.model_rebuild(force=True)
+    ModuleFile.model_rebuild(force=True)
+    _ADAPTER.clear()
+
+
+def register_field_spec(spec: type[FieldBase]) -> str:
+    """Teach the language a new field kind: ``spec`` is a :class:`FieldBase` subclass whose
+    ``type`` is a ``Literal`` of the kind's name. Returns the name. Called by a kind's file
+    (see ``engine/api/fieldkinds.py``) before projects are loaded."""
+    args = typing.get_args(spec.model_fields["type"].annotation)
+    if len(args) != 1 or not isinstance(args[0], str):
+        raise TypeError(f"{spec.__name__}.type must be a Literal of the kind's name")
+    name = args[0]
+    if name in FIELD_TYPES:
+        raise ValueError(f"field kind {name!r} is built in")
+    FIELD_SPECS[name] = spec
+    _rebuild()
+    return name
+
+
+def unregister_field_spec(name: str) -> None:
+    """Forget a registered kind (tests)."""
+    if name in FIELD_TYPES:
+        raise ValueError(f"field kind {name!r} is built in")
+    if FIELD_SPECS.pop(name, None) is not None:
+        _rebuild()

@@ -18,7 +18,6 @@ there were more.
 
 from __future__ import annotations
 
-import decimal
 import logging
 import math
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from werkzeug.datastructures import MultiDict
 from metamodel.errors import expected_one_of
 
 from . import bounds, security
-from .codecs import Codec, dump_decimal
+from .codecs import KINDS, Codec
 from .errors import ApiError, json_response
 from .openapi import filter_parameters
 from .query import QueryError, parse_list_query, visible_codecs
@@ -48,8 +47,6 @@ FUNCTIONS = ("sum", "avg", "min", "max")
 PARAMS = ("group_by", *FUNCTIONS, "count", "limit")
 #: list parameters that mean nothing here
 NOT_HERE = ("sort", "offset", "cursor", "fields", "expand")
-NUMERIC = frozenset({"int", "decimal", "float"})
-ORDERED = NUMERIC | {"date", "datetime"}
 
 
 class AggregateQuery:
@@ -99,13 +96,11 @@ def parse_aggregate(res: Resource, args: MultiDict[str, str], max_groups: int,
             raise QueryError("group_by", f"group_by: '{codec.name}' is given twice")
         q.group.append(codec)
     for fn in FUNCTIONS:
-        allowed = NUMERIC if fn in ("sum", "avg") else ORDERED
         for codec in _names(res, fn, args.get(fn, ""), hidden):
-            if codec.type not in allowed or codec.name in ("id", "version"):
-                kinds = "int, decimal or float" if fn in ("sum", "avg") else \
-                    "number, date or datetime"
+            if fn not in KINDS[codec.type].aggregates or codec.name in ("id", "version"):
+                kinds = [k for k, kind in KINDS.items() if fn in kind.aggregates]
                 raise QueryError(fn, f"{fn}: '{codec.name}' is a {codec.type} field; "
-                                 f"{fn} takes {kinds} fields")
+                                 f"{fn} takes {', '.join(kinds[:-1])} or {kinds[-1]} fields")
             q.measures.append((fn, codec))
     count = args.get("count")
     if count is not None:
@@ -123,16 +118,13 @@ def parse_aggregate(res: Resource, args: MultiDict[str, str], max_groups: int,
     return q
 
 
-def _converter(fn: str, codec: Codec, scale: int | None) -> Callable[[Any], Any]:
-    """Turns a database result of ``fn(field)`` into its JSON value."""
+def _converter(fn: str, codec: Codec, f: Any) -> Callable[[Any], Any]:
+    """Turns a database result of ``fn(field)`` into its JSON value (``f``: the field's
+    spec, None for a system column)."""
     if fn in ("min", "max"):
         dump = codec.dump
         return (lambda v: v) if dump is None else dump
-    if codec.type == "decimal":
-        return dump_decimal(scale or 0)
-    if fn == "sum" and codec.type == "int":
-        return lambda v: int(decimal.Decimal(str(v)))
-    return _finite
+    return KINDS[codec.type].total(fn, f) or _finite
 
 
 def _overflow(err: sa.exc.DBAPIError) -> bool:
@@ -175,8 +167,8 @@ def run_aggregate(ctx: ApiContext, res: Resource) -> Response:
     for fn, codec in q.measures:
         col = t.c[codec.name]
         columns.append(getattr(sa.func, fn)(col))
-        scale = getattr(res.entity.fields.get(codec.name), "scale", None)
-        convert.append((fn, codec.name, _converter(fn, codec, scale)))
+        convert.append((fn, codec.name, _converter(fn, codec,
+                                                   res.entity.fields.get(codec.name))))
     if q.count:
         columns.append(sa.func.count())
     stmt = sa.select(*columns).select_from(t)

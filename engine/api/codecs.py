@@ -413,6 +413,8 @@ class Kind:
     name = ""
     #: filter operators (``field__op``)
     ops: frozenset[str] = EQUALITY
+    #: aggregate functions the kind takes (``GET .../aggregate?sum=field``)
+    aggregates: frozenset[str] = frozenset()
 
     def fast(self, f: Any) -> Callable[[Any], Any]:
         """The fast-path check of a JSON value for ``f`` (``engine.api.fastload``): the
@@ -444,6 +446,15 @@ class Kind:
 
     def fits(self, f: Any) -> Callable[[Any], str | None] | None:
         """A check that a derived value fits the column (the message when it does not)."""
+        return None
+
+    def meta(self, f: Any) -> dict[str, Any]:
+        """Keys this kind adds to the field's entry in ``/api/meta``."""
+        return {}
+
+    def total(self, fn: str, f: Any) -> Callable[[Any], Any] | None:
+        """Turns a database ``sum``/``avg`` of the field into JSON; None: a float (an
+        overflow refused by the aggregate endpoint)."""
         return None
 
 
@@ -571,8 +582,12 @@ class EnumKind(Kind):
 class IntKind(Kind):
     name = "int"
     ops = ORDERED
+    aggregates = frozenset({"sum", "avg", "min", "max"})
     #: smallest value the column takes
     lowest = INT64[0]
+
+    def total(self, fn: str, f: Any) -> Callable[[Any], Any] | None:
+        return (lambda v: int(decimal.Decimal(str(v)))) if fn == "sum" else None
 
     def fast(self, f: Any) -> Callable[[Any], Any]:
         lo, hi = self.lowest, INT64[1]
@@ -610,12 +625,17 @@ class IntKind(Kind):
 class LinkKind(IntKind):
     name = "link"
     lowest = 1
+    aggregates: frozenset[str] = frozenset()
 
 
 @register
 class DecimalKind(Kind):
     name = "decimal"
     ops = ORDERED
+    aggregates = frozenset({"sum", "avg", "min", "max"})
+
+    def total(self, fn: str, f: Any) -> Callable[[Any], Any] | None:
+        return dump_decimal(getattr(f, "scale", None) or 0)
 
     def fast(self, f: Any) -> Callable[[Any], Any]:
         digits = DecimalDigits(f.precision, f.scale)
@@ -683,6 +703,7 @@ class DecimalKind(Kind):
 class FloatKind(Kind):
     name = "float"
     ops = ORDERED
+    aggregates = frozenset({"sum", "avg", "min", "max"})
 
     def fast(self, f: Any) -> Callable[[Any], Any]:
         def check_float(v: Any) -> Any:
@@ -743,6 +764,7 @@ class BoolKind(Kind):
 class DateKind(Kind):
     name = "date"
     ops = ORDERED
+    aggregates = frozenset({"min", "max"})
 
     def fast(self, f: Any) -> Callable[[Any], Any]:
         def check_date(v: Any) -> Any:
@@ -785,6 +807,7 @@ class DateKind(Kind):
 class DateTimeKind(Kind):
     name = "datetime"
     ops = ORDERED
+    aggregates = frozenset({"min", "max"})
 
     def fast(self, f: Any) -> Callable[[Any], Any]:
         def check_datetime(v: Any) -> Any:

@@ -21,6 +21,7 @@ from metamodel import Entity, Model
 from metamodel.spec import labels_of
 
 from . import security
+from .codecs import kind_of
 from .context import ApiContext
 from .errors import ApiError, json_response
 from .rules import entity_rules_meta, field_rules_meta
@@ -49,6 +50,7 @@ def field_meta(model: Model, ent: Entity, name: str, f: Any, url_prefix: str) ->
         if hasattr(f, key):
             out[key] = _plain(getattr(f, key))
     out.update(field_rules_meta(ent, name, f))  # computed, *_if texts, readonly (rules.py)
+    out.update(kind_of(f).meta(f))  # what the field's kind adds
     if f.type == "enum":
         values = f.values if isinstance(f.values, dict) else dict.fromkeys(f.values)
         out["values"] = [{"value": code, "label": _labels(lab, code)}
