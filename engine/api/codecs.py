@@ -457,6 +457,11 @@ class Kind:
         overflow refused by the aggregate endpoint)."""
         return None
 
+    def coerce(self, f: Any, value: Any) -> Any:
+        """A value an expression computed (not None) in this kind's Python type; raises
+        TypeError, ValueError or ArithmeticError when it cannot be (stored as null)."""
+        return value
+
 
 KINDS: dict[str, Kind] = {}
 
@@ -479,6 +484,9 @@ def kind_of(f: Any) -> Kind:
 class StringKind(Kind):
     name = "string"
     ops = TEXTUAL
+
+    def coerce(self, f: Any, value: Any) -> Any:
+        return value if isinstance(value, str) else str(value)
 
     def fast(self, f: Any) -> Callable[[Any], Any]:
         low = getattr(f, "min_length", None)
@@ -528,6 +536,9 @@ class TextKind(Kind):
     name = "text"
     ops = TEXTUAL
 
+    def coerce(self, f: Any, value: Any) -> Any:
+        return value if isinstance(value, str) else str(value)
+
     def fast(self, f: Any) -> Callable[[Any], Any]:
         low = getattr(f, "min_length", None)
         if low is None:
@@ -563,6 +574,9 @@ class EnumKind(Kind):
     name = "enum"
     ops = TEXTUAL
 
+    def coerce(self, f: Any, value: Any) -> Any:
+        return value if isinstance(value, str) else str(value)
+
     def fast(self, f: Any) -> Callable[[Any], Any]:
         codes = frozenset(f.codes())
         return lambda v: v if type(v) is str and v in codes else NOT_SURE
@@ -585,6 +599,11 @@ class IntKind(Kind):
     aggregates = frozenset({"sum", "avg", "min", "max"})
     #: smallest value the column takes
     lowest = INT64[0]
+
+    def coerce(self, f: Any, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise TypeError("bool")
+        return int(decimal.Decimal(str(value)).to_integral_value(decimal.ROUND_HALF_UP))
 
     def total(self, fn: str, f: Any) -> Callable[[Any], Any] | None:
         return (lambda v: int(decimal.Decimal(str(v)))) if fn == "sum" else None
@@ -633,6 +652,16 @@ class DecimalKind(Kind):
     name = "decimal"
     ops = ORDERED
     aggregates = frozenset({"sum", "avg", "min", "max"})
+
+    def coerce(self, f: Any, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise TypeError("bool")
+        d = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
+        try:
+            return d.quantize(decimal.Decimal(1).scaleb(-f.scale), decimal.ROUND_HALF_UP,
+                              context=DECIMAL_CONTEXT)
+        except decimal.InvalidOperation:
+            return d  # too many digits even for the context: fits() refuses it
 
     def total(self, fn: str, f: Any) -> Callable[[Any], Any] | None:
         return dump_decimal(getattr(f, "scale", None) or 0)
@@ -705,6 +734,11 @@ class FloatKind(Kind):
     ops = ORDERED
     aggregates = frozenset({"sum", "avg", "min", "max"})
 
+    def coerce(self, f: Any, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise TypeError("bool")
+        return float(value)
+
     def fast(self, f: Any) -> Callable[[Any], Any]:
         def check_float(v: Any) -> Any:
             if type(v) is not float and type(v) is not int:
@@ -746,6 +780,9 @@ class BoolKind(Kind):
     name = "bool"
     ops = EQUALITY
 
+    def coerce(self, f: Any, value: Any) -> Any:
+        return bool(value)
+
     def fast(self, f: Any) -> Callable[[Any], Any]:
         return lambda v: v if v is True or v is False else NOT_SURE
 
@@ -765,6 +802,9 @@ class DateKind(Kind):
     name = "date"
     ops = ORDERED
     aggregates = frozenset({"min", "max"})
+
+    def coerce(self, f: Any, value: Any) -> Any:
+        return value.date() if isinstance(value, dt.datetime) else value
 
     def fast(self, f: Any) -> Callable[[Any], Any]:
         def check_date(v: Any) -> Any:
@@ -808,6 +848,11 @@ class DateTimeKind(Kind):
     name = "datetime"
     ops = ORDERED
     aggregates = frozenset({"min", "max"})
+
+    def coerce(self, f: Any, value: Any) -> Any:
+        if not isinstance(value, dt.datetime) and isinstance(value, dt.date):
+            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+        return value
 
     def fast(self, f: Any) -> Callable[[Any], Any]:
         def check_datetime(v: Any) -> Any:

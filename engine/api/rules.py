@@ -13,7 +13,6 @@ every read. :func:`field_rules_meta` and :func:`entity_rules_meta` describe them
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -29,7 +28,7 @@ from engine.rules import rules_for
 from metamodel import Entity, Model
 from metamodel.spec import ValidationSpec, labels_of
 
-from .codecs import DECIMAL_CONTEXT, Codec, field_codec
+from .codecs import Codec, field_codec, kind_of
 
 if TYPE_CHECKING:
     from .context import ApiContext
@@ -75,41 +74,16 @@ def text(lang: str, key: str, **values: Any) -> str:
 
 
 def coerce(f: Any, value: Any) -> Any:
-    """A computed value in its field's type (an int field gets a whole number, a decimal
-    its scale); values of the wrong kind become None with a warning."""
+    """A computed value in its field's type (:meth:`engine.api.codecs.Kind.coerce`: an int
+    field gets a whole number, a decimal its scale); values of the wrong kind become None
+    with a warning."""
     if value is None:
         return None
-    t = f.type
     try:
-        if t == "int" or t == "link":
-            if isinstance(value, bool):
-                raise TypeError("bool")
-            return int(decimal.Decimal(str(value)).to_integral_value(decimal.ROUND_HALF_UP))
-        if t == "decimal":
-            if isinstance(value, bool):
-                raise TypeError("bool")
-            d = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
-            try:
-                return d.quantize(decimal.Decimal(1).scaleb(-f.scale), decimal.ROUND_HALF_UP,
-                                  context=DECIMAL_CONTEXT)
-            except decimal.InvalidOperation:
-                return d  # too many digits even for the context: codecs.fits refuses it
-        if t == "float":
-            if isinstance(value, bool):
-                raise TypeError("bool")
-            return float(value)
-        if t in ("string", "text", "enum"):
-            return value if isinstance(value, str) else str(value)
-        if t == "bool":
-            return bool(value)
-        if t == "date" and isinstance(value, dt.datetime):
-            return value.date()
-        if t == "datetime" and not isinstance(value, dt.datetime) and \
-                isinstance(value, dt.date):
-            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-        return value
+        return kind_of(f).coerce(f, value)
     except (TypeError, ValueError, ArithmeticError):
-        log.warning("computed value %r does not suit a %s field; stored as null", value, t)
+        log.warning("computed value %r does not suit a %s field; stored as null", value,
+                    f.type)
         return None
 
 

@@ -31,6 +31,7 @@ entities:
       code: {type: string, max_length: 10, required: true}
       share: {type: percent, places: 1, required: true}
       half: {type: decimal, precision: 6, scale: 2, computed: "self.share / 2"}
+      double: {type: percent, places: 0, computed: "self.share * 2"}
 """
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,6 +54,7 @@ def test_one_file_adds_the_kind_everywhere(kind: None, project: Any, db_url: str
     r = c.post("/api/poll/answer", json={"code": "a", "share": "12.5"})
     assert r.status_code == 201, r.json
     assert r.json["share"] == "12.5" and r.json["half"] == "6.25"   # an expression read it
+    assert r.json["double"] == "25"                        # and computed one (rounded)
     assert c.post("/api/poll/answer", json={"code": "b", "share": 7}).json["share"] == "7.0"
     for bad in ("100.1", "-1", "1.25", "x", True):
         body = assert_error(c.post("/api/poll/answer", json={"code": "c", "share": bad}), 422)
