@@ -15,6 +15,7 @@ from typing import Any
 from .errors import Problems, expected_one_of
 from .model import Entity
 from .shape import EntityDef
+from .spec import FIELD_TYPES
 
 _TYPE_WORDS = {
     "string": "a string", "text": "a string", "enum": "one of the enum's codes",
@@ -141,6 +142,11 @@ def _check_default(d: EntityDef, fpath: tuple[Any, ...], f: Any, problems: Probl
     def add(message: str, hint: str | None = None) -> None:
         problems.add(where, path, message, hint)
 
+    if f.type not in FIELD_TYPES:  # a registered kind judges its own defaults
+        problem = f.default_problem(value)
+        if problem is not None:
+            add(problem)
+        return
     if not _type_ok(f.type, value):
         hint = None
         if f.type in ("string", "text", "enum") and isinstance(value, (int, float, bool)):

@@ -162,6 +162,12 @@ class FieldBase(Spec):
         """The default when it is a plain value (``None`` for an expression default)."""
         return None if self.default_expression is not None else self.default
 
+    def default_problem(self, value: Any) -> str | None:
+        """Why ``value`` cannot be this field's literal default (None: it can). The
+        built-in kinds are judged in ``fieldchecks.py``; a registered kind overrides this
+        (by default it takes no literal default)."""
+        return f"a {self.type} field takes no literal default"
+
     @property
     def is_virtual(self) -> bool:
         """A computed field with ``stored: false``: no column, computed on read."""

@@ -30,6 +30,7 @@ entities:
     fields:
       code: {type: string, max_length: 10, required: true}
       share: {type: percent, places: 1, required: true}
+      quorum: {type: percent, places: 0, default: 50}
       half: {type: decimal, precision: 6, scale: 2, computed: "self.share / 2"}
       double: {type: percent, places: 0, computed: "self.share * 2"}
 """
@@ -55,6 +56,7 @@ def test_one_file_adds_the_kind_everywhere(kind: None, project: Any, db_url: str
     assert r.status_code == 201, r.json
     assert r.json["share"] == "12.5" and r.json["half"] == "6.25"   # an expression read it
     assert r.json["double"] == "25"                        # and computed one (rounded)
+    assert r.json["quorum"] == "50"                        # its literal default
     assert c.post("/api/poll/answer", json={"code": "b", "share": 7}).json["share"] == "7.0"
     for bad in ("100.1", "-1", "1.25", "x", True):
         body = assert_error(c.post("/api/poll/answer", json={"code": "c", "share": bad}), 422)
@@ -101,3 +103,10 @@ def test_the_kind_aggregates_as_it_says(kind: None, project: Any, db_url: str) -
     body = assert_error(c.get("/api/poll/answer/aggregate?sum=code"), 400)
     assert "percent" in body["message"]  # the kinds that sum, from the registry
     engine.dispose()
+
+
+def test_its_defaults_are_judged_by_the_kind(kind: None, project: Any) -> None:
+    root = project({"modules/poll.yaml": YAML.replace("default: 50", "default: 150")})
+    with pytest.raises(DefinitionError, match=r"quorum.default: default 150 is not a "
+                                              r"percentage with 0 decimal place"):
+        load_project(root)

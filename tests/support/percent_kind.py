@@ -25,6 +25,13 @@ class PercentField(FieldBase):
     type: Literal["percent"] = Field(description="Field type.")
     places: int = Field(1, ge=0, le=4, description="Digits after the decimal point (0-4).")
 
+    def default_problem(self, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"default {value!r} is not a number"
+        if not 0 <= value <= 100 or round(value, self.places) != value:
+            return f"default {value} is not a percentage with {self.places} decimal place(s)"
+        return None
+
     # what the decimal machinery reads
     @property
     def precision(self) -> int:
