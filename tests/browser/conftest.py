@@ -65,7 +65,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         db = f"{base}{sep}options=-csearch_path%3D{schema}"
     try:
         with serving(root, db, tmp / "serve.log") as port:
-            s = Served(port, request.param)
+            s = Served(port, request.param, root=root, url=db)
             s.login("admin", ADMIN_PASSWORD)
             for name, role in USERS.items():
                 status, body = s.call("POST", "/api/auth/users", {

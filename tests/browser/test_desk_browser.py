@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.desk_browser import Served, axe_violations, new_page, screenshot, sign_in
+from support.desk_browser import (
+    PASSWORD,
+    Served,
+    axe_violations,
+    new_page,
+    screenshot,
+    serving,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -299,3 +307,26 @@ def test_another_users_changes_show_in_an_open_list_and_form(browser: Any, serve
     expect_text(watcher.locator(".messages .msg.warn"), "deleted by someone else")
     screenshot(watcher, f"live-form-{served.db}")
     assert watcher.js_errors == [] and editor.js_errors == []
+
+
+def test_a_write_in_another_web_process_shows_in_an_open_list(browser: Any, served: Served,
+                                                              tmp_path: Path) -> None:
+    """Two ``campo serve`` processes on one PostgreSQL database: LISTEN/NOTIFY carries
+    the second one's write to the socket of a desk served by the first."""
+    if served.db != "postgresql":
+        pytest.skip("several web processes share a database on PostgreSQL only")
+    well = _well(served, "Twice")
+    watcher = new_page(browser, served)
+    sign_in(watcher, "otto")
+    watcher.goto(f"{served.base}/#/l/field/well")
+    watcher.locator("table.records tr", has_text="Twice").wait_for()
+    assert served.root is not None
+    with serving(served.root, served.url, tmp_path / "second.log") as port:
+        other = Served(port, served.db)
+        assert other.port != served.port
+        other.login("sam", PASSWORD)
+        status, body = other.call("PATCH", f"/api/field/well/{well['id']}",
+                                  {"name": "Twice renamed"}, user="sam")
+        assert status == 200, body
+        expect_text(watcher.locator("table.records"), "Twice renamed")
+    assert watcher.js_errors == []

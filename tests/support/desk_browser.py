@@ -50,6 +50,9 @@ class Served:
     port: int
     db: str
     tokens: dict[str, str] = field(default_factory=dict)
+    #: the served project folder and database URL (a second server can share them)
+    root: Path | None = None
+    url: str = ""
 
     @property
     def base(self) -> str:

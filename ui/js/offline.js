@@ -22,11 +22,17 @@ export function enqueue(item) {
 export function discard(id) { saveBox(outbox().filter((i) => i.id !== id)); }
 
 let running = false;
-/** Send what is waiting; returns {sent, conflicts, failed}. */
+let retryIn = 1000;
+let retryTimer = null;
+/** Send what is waiting; returns {sent, conflicts, failed}. When the link is not there yet
+ * (the browser says online before requests get through) it tries again, 1 s then doubling
+ * up to 30 s, while the browser says online. */
 export async function replay() {
   if (running) return { sent: 0, conflicts: 0, failed: 0 };
   running = true;
+  clearTimeout(retryTimer);
   const result = { sent: 0, conflicts: 0, failed: 0 };
+  let unreachable = false;
   try {
     for (const item of outbox()) {
       if (item.state === 'conflict' || item.state === 'error') continue;
@@ -36,7 +42,7 @@ export async function replay() {
         result.sent += 1;
         bus.emit('outbox-sent', { item, saved });
       } catch (err) {
-        if (err.offline) break;
+        if (err.offline) { unreachable = true; break; }
         const items = outbox();
         const kept = items.find((i) => i.id === item.id);
         if (kept) {
@@ -48,6 +54,9 @@ export async function replay() {
       }
     }
   } finally { running = false; }
+  if (unreachable && navigator.onLine) {
+    retryTimer = setTimeout(replay, retryIn); retryIn = Math.min(retryIn * 2, 30000);
+  } else if (!unreachable) retryIn = 1000;
   if (result.sent || result.conflicts || result.failed) bus.emit('outbox-result', result);
   return result;
 }
