@@ -188,14 +188,25 @@ export function FormPage({ qualname, id, printMode }) {
   useEffect(() => {
     if (isNew || !ent) return undefined;
     showing(ent.qualname, [recordId]);
+    const changed = (version) => {
+      const rec = recordRef.current;
+      if (rec && version && version <= (rec.version || 0)) return;
+      const dirty = draftRef.current && rec && changedFields(draftRef.current, rec, ent.fields.map((f) => f.name)).length;
+      if (!dirty) loadRef.current().then(() => setRemote({ version, applied: true }));
+      else setRemote({ version });
+    };
     return watch(ent.qualname, (ev) => {
+      if (ev.op === 'resync') {  // changes before the subscription: compare the version
+        if (recordRef.current) {
+          get(`${ent.url}/${recordId}`).then((latest) => changed(latest.version)).catch((err) => {
+            if (err.status === 404) setRemote({ deleted: true });
+          });
+        }
+        return;
+      }
       if (ev.id !== recordId) return;
       if (ev.op === 'delete') { setRemote({ deleted: true }); return; }
-      const rec = recordRef.current;
-      if (rec && ev.version && ev.version <= (rec.version || 0)) return;
-      const dirty = draftRef.current && rec && changedFields(draftRef.current, rec, ent.fields.map((f) => f.name)).length;
-      if (!dirty) loadRef.current().then(() => setRemote({ version: ev.version, applied: true }));
-      else setRemote({ version: ev.version });
+      changed(ev.version);
     });
   }, [qualname, id]);
 

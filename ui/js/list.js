@@ -112,7 +112,11 @@ export function ListPage({ qualname }) {
   useEffect(() => { load(); }, [qualname, JSON.stringify(config), cursor]);
   const reload = useRef(null);
   reload.current = load;
-  useEffect(() => watch(ent.qualname, debounce(() => reload.current(), 300)), [qualname]);
+  useEffect(() => {
+    const later = debounce(() => reload.current(), 300);
+    // a resync after a reconnect: changes may have been missed while the socket was down
+    return watch(ent.qualname, (ev) => { if (ev.op !== 'resync' || ev.reconnect) later(); });
+  }, [qualname]);
 
   const update = (patch) => { setConfig({ ...config, ...patch }); setCursors([null]); setSelected(new Set()); };
   const sortBy = (name) => update({ sort: config.sort === name ? `-${name}` : name });
