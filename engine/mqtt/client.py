@@ -128,6 +128,7 @@ class Connection:
         with contextlib.suppress(Exception):
             self.client.disconnect()
         self.client.loop_stop()
+        _close_sockets(self.client)
         self._connected.clear()
         self._reason = "closed"
 
@@ -207,10 +208,7 @@ def probe(broker: Broker | str, timeout: float = 1.0) -> tuple[bool, str]:
             if answers:
                 client.disconnect()
                 client.loop(timeout=0.01)
-        sock = client.socket()
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.close()
+        _close_sockets(client)
     if not answers:
         return False, f"the MQTT broker at {b.url} did not answer within {timeout} s"
     if getattr(answers[0], "is_failure", False):
@@ -225,3 +223,22 @@ def _handshake(b: Broker, timeout: float) -> None:
     with socket.create_connection((b.host, b.port), timeout=timeout) as raw, \
             ctx.wrap_socket(raw, server_hostname=b.host) as tls:
         tls.settimeout(timeout)
+
+
+def _close_sockets(client: mqtt.Client) -> None:
+    """Close the client's socket and the socket pair paho wakes its loop with.
+
+    paho closes them only in ``Client.__del__``; a client in a reference cycle (its
+    callbacks are bound methods of its owner) is finalised by the garbage collector in no
+    particular order, so the sockets' own finalisers may run first and warn
+    (ResourceWarning). ``_reset_sockets`` is paho's internal for exactly this (2.x).
+    """
+    reset = getattr(client, "_reset_sockets", None)
+    if reset is not None:
+        with contextlib.suppress(OSError):
+            reset()
+    else:  # another paho version: at least the connection's socket
+        sock = client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()

@@ -331,7 +331,7 @@ def scada_command(args: Any) -> int:
     bus = MqttBus(Broker.from_settings(settings), prefix=settings.bus_prefix)
     if not bus.wait_connected(10):
         log.warning("broker %s not reachable yet; values are queued until it is",
-                    settings.mqtt_url)
+                    bus.connection.broker.url)
     from engine.bus.events import MqttEventHub
     from engine.db import create_engine_for
 
@@ -352,7 +352,7 @@ def scada_command(args: Any) -> int:
         signal.signal(sig, lambda *_: done.set())
     bridge.start()
     alarms.attach_sparkplug(bridge.sparkplug_publish)
-    print(f"scada runtime: {len(tags.tags)} tags, bus {settings.mqtt_url} "
+    print(f"scada runtime: {len(tags.tags)} tags, bus {bus.connection.broker.url} "
           f"prefix {settings.bus_prefix}", flush=True)
     try:
         done.wait()

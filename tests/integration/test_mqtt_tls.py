@@ -158,3 +158,58 @@ async def test_the_driver_reads_and_writes_json_over_tls(broker: TlsBroker) -> N
     finally:
         await drv.close()
         await peer.close()
+
+
+async def test_upstream_json_and_sparkplug_over_tls_from_the_settings(
+        broker: TlsBroker, project: Any, tmp_path: Path) -> None:
+    from engine.scada.types import TagValue
+    from engine.wiring.edge import upstream_sinks
+    from metamodel.tags import load_tags
+
+    run = uuid.uuid4().hex[:8]
+    tags = load_tags(project({
+        "tags/scan_classes.yaml": "scan_classes:\n  fast: {period: 1s}\n",
+        "tags/sites/pad7.yaml": (
+            "site: pad7\n"
+            "devices:\n"
+            "  gw: {type: mqtt, broker: 'mqtt://127.0.0.1:1'}\n"
+            "tags:\n"
+            "  w1.pip: {device: gw, topic: x/pip, type: float64, scan_class: fast}\n"),
+    }))
+    # the CA file and the credentials as settings, not in the URL
+    settings = Settings(mqtt_url=f"mqtts://127.0.0.1:{broker.port}", mqtt_ca_file=broker.ca_file,
+                        mqtt_username=USER, mqtt_password=SecretStr(PASSWORD),
+                        upstream_topic=f"campo-tls/{run}/{{site}}/{{tag_path}}",
+                        sparkplug_group=f"g{run}", sparkplug_node="pad7", data_dir=tmp_path)
+    heard: dict[str, bytes] = {}
+    watcher = MqttLink(Broker.from_settings(settings))
+    watcher.subscribe(f"campo-tls/{run}/#", lambda t, payload, _r: heard.update({t: payload}))
+    host = MqttDriver(MqttLink(Broker.from_settings(settings)))
+    pip = PointRef("pip", MqttAddress(metric="pip", group=f"g{run}", edge_node="pad7",
+                                      device="pad7.w1"))
+    sinks = upstream_sinks(tags, settings)
+    assert [s.name for s in sinks] == ["upstream", "sparkplug"]
+    edge = sinks[1].edge
+    try:
+        assert await watcher.connect() and await host.connect() is None
+        await host.read([pip])  # follows the node, asks for a birth
+        for sink in sinks:
+            await sink.start()
+        assert edge.link.connected and edge.link.broker.tls
+        assert sinks[0].link.connected and sinks[0].link.broker.tls
+        for sink in sinks:
+            sink.publish([TagValue("pad7.w1.pip", 812.5, Quality.GOOD, NOW)])
+        end = time.monotonic() + 10
+        while (f"campo-tls/{run}/pad7/pad7/w1/pip" not in heard
+               or (await host.read([pip]))["pip"].value != 812.5):
+            assert time.monotonic() < end, (sorted(heard), host._cache.get("pip"))
+            await asyncio.sleep(0.05)
+        assert json.loads(heard[f"campo-tls/{run}/pad7/pad7/w1/pip"])["value"] == 812.5
+        assert int((tmp_path / "sparkplug" / f"g{run}.pad7.bdseq").read_text()) == edge.bd_seq
+    finally:
+        for sink in sinks:
+            await sink.stop()
+        await host.close()
+        watcher.publish(f"campo-tls/{run}/pad7/pad7/w1/pip", b"", qos=1, retain=True)
+        await asyncio.sleep(0.1)
+        await watcher.close()
