@@ -15,7 +15,7 @@ from typing import Any
 from .errors import Problems, expected_one_of
 from .model import Entity
 from .shape import EntityDef
-from .spec import FIELD_TYPES
+from .spec import ACCEPT_PATTERN, ATTACHMENT_SIZE_CAP, FIELD_TYPES
 
 _TYPE_WORDS = {
     "string": "a string", "text": "a string", "enum": "one of the enum's codes",
@@ -71,6 +71,8 @@ def check_field(d: EntityDef, ent: Entity, fname: str, f: Any,
             if getattr(f, opt):
                 add(opt, f"'{opt}' does not apply to a json field",
                     "databases cannot compare JSON values; index a string field instead")
+    if f.type == "attachment":
+        _check_attachment(d, fpath, f, problems, add)
     if f.type == "link":
         _check_link(d, ent, fname, f, entities, add)
     if f.type == "table":
@@ -83,7 +85,7 @@ def check_field(d: EntityDef, ent: Entity, fname: str, f: Any,
                     "a table field holds rows of a child entity, not a column")
         if f.default is not None:
             add("default", "'default' does not apply to a table field")
-    if f.literal_default is not None and f.type not in ("table", "link"):
+    if f.literal_default is not None and f.type not in ("table", "link", "attachment"):
         _check_default(d, fpath, f, problems)  # '=expr' defaults are compiled by engine.rules
 
 
@@ -99,6 +101,42 @@ def _check_enum(d: EntityDef, fpath: tuple[Any, ...], f: Any, problems: Problems
                 problems.add(d.doc.where(vpath + (i,)), f"{_dotted(vpath)}[{i}]",
                              f"code '{code}' is listed twice")
             seen.add(code)
+
+
+def _check_attachment(d: EntityDef, fpath: tuple[Any, ...], f: Any, problems: Problems,
+                      add: Any) -> None:
+    for opt in ("unique", "index"):
+        if getattr(f, opt):
+            add(opt, f"'{opt}' does not apply to an attachment field",
+                "the record holds the file's name, size and checksum, not a value to compare")
+    if f.required:
+        add("required", "'required' does not apply to an attachment field",
+            "a file is uploaded once the record exists; use required_if or a workflow "
+            "transition's 'requires' to demand one before a step")
+    if f.default is not None:
+        add("default", "'default' does not apply to an attachment field",
+            "a file is attached by uploading it to the record")
+    if f.max_size is not None:
+        size = f.max_bytes
+        if size is None:
+            add("max_size", f"max_size {_show(f.max_size)} is not a size",
+                "write bytes or a number with KB, MB or GB, e.g. 10MB")
+        elif size < 1:
+            add("max_size", f"max_size {_show(f.max_size)} leaves no room for a file",
+                "give the largest size accepted, e.g. 10MB")
+        elif size > ATTACHMENT_SIZE_CAP:
+            add("max_size", f"max_size {_show(f.max_size)} is more than the limit of 1GB",
+                "keep files larger than 1GB out of the database's records")
+    apath = fpath + ("accept",)
+    for i, entry in enumerate(f.accept or ()):
+        if not re.match(ACCEPT_PATTERN, entry):
+            problems.add(d.doc.where(apath + (i,)), f"{_dotted(apath)}[{i}]",
+                         f"{entry!r} is neither a MIME type nor an extension",
+                         "write a MIME type such as 'application/pdf' or 'image/*', or an "
+                         "extension such as '.pdf' (lowercase)")
+    if f.accept is not None and not f.accept:
+        add("accept", "accept is empty: no file could be attached",
+            "list the accepted types, or leave 'accept' out to accept any file")
 
 
 def _check_link(d: EntityDef, ent: Entity, fname: str, f: Any,

@@ -11,6 +11,7 @@ ignored.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import typing
 from typing import Annotated, Any, Literal, Union
 
@@ -297,15 +298,53 @@ class TableField(FieldBase):
                           "field holds.", examples=["well_test_row"])
 
 
+#: ``max_size`` of an attachment: bytes, or a number with KB/MB/GB (1 KB = 1024 bytes)
+SIZE_PATTERN = r"^\s*(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$"
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1024, "KiB": 1024, "MB": 1024**2, "MiB": 1024**2,
+               "GB": 1024**3, "GiB": 1024**3}
+#: the largest ``max_size`` an attachment field may declare
+ATTACHMENT_SIZE_CAP = 1024**3
+#: an ``accept`` entry: a MIME type (``image/png``, ``image/*``) or an extension (``.pdf``)
+ACCEPT_PATTERN = r"^([a-z0-9][a-z0-9.+-]*/([a-z0-9][a-z0-9.+-]*|\*)|\.[a-z0-9]{1,16})$"
+
+
+def parse_size(value: int | str) -> int | None:
+    """Bytes of a ``max_size`` value (``10MB``, ``512KB``, ``2048``); None when malformed."""
+    if isinstance(value, int):
+        return value
+    m = re.match(SIZE_PATTERN, value)
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2)] if m else None
+
+
+class AttachmentField(FieldBase):
+    """A file uploaded to the record: stored on disk in the data folder, the record holds
+    its name, size, content type and SHA-256 (docs/modeling.md)."""
+
+    type: Literal["attachment"] = Field(description="Field type.")
+    max_size: int | str | None = Field(
+        None, description="Largest file: bytes, or a number with KB, MB or GB (1 KB = 1024 "
+        "bytes), at most 1GB. Default: the setting CAMPO_MAX_UPLOAD_BYTES (10MB).",
+        examples=["10MB", "512KB"])
+    accept: list[str] | None = Field(
+        None, description="The kinds of file accepted: MIME types ('application/pdf', "
+        "'image/*') or extensions ('.pdf'); the content is checked, not only the name. "
+        "Default: any file.", examples=[["application/pdf", "image/*"], [".csv", ".txt"]])
+
+    @property
+    def max_bytes(self) -> int | None:
+        """``max_size`` in bytes (None: the setting's default applies)."""
+        return None if self.max_size is None else parse_size(self.max_size)
+
+
 FieldSpec = Annotated[
     StringField | TextField | IntField | DecimalField | FloatField | BoolField | DateField
-    | DateTimeField | EnumField | JsonField | LinkField | TableField,
+    | DateTimeField | EnumField | JsonField | LinkField | TableField | AttachmentField,
     Field(discriminator="type"),
 ]
 #: The built-in field kinds (:func:`register_field_spec` adds more).
 FIELD_TYPES: tuple[str, ...] = (
     "string", "text", "int", "decimal", "float", "bool", "date", "datetime", "enum", "json",
-    "link", "table",
+    "link", "table", "attachment",
 )
 #: field kind -> its spec class: the built-in kinds, then registered ones
 FIELD_SPECS: dict[str, type[FieldBase]] = {

@@ -23,6 +23,8 @@ from marshmallow import validate as mv
 
 from metamodel.spec import labels_of
 
+from .filestore import META_KEYS, is_meta
+
 #: A context wide enough for NUMERIC(38, 38): quantize never raises for valid values.
 DECIMAL_CONTEXT = decimal.Context(prec=80)
 
@@ -49,7 +51,7 @@ class Codec:
 
     @property
     def sortable(self) -> bool:
-        return self.type != "json"
+        return self.type not in ("json", "attachment")
 
 
 # --------------------------------------------------------------------------- output
@@ -184,6 +186,10 @@ _parse_text = clean_text
 
 def _parse_json(text: str) -> Any:
     raise ValueError("json fields can only be filtered with __isnull")
+
+
+def _parse_attachment(text: str) -> Any:
+    raise ValueError("attachment fields can only be filtered with __isnull")
 
 
 def system_codecs(child: bool) -> list[Codec]:
@@ -906,6 +912,54 @@ class JsonKind(Kind):
 
     def default(self, f: Any, value: Any, tz: dt.tzinfo) -> Any:
         return copy.deepcopy(value)
+
+
+class AttachmentValue(mf.Dict):
+    """An attachment's metadata as served (``name``, ``size``, ``type``, ``sha256``,
+    ``key``); a write may send it back unchanged or null (the gate refuses any other
+    value: a file is attached only by uploading it, :mod:`engine.api.attachments`)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if not is_meta(value):
+            raise ma.ValidationError("An attachment is set by uploading the file to "
+                                     "…/files/<field>; send null to remove it, or the "
+                                     "value as served to keep it.")
+        return value
+
+
+ATTACHMENT_DOC = {
+    "type": "object", "description": "The attached file (null: none); set by uploading to "
+    "…/<id>/files/<field>, read with GET …/<id>/files/<field>.",
+    "properties": {"name": {"type": "string"}, "size": {"type": "integer", "minimum": 0},
+                   "type": {"type": "string"},
+                   "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                   "key": {"type": "string"}},
+    "required": list(META_KEYS), "additionalProperties": False,
+}
+
+
+@register
+class AttachmentKind(Kind):
+    """A file stored on disk; the column holds its metadata (JSON)."""
+
+    name = "attachment"
+    ops = frozenset({"isnull"})
+
+    def parser(self, f: Any) -> Callable[[str], Any]:
+        return _parse_attachment
+
+    def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
+              nested: type[ma.Schema] | None) -> mf.Field[Any]:
+        meta.update(ATTACHMENT_DOC)
+        return AttachmentValue(**opts)
+
+    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
+        meta.update(ATTACHMENT_DOC)
+        return mf.Dict(allow_none=True, metadata=meta)
+
+    def meta(self, f: Any) -> dict[str, Any]:
+        # max_size null: the server's max_upload_bytes (/api/desk/config)
+        return {"attachment": {"accept": f.accept, "max_size": f.max_bytes}}
 
 
 @register

@@ -70,6 +70,9 @@ class Write:
     #: more statements of the same write, run after the record's (before the checks after)
     then: Callable[[Connection, list[dict[str, Any]]], None] | None = None
     user: str | None = None
+    #: attachment fields this write sets from an upload (:mod:`engine.api.attachments`);
+    #: any other write may only keep an attachment as it is or clear it
+    uploaded: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.action = self.action or self.kind
@@ -92,6 +95,7 @@ def write(ctx: ApiContext, conn: Connection, res: Resource, op: Write) -> list[d
         return [_unchanged(conn, res, op)]
     if op.kind != "delete":
         security.check_readonly(ctx, res, op.items, before, op.action, op.record_id)
+        _check_attachments(conn, res, op, before)
         security.check_links(ctx, conn, res, op.items, bulk=op.bulk, before=before)
     out = _run(conn, res, op)
     if op.then is not None:
@@ -125,6 +129,26 @@ def _check_deletable(conn: Connection, res: Resource, record_id: int | None,
         message = (f"cannot delete {res.qualname} {record_id} in state '{state}'; records are "
                    f"deleted only in: {allowed}")
         raise ApiError(409, message, {"json": {wf.field: [message]}})
+
+
+def _check_attachments(conn: Connection, res: Resource, op: Write,
+                       before: Mapping[str, Any] | None) -> None:
+    """422 naming the field when a write sets an attachment to anything but null or its
+    current value, other than through an upload (a client may not point a record at a
+    file it never sent: the files are content-addressed and shared)."""
+    named = [(n, v) for item in op.items for n, v in item.items()
+             if v is not None and n not in op.uploaded
+             and getattr(res.entity.fields.get(n), "type", None) == "attachment"]
+    if not named:
+        return
+    current = before
+    if current is None and op.record_id is not None:
+        current = get_record(conn, res, op.record_id)
+    errors = {n: [f"an attachment is set by uploading the file to …/{op.record_id or '<id>'}"
+                  f"/files/{n}; send null to remove it or the value as served to keep it"]
+              for n, v in named if current is None or current.get(n) != v}
+    if errors:
+        raise ApiError(422, "invalid input: " + ", ".join(sorted(errors)), {"json": errors})
 
 
 def _changes_nothing(op: Write) -> bool:

@@ -112,9 +112,10 @@ def build_table_api(ent: Entity, table: sa.Table, child: bool) -> TableApi:
     for name, f in ent.stored_fields().items():
         codecs[name] = field_codec(name, f)
     names = list(codecs)
+    json_kinds = ("json", "attachment")
     return TableApi(ent, table, names, codecs, sa.select(*(table.c[n] for n in names)),
                     make_dumper(names, codecs),
-                    tuple(n for n, f in ent.stored_fields().items() if f.type == "json"))
+                    tuple(n for n, f in ent.stored_fields().items() if f.type in json_kinds))
 
 
 @dataclass

@@ -23,6 +23,7 @@ from metamodel import Model
 from . import bounds, gate, openapi, security
 from .aggregate import add_aggregate_route
 from .allocation import add_allocation_routes
+from .attachments import add_attachment_routes
 from .body import read_json, validate
 from .context import ApiContext
 from .errors import ApiError, json_response
@@ -225,6 +226,7 @@ def module_blueprints(ctx: ApiContext) -> list[Blueprint]:
             add_workflow_routes(ctx, res, blp)
             add_allocation_routes(ctx, res, blp)
             add_template_export_routes(ctx, res, blp)
+            add_attachment_routes(ctx, res, blp)
         blueprints.append(blp)
     return blueprints
 

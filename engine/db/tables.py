@@ -90,6 +90,7 @@ SQL_TYPES: dict[str, Callable[[Any], SqlType]] = {
     "enum": lambda f: SqlType(sa.String(max(32, f.max_code_length())),
                               f"sa.String({max(32, f.max_code_length())})"),
     "json": lambda f: SqlType(sa.JSON(), "sa.JSON()"),
+    "attachment": lambda f: SqlType(sa.JSON(), "sa.JSON()"),  # the file's metadata
     "link": lambda f: SqlType(ID_TYPE, _ID_SOURCE),
 }
 

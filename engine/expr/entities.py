@@ -21,7 +21,7 @@ FIELD_TYPES: dict[str, Type] = {
     "string": Type.STRING, "text": Type.STRING, "enum": Type.STRING,
     "int": Type.NUMBER, "decimal": Type.NUMBER, "float": Type.NUMBER,
     "bool": Type.BOOL, "date": Type.DATE, "datetime": Type.DATETIME,
-    "json": Type.ANY, "link": Type.NUMBER, "table": Type.ROWS,
+    "json": Type.ANY, "attachment": Type.ANY, "link": Type.NUMBER, "table": Type.ROWS,
 }
 
 _SYSTEM: dict[str, FieldType] = {

@@ -125,6 +125,7 @@ entities:
       e_long: {type: enum, values: [a_rather_long_code_of_forty_one_characters]}
       j: {type: json}
       l: {type: link, to: other}
+      file: {type: attachment}
 """
 
 
