@@ -82,46 +82,49 @@ def send_email(ch: EmailChannel, subject: str, text: str, to: list[str],
 
 
 class MqttSender:
-    """One connected client per broker, reused for every message (paho, QoS 1)."""
+    """One connected client per broker, reused for every message (paho, QoS 1).
+
+    Brokers are read by :mod:`engine.mqtt` (``mqtts://`` = TLS, credentials, CA file);
+    messages name them without credentials, since delivery errors are stored.
+    """
 
     def __init__(self) -> None:
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[Any, Any] = {}
         self._lock = threading.Lock()
 
-    def _client(self, url: str) -> Any:
+    def _connection(self, broker: Any) -> Any:
         from engine.mqtt import Connection
 
         with self._lock:
-            c = self._clients.get(url)
-            if c is None:
+            conn = self._clients.get(broker)
+            if conn is None:
                 try:
-                    conn = Connection(url, prefix="campo-notify", name="notify")
+                    conn = Connection(broker, prefix="campo-notify", name="notify")
                 except ValueError as exc:
                     raise DeliveryError(str(exc)) from None
                 conn.start()
-                c = self._clients[url] = conn.client
-            return c
+                self._clients[broker] = conn
+            return conn
 
-    def send(self, ch: MqttChannel, url: str, topic: str, payload: Mapping[str, Any],
+    def send(self, ch: MqttChannel, url: Any, topic: str, payload: Mapping[str, Any],
              timeout: float = 5.0) -> None:
-        """Publish and wait until the broker confirmed (QoS 1/2) or the timeout."""
-        c = self._client(url)
-        end = time.monotonic() + timeout
-        while not c.is_connected() and time.monotonic() < end:  # a first connection
-            time.sleep(0.05)
-        if not c.is_connected():
-            raise DeliveryError(f"MQTT broker {url} not connected")
-        info = c.publish(topic, json.dumps(payload, default=str), qos=ch.qos)
+        """Publish and wait until the broker confirmed (QoS 1/2) or the timeout.
+
+        :param url: an ``mqtt://``/``mqtts://`` URL or an :class:`engine.mqtt.Broker`"""
+        conn = self._connection(url)
+        name = conn.broker.url
+        if not conn.wait_connected(timeout):  # a first connection
+            raise DeliveryError(f"MQTT broker {name} not connected")
+        info = conn.client.publish(topic, json.dumps(payload, default=str), qos=ch.qos)
         try:
             info.wait_for_publish(timeout)
         except (RuntimeError, ValueError) as exc:
             raise DeliveryError(f"MQTT publish to {topic}: {exc}") from None
         if not info.is_published():
-            raise DeliveryError(f"MQTT broker {url} did not confirm within {timeout:g} s")
+            raise DeliveryError(f"MQTT broker {name} did not confirm within {timeout:g} s")
 
     def close(self) -> None:
         with self._lock:
-            for c in self._clients.values():
-                c.loop_stop()
-                c.disconnect()
+            for conn in self._clients.values():
+                conn.stop()
             self._clients.clear()

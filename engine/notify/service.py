@@ -64,7 +64,7 @@ class NotificationService:
     """Accepts notifications into the outbox and delivers them from a thread."""
 
     def __init__(self, config: NotifyFile, engine: Engine, *,
-                 environ: Mapping[str, str] | None = None, mqtt_url: str = "",
+                 environ: Mapping[str, str] | None = None, mqtt_url: Any = "",
                  clock: Clock = _utcnow, poll: float = 0.5) -> None:
         self.config = config
         self.engine = engine

@@ -49,7 +49,8 @@ def notification_service(settings: Settings, db: Engine) -> NotificationService 
         except DefinitionError as err:
             raise UserError(err.report()) from None
         _services[key] = None if config is None else NotificationService(
-            config, db, environ=dict(os.environ), mqtt_url=settings.mqtt_url)
+            config, db, environ=dict(os.environ),
+            mqtt_url=Broker.from_settings(settings) if settings.mqtt_url else "")
     return _services[key]
 
 

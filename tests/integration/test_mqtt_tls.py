@@ -213,3 +213,31 @@ async def test_upstream_json_and_sparkplug_over_tls_from_the_settings(
         watcher.publish(f"campo-tls/{run}/pad7/pad7/w1/pip", b"", qos=1, retain=True)
         await asyncio.sleep(0.1)
         await watcher.close()
+
+
+def test_notifications_over_tls_with_the_settings_broker(broker: TlsBroker) -> None:
+    from engine.notify.channels import DeliveryError, MqttSender
+    from metamodel.notify import MqttChannel
+
+    settings = Settings(mqtt_url=f"mqtts://127.0.0.1:{broker.port}", mqtt_ca_file=broker.ca_file,
+                        mqtt_username=USER, mqtt_password=SecretStr(PASSWORD))
+    topic = f"campo-tls/{uuid.uuid4().hex[:8]}/alarms"
+    heard: list[bytes] = []
+    watcher = MqttBus(Broker.from_settings(settings), prefix="campo-tls/unused")
+    watcher._client.message_callback_add(topic, lambda _c, _u, msg: heard.append(msg.payload))
+    sender = MqttSender()
+    ch = MqttChannel(type="mqtt", topic=topic)
+    try:
+        assert watcher.wait_connected()
+        watcher._client.subscribe(topic, 1)
+        time.sleep(0.2)  # the subscription is in place
+        sender.send(ch, Broker.from_settings(settings), topic, {"alarm": "pip_low"})
+        assert _wait(lambda: heard != [])
+        assert json.loads(heard[0]) == {"alarm": "pip_low"}
+        # a refused login: the stored error names the broker, never the password
+        with pytest.raises(DeliveryError) as err:
+            sender.send(ch, broker.url().replace("s3cret", "wrong"), topic, {}, timeout=1.0)
+        assert str(err.value) == f"MQTT broker mqtts://127.0.0.1:{broker.port} not connected"
+    finally:
+        sender.close()
+        watcher.close()
