@@ -299,7 +299,7 @@ class BdSeqFile:
     """The last ``bdSeq`` an edge node used, in a small file replaced atomically.
 
     :meth:`next` reads the previous value, adds one (0..255, wrapping), writes it (a
-    temporary file in the same folder, fsync, rename) and returns it. A missing file starts
+    temporary file in the same folder, fsync, rename, fsync of the folder) and returns it. A missing file starts
     at 0; an unreadable one is logged and starts at 0 too (a host then sees one ambiguous
     session at worst, never a crash of the edge node).
     """
@@ -339,7 +339,20 @@ class BdSeqFile:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        _sync_folder(self.path.parent)  # the rename survives a power cut too
         return value
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # not every file system syncs folders
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def bd_seq_path(folder: str | os.PathLike[str], group: str, node: str) -> Path:
