@@ -239,7 +239,7 @@ def test_version_clear_and_json_writes(env: dict[str, Any]) -> None:
         "id"] == a
 
 
-def test_openapi_documents_the_routes(env: dict[str, Any]) -> None:
+def test_openapi_and_meta_describe_the_field(env: dict[str, Any]) -> None:
     c, t = env["c"], env["t"]
     spec = c.get("/api/openapi.json", headers=t["ada"]).json
     path = spec["paths"]["/api/pads/well/{record_id}/files/report"]
@@ -247,3 +247,9 @@ def test_openapi_documents_the_routes(env: dict[str, Any]) -> None:
     assert "application/octet-stream" in path["post"]["requestBody"]["content"]
     assert {"413", "415"} <= set(path["post"]["responses"])
     assert "/api/pads/well/{record_id}/files/name" not in spec["paths"]
+    meta = c.get("/api/meta", headers=t["ada"]).json
+    well = next(e for m in meta["modules"] for e in m["entities"] if e["name"] == "well")
+    fields = {f["name"]: f for f in well["fields"]}
+    assert fields["report"]["attachment"] == {
+        "accept": ["application/pdf", "image/*", ".csv"], "max_size": 20 * 1024}
+    assert fields["anything"]["attachment"] == {"accept": None, "max_size": None}

@@ -2,8 +2,10 @@
 // /api/meta; a new field of a known type needs nothing here.
 import { html, useId, useState, useEffect } from './lib.js';
 import { t, label, fmtNumber, fmtDate, fmtDateTime, toSiteLocal, fromSiteLocal } from './i18n.js';
-import { entity, titleOf } from './store.js';
+import { entity, titleOf, store } from './store.js';
 import { LinkInput } from './link.js';
+import { post, fetchBlob } from './api.js';
+import { download } from './lib.js';
 
 export function enumLabel(field, code) {
   const v = (field.values || []).find((x) => x.value === code);
@@ -27,8 +29,63 @@ export function display(field, value, record) {
       return exp ? titleOf(entity(field.link.entity), exp) : `#${value}`;
     }
     case 'table': return String(value.length);
+    case 'attachment': return `${value.name} (${fmtSize(value.size)})`;
     default: return String(value);
   }
+}
+
+/** Bytes as people read them (1 KB = 1024 bytes, as max_size in the model). */
+export function fmtSize(n) {
+  if (n < 1024) return `${fmtNumber(n, 0)} B`;
+  const [unit, d] = n < 1024 ** 2 ? ['KB', 1024] : n < 1024 ** 3 ? ['MB', 1024 ** 2] : ['GB', 1024 ** 3];
+  return `${fmtNumber(n / d, 1)} ${unit}`;
+}
+
+/** An attachment field: file name, size and a download button; when writable, a file
+ * picker that uploads at once (POST …/<id>/files/<field>, raw body) and a remove button
+ * (the field becomes null, saved with the form). A new record is saved before a file. */
+export function AttachmentField({ field, value, url, version, readOnly, errors, onUploaded, onChange, onError }) {
+  const id = useId(`f-${field.name}`);
+  const errId = `${id}-err`;
+  const [busy, setBusy] = useState(false);
+  const opts = field.attachment || {};
+  const limit = opts.max_size || store.config.max_upload_bytes || Infinity;
+  const text = label(field.label, field.name);
+  const fileUrl = url ? `${url}/files/${field.name}` : null;
+  const pick = async (e) => {
+    const file = e.target.files && e.target.files[0];
+    e.target.value = '';
+    if (!file) return;
+    if (file.size > limit) { onError([t('file_too_large', { n: fmtSize(limit) })]); return; }
+    setBusy(true);
+    try {
+      const q = new URLSearchParams({ name: file.name });
+      if (version) q.set('version', String(version));
+      onUploaded(await post(`${fileUrl}?${q}`, file, { contentType: file.type || 'application/octet-stream' }));
+    } catch (err) {
+      const mine = err.fields && err.fields[field.name];
+      onError(mine || [err.message]);
+    } finally { setBusy(false); }
+  };
+  const save = async () => {
+    try { download(await fetchBlob(fileUrl), value.name); } catch (err) { onError([err.message]); }
+  };
+  const has = errors && errors.length;
+  return html`<div class=${`field type-attachment${has ? ' has-error' : ''}`} data-field=${field.name}>
+    <span class="label" id=${`${id}-label`}>${text}</span>
+    <span class="value attachment">
+      ${value ? html`<span class="file-name">${value.name}</span> <span class="file-size">(${fmtSize(value.size)})</span>
+        ${fileUrl && html` <button type="button" class="link-button" data-download=${field.name} onClick=${save}>${t('download')}</button>`}`
+        : html`<span class="no-file">${t('no_file')}</span>`}
+    </span>
+    ${!readOnly && (fileUrl ? html`<span class="attach-controls">
+        <input id=${id} class="file-input" type="file" disabled=${busy} accept=${(opts.accept || []).join(',') || undefined}
+          aria-label=${`${text}: ${value ? t('replace_file') : t('upload')}`} aria-describedby=${has ? errId : undefined} onChange=${pick} />
+        ${busy && html`<span aria-busy="true">${t('uploading')}</span>`}
+        ${value && html`<button type="button" class="secondary" data-remove=${field.name} onClick=${() => onChange(null)}>${t('remove_file')}</button>`}
+      </span>` : html`<small class="help">${t('attach_save_first')}</small>`)}
+    ${has ? html`<span id=${errId} class="field-error" role="alert">${errors.join('; ')}</span>` : ''}
+  </div>`;
 }
 
 function JsonInput({ id, value, onChange, readOnly, describedBy, invalid }) {

@@ -6,7 +6,7 @@ import { FieldInput } from './fields.js';
 
 const RANGE = ['int', 'decimal', 'float', 'date', 'datetime'];
 
-export function filterable(ent) { return ent.fields.filter((f) => f.type !== 'table' && f.type !== 'json' && !(f.computed && !f.stored)); }
+export function filterable(ent) { return ent.fields.filter((f) => !['table', 'json', 'attachment'].includes(f.type) && !(f.computed && !f.stored)); }
 
 /** Query parameters of the filter list. */
 export function filterParams(filters) {

@@ -5,7 +5,7 @@ import { html, useState, useEffect, useRef, useMemo, debounce, go, bus } from '.
 import { t, label } from './i18n.js';
 import { get, post, put, del, cachedGet } from './api.js';
 import { entity, can, titleOf, store } from './store.js';
-import { Field, display } from './fields.js';
+import { Field, AttachmentField, display } from './fields.js';
 import { Grid } from './grid.js';
 import { Timeline } from './timeline.js';
 import { enqueue } from './offline.js';
@@ -291,6 +291,16 @@ export function FormPage({ qualname, id, printMode }) {
   const renderField = (f) => {
     if (rules.visible[f.name] === false) return null;
     const errs = errors[f.name];
+    if (f.type === 'attachment') {
+      const uploaded = (saved) => {
+        setRecord(saved); setDraft((cur) => ({ ...cur, [f.name]: saved[f.name], version: saved.version }));
+        setErrors((cur) => { const e = { ...cur }; delete e[f.name]; return e; });
+        setMessage({ kind: 'ok', text: t('uploaded') }); setTlKey((k) => k + 1);
+      };
+      return html`<${AttachmentField} field=${f} value=${draft[f.name]} url=${isNew ? null : `${ent.url}/${recordId}`}
+        version=${record && record.version} readOnly=${fieldReadOnly(f)} errors=${errs} onUploaded=${uploaded}
+        onChange=${(v) => change(f.name, v)} onError=${(msgs) => setErrors((cur) => ({ ...cur, [f.name]: msgs }))} />`;
+    }
     if (f.type === 'table') {
       const tableErrs = Object.fromEntries(Object.entries(errors).filter(([k]) => k === f.name || k.startsWith(`${f.name}.`)));
       return html`<div class="field wide" data-field=${f.name}><${Grid} field=${f} rows=${draft[f.name]} readOnly=${fieldReadOnly(f)}

@@ -39,6 +39,8 @@ const T = {
     records: 'Records', effective_definition: 'Effective definition', resolved: 'Resolved by the engine',
     tools: 'Tools', ago_now: 'now', print_view: 'Print view', record_n: 'Record {n}', total: 'Total',
     invalid_json: 'Not valid JSON', error: 'Error', forbidden: 'You may not do this', not_found: 'Not found',
+    download: 'Download', no_file: 'No file', uploading: 'Uploading…', uploaded: 'File attached', replace_file: 'Replace file',
+    remove_file: 'Remove file', attach_save_first: 'Save the record to attach a file', file_too_large: 'The file is larger than {n}',
   },
   es: {
     app: 'Campo', skip: 'Ir al contenido', login: 'Ingresar', username: 'Usuario', password: 'Contraseña',
@@ -75,6 +77,8 @@ const T = {
     records: 'Registros', effective_definition: 'Definición efectiva', resolved: 'Resuelto por el motor',
     tools: 'Herramientas', ago_now: 'ahora', print_view: 'Vista de impresión', record_n: 'Registro {n}', total: 'Total',
     invalid_json: 'JSON no válido', error: 'Error', forbidden: 'No tiene permiso', not_found: 'No encontrado',
+    download: 'Descargar', no_file: 'Sin archivo', uploading: 'Subiendo…', uploaded: 'Archivo adjuntado', replace_file: 'Reemplazar archivo',
+    remove_file: 'Quitar archivo', attach_save_first: 'Guarde el registro para adjuntar un archivo', file_too_large: 'El archivo supera {n}',
   },
 };
 

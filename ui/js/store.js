@@ -29,7 +29,7 @@ export function entity(qualname) { return store.entities.get(qualname); }
 export function can(ent, action) { return Boolean(ent && ent.allowed && ent.allowed.includes(action)); }
 
 /** Fields a list can show as columns (no child tables, no JSON blobs). */
-export function listable(ent) { return ent.fields.filter((f) => f.type !== 'table' && f.type !== 'json'); }
+export function listable(ent) { return ent.fields.filter((f) => !['table', 'json', 'attachment'].includes(f.type)); }
 
 const REF = /\{([a-z_][a-z0-9_]*)\}/g;
 /** A record's display text from the entity's `title` template. */
