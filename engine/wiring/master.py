@@ -40,11 +40,19 @@ def spec_for(overrides: dict[str, Any], *, host: str, port: int, threads: int, w
                        "children": children, "verbose": verbose}, default=str)
 
 
+#: the master reads its spec from this variable: a command line is world-readable (``ps``)
+#: and the spec may hold a database or broker URL with a password
+SPEC_VARIABLE = "CAMPO_MASTER_SPEC"
+#: settings the runtime children read from the environment, not from their command line
+CHILD_VARIABLES = {"mqtt_url": "CAMPO_MQTT_URL", "database_url": "CAMPO_DATABASE_URL"}
+
+
 def exec_master(spec: str) -> None:
     """Replace this process with the lean master (does not return)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "engine.wiring.master", spec])
+    os.execve(sys.executable, [sys.executable, "-m", "engine.wiring.master"],
+              {**os.environ, SPEC_VARIABLE: spec})
 
 
 def _raise_fd_limit() -> None:
@@ -92,7 +100,10 @@ def main(argv: list[str]) -> int:
 
     from .server import run
 
-    spec = json.loads(argv[0])
+    spec = json.loads(argv[0] if argv else os.environ.pop(SPEC_VARIABLE))
+    for key, variable in CHILD_VARIABLES.items():  # children inherit them, never on argv
+        if spec["settings"].get(key):
+            os.environ[variable] = str(spec["settings"][key])
     configure_logging(verbose=bool(spec.get("verbose")))
     _raise_fd_limit()
     counters = SharedCounters()  # made before the fork: every worker counts in the same table

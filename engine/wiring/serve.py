@@ -185,7 +185,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if workers > 1:
         project = ["--project", str(settings.project)]
         if runtime:
-            children.append(["scada", *project, "--mqtt-url", settings.mqtt_url])
+            children.append(["scada", *project])  # the broker URL by environment (master)
         if settings.simulate and tags is not None:
             children.append(["simulate"])
         worker_over = {"scada": False, "simulate": False,

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -159,3 +160,32 @@ def test_serve_plugins_add_routes_and_start_and_stop(project, sqlite_url: str) -
     assert app.test_client().get("/api/sim/state").json == {"calls": ["start"], "entities": 4}
     shutdown(app)
     assert app.test_client().get("/api/sim/state").json["calls"] == ["start", "stop"]
+
+
+def _cmdlines(pid: int) -> list[str]:
+    """The command lines of ``pid`` and its descendants, as ``ps`` shows them to anyone."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            out.append(Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        todo.extend(int(k) for k in kids)
+    return out
+
+
+def test_serve_keeps_passwords_off_command_lines(project, pg_url: str, tmp_path: Path
+                                                 ) -> None:  # type: ignore[no-untyped-def]
+    # trust auth accepts any password: the URL carries one the way a production URL would
+    secret = "pw-never-on-argv-7731"
+    url = pg_url.replace("postgres@", f"postgres:{secret}@", 1)
+    assert secret in url
+    root = project({"modules/plant.yaml": PLANT_YAML})
+    with running(root, url, tmp_path / "err.log") as (proc, port):
+        deadline = time.monotonic() + 60
+        while len(lines := _cmdlines(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the worker is forked after the master says it serves
+        assert len(lines) >= 2 and any("engine.wiring.master" in line for line in lines)
+        assert not [line for line in lines if secret in line]
