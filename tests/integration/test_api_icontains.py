@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 from support.api import PLANT_YAML, ApiEnv, make_env
 
+from engine.db import create_engine_for
+
 pytestmark = pytest.mark.integration
 
 NAMES = ["Über Pumpe", "über", "MÜLLER 50%", "plain pump", "ÇA VA", "Ωmega", "under_score/ü"]
@@ -50,9 +52,10 @@ def test_icontains_folds_non_ascii_case(env: ApiEnv, search: str, expected: list
     assert _names(env, f"name__contains={quote(search)}") == exact
 
 
-def test_the_sqlite_function_is_on_every_connection(env: ApiEnv) -> None:
-    if env.engine.dialect.name != "sqlite":
-        pytest.skip("a SQLite function")
-    with env.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT campo_lower('ÜBER Ω')")).scalar() == "über ω"
-        assert conn.execute(sa.text("SELECT campo_lower(NULL)")).scalar() is None
+def test_the_sqlite_function_is_on_every_connection(sqlite_url: str) -> None:
+    engine = create_engine_for(sqlite_url, poolclass=sa.pool.NullPool)  # a new connection each
+    for _ in range(2):
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT campo_lower('ÜBER Ω')")).scalar() == "über ω"
+            assert conn.execute(sa.text("SELECT campo_lower(NULL)")).scalar() is None
+    engine.dispose()
