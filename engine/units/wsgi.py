@@ -8,6 +8,8 @@ before the API sees them; JSON answers (records, lists, aggregates, ``/api/meta`
 ``unit``) are converted back. Decimals keep the field's scale (rounded half-even), floats
 stay floats; numeric filters in the query string (``oil__gte=10``) are converted too.
 Answers carry ``X-Units`` when converted. See :mod:`engine.units` for the unit systems.
+An attachment's file (``…/<id>/files/<field>``, :mod:`engine.api.attachments`) passes
+untouched both ways (a JSON file is bytes, not a record); the upload's answer is converted.
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ def _value(value: Any, src: str, dst: str, kind: str, scale: int) -> Any:
     return format(out, "f") if isinstance(value, str) else float(out)
 
 
+def _is_file_route(path: str) -> bool:
+    """``/api/<module>/<entity>/<id>/files/<field>``: an attachment's upload or download."""
+    parts = path.strip("/").split("/")
+    return len(parts) == 6 and parts[0] == "api" and parts[4] == "files"
+
+
 class UnitsMiddleware:
     """The WSGI wrapper; ``model`` gives each field's unit."""
 
@@ -116,9 +124,13 @@ class UnitsMiddleware:
         if system not in self.plans or (qual is None and not meta):
             return self.app(environ, start_response)
         plan = self.plans[system]
-        if qual is not None and query:
+        file = _is_file_route(path)  # an attachment's bytes are never rewritten
+        if file and environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        if qual is not None and query and not file:
             environ["QUERY_STRING"] = urlencode(self._filters(plan, system, qual, query))
-        if qual is not None and environ.get("REQUEST_METHOD") in ("POST", "PUT", "PATCH"):
+        if qual is not None and environ.get("REQUEST_METHOD") in ("POST", "PUT", "PATCH") \
+                and not file:
             self._convert_body(environ, plan, qual)
         captured: dict[str, Any] = {}
 

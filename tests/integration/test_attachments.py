@@ -253,3 +253,22 @@ def test_openapi_and_meta_describe_the_field(env: dict[str, Any]) -> None:
     assert fields["report"]["attachment"] == {
         "accept": ["application/pdf", "image/*", ".csv"], "max_size": 20 * 1024}
     assert fields["anything"]["attachment"] == {"accept": None, "max_size": None}
+
+
+def test_a_json_file_passes_the_units_layer_untouched(env: dict[str, Any]) -> None:
+    """``X-Units`` (the desk sends it once a user picks a unit system) converts JSON bodies
+    and answers of entity URLs; a file is bytes, neither its upload nor its download is
+    rewritten, while the upload's answer (a record) still is."""
+    c, t, a = env["c"], env["t"], env["wells"]["sim_pad"]["id"]
+    body = '{"a":1,"ñ":"x"}'.encode()
+    units = {**t["ada"], "X-Units": "metric"}
+    r = c.post(f"/api/pads/well/{a}/files/anything", headers=units, data=body,
+               query_string={"name": "data.json"}, content_type="application/json")
+    assert r.status_code == 200, r.json
+    assert r.json["anything"]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert r.headers.get("X-Units") == "metric"
+    d = c.get(f"/api/pads/well/{a}/files/anything", headers=units)
+    assert d.status_code == 200 and d.data == body
+    assert d.headers["Content-Type"].startswith("application/json")
+    assert d.headers["ETag"] == f'"{hashlib.sha256(body).hexdigest()}"'
+    d.close()
