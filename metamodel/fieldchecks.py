@@ -72,6 +72,10 @@ def check_field(d: EntityDef, ent: Entity, fname: str, f: Any,
                 add(opt, f"'{opt}' does not apply to a json field",
                     "databases cannot compare JSON values; index a string field instead")
     if f.type == "attachment":
+        if ent.spec.child:
+            add("type", "a child entity's rows cannot hold attachments",
+                "put the attachment field on the parent entity, or make this a top-level "
+                "entity linked to it")
         _check_attachment(d, fpath, f, problems, add)
     if f.type == "link":
         _check_link(d, ent, fname, f, entities, add)
