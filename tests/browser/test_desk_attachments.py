@@ -39,6 +39,14 @@ def test_upload_show_download_and_remove_in_the_form(browser: Any, served: Serve
     fake.write_text("not a pdf at all\n")
     page.get_by_label("Site plan: Upload").set_input_files(str(fake))
     expect(field.locator(".field-error")).to_contain_text("not accepted")
+    # larger than the field's max_size (64KB, from /api/meta): refused before sending
+    big = tmp_path / "big.pdf"
+    big.write_bytes(b"%PDF-1.4\n" + bytes(70 * 1024))
+    sent: list[str] = []
+    page.on("request", lambda req: sent.append(req.url) if "/files/" in req.url else None)
+    page.get_by_label("Site plan: Upload").set_input_files(str(big))
+    expect(field.locator(".field-error")).to_contain_text("larger than 64")
+    assert sent == []
     # a real PDF is uploaded at once: name and size shown, the server holds the bytes
     good = tmp_path / "plano PZ.pdf"
     good.write_bytes(PDF)

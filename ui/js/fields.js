@@ -64,7 +64,7 @@ export function AttachmentField({ field, value, url, version, readOnly, errors, 
       onUploaded(await post(`${fileUrl}?${q}`, file, { contentType: file.type || 'application/octet-stream' }));
     } catch (err) {
       const mine = err.fields && err.fields[field.name];
-      onError(mine || [err.message]);
+      onError(err.offline ? [t('offline')] : mine || [err.message]);
     } finally { setBusy(false); }
   };
   const save = async () => {
