@@ -215,9 +215,13 @@ def _status(code: int) -> str:
 def add_attachment_routes(ctx: ApiContext, res: Resource, blp: Blueprint) -> None:
     """One upload and one download route per attachment field of ``res``."""
     name = res.entity.name
-    for field, f in res.entity.stored_fields().items():
-        if f.type != "attachment":
-            continue
+    fields = {n: f for n, f in res.entity.stored_fields().items() if f.type == "attachment"}
+    if fields:
+        gone = filestore.sweep(files_root(ctx))
+        if gone:
+            log.warning("removed %d unfinished upload(s) older than a day from %s", gone,
+                        files_root(ctx))
+    for field, f in fields.items():
         limit = limit_of(ctx, f)
         docs = _docs(res, field, f, f"{limit} bytes")
 

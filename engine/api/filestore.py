@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -233,6 +234,23 @@ def receive(root: Path, stream: IO[bytes], limit: int) -> Pending:
         os.unlink(tmp)
         raise
     return Pending(root, tmp, digest.hexdigest(), size, head)
+
+
+def sweep(root: Path, older_than: float = 86_400.0) -> int:
+    """Remove temporary files of uploads that never finished (a process killed mid-upload)
+    older than ``older_than`` seconds; returns how many. Younger ones may be in flight."""
+    if not root.is_dir():
+        return 0
+    limit = time.time() - older_than
+    gone = 0
+    for tmp in root.glob(".upload-*"):
+        try:
+            if tmp.stat().st_mtime < limit:
+                tmp.unlink()
+                gone += 1
+        except FileNotFoundError:
+            pass
+    return gone
 
 
 def _chunks(stream: IO[bytes], most: int) -> Iterator[bytes]:

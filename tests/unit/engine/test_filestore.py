@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,20 @@ def test_store_is_content_addressed_and_bounded(tmp_path: Path) -> None:
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == [sha]
     with pytest.raises(ValueError):
         fs.path_of(root, "../" + "0" * 61)
+
+
+def test_sweep_removes_only_old_unfinished_uploads(tmp_path: Path) -> None:
+    root = tmp_path / "files"
+    assert fs.sweep(root) == 0                          # no folder yet
+    kept = fs.receive(root, io.BytesIO(b"%PDF-kept"), 100)
+    kept.keep()
+    old = fs.receive(root, io.BytesIO(b"half an upload"), 100)
+    fresh = fs.receive(root, io.BytesIO(b"in flight"), 100)
+    two_days = time.time() - 2 * 86_400
+    os.utime(old.tmp, (two_days, two_days))
+    assert fs.sweep(root) == 1
+    assert not Path(old.tmp).exists() and Path(fresh.tmp).exists()
+    assert (root / kept.sha256[:2] / kept.sha256).exists()
 
 
 def test_is_meta_wants_exactly_the_served_shape() -> None:
