@@ -131,6 +131,7 @@ def _watch(engine: Engine) -> None:
     sa.event.listen(engine, "rollback", _on_rollback)
     sa.event.listen(engine, "savepoint", _on_savepoint)
     sa.event.listen(engine, "rollback_savepoint", _on_rollback_savepoint)
+    sa.event.listen(engine, "release_savepoint", _on_release_savepoint)
     sa.event.listen(engine, "checkin", lambda _dbapi, record: _deliver(engine, record.info))
 
 
@@ -146,17 +147,31 @@ def _on_rollback(conn: Connection) -> None:
     conn.info.pop(_MARKS, None)
 
 
-def _on_savepoint(conn: Connection, name: str) -> None:
+def _on_savepoint(conn: Connection, name: str | None) -> None:
     conn.info.setdefault(_MARKS, []).append((name, len(conn.info.get(_PENDING, ()))))
 
 
+def _pop_mark(conn: Connection, name: str) -> int | None:
+    """The pending size when savepoint ``name`` began (the innermost one when the name is
+    not known: SQLAlchemy may announce a savepoint before naming it); None without one."""
+    marks: list[tuple[str | None, int]] = conn.info.get(_MARKS, [])
+    if not marks:
+        return None
+    names = [m for m, _ in marks]
+    at = len(names) - 1 - names[::-1].index(name) if name in names else len(marks) - 1
+    size = marks[at][1]
+    del marks[at:]
+    return size
+
+
 def _on_rollback_savepoint(conn: Connection, name: str, _context: Any) -> None:
-    marks: list[tuple[str, int]] = conn.info.get(_MARKS, [])
-    while marks:
-        mark, size = marks.pop()
-        if mark == name:
-            del conn.info.get(_PENDING, [])[size:]
-            break
+    size = _pop_mark(conn, name)
+    if size is not None:
+        del conn.info.get(_PENDING, [])[size:]
+
+
+def _on_release_savepoint(conn: Connection, name: str, _context: Any) -> None:
+    _pop_mark(conn, name)
 
 
 def _deliver(engine: Engine, info: dict[str, Any]) -> None:

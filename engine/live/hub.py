@@ -512,7 +512,7 @@ class Hub:
         loop.call_soon_threadsafe(loop.call_later, BATCH_SECONDS, self._records_flush)
 
     def _records_flush(self) -> None:
-        if self._rec_busy:  # _records_checked flushes again
+        if self._rec_busy:  # the running check's done() flushes again
             return
         with self._rec_lock:
             events, self._rec_pending, self._rec_due = self._rec_pending, [], False
@@ -555,11 +555,12 @@ class Hub:
 
         def done(f: asyncio.Future[list[tuple[str, list[Client], bool, set[int]]]]) -> None:
             self._rec_busy = False
-            with self._rec_lock:
-                if self._rec_pending and not self._rec_due:
+            with self._rec_lock:  # what came meanwhile (a flush skipped while busy too)
+                again = bool(self._rec_pending)
+                if again:
                     self._rec_due = True
-                    assert self.loop is not None
-                    self.loop.call_soon(self._records_flush)
+            if again and self.loop is not None:
+                self.loop.call_soon(self._records_flush)
             try:
                 checked = f.result()
             except Exception:  # the database may be down: tell nobody rather than everybody
