@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import sys
 from collections.abc import Callable
@@ -42,12 +43,20 @@ class EdgeServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
         if self.on_ready is not None:
             ready = self.on_ready
+            # made before the workers fork: the first worker with its app built says so
+            said = multiprocessing.Value("b", 0)
 
-            def when_ready(server: Any) -> None:
-                host, port = server.LISTENERS[0].sock.getsockname()[:2]
+            def post_worker_init(worker: Any) -> None:
+                # "serving on" means a request is answered now, not once a worker has
+                # imported and built the app (seconds on a loaded edge box)
+                with said.get_lock():
+                    if said.value:
+                        return
+                    said.value = 1
+                host, port = worker.sockets[0].getsockname()[:2]
                 ready(host, port)
 
-            self.cfg.set("when_ready", when_ready)
+            self.cfg.set("post_worker_init", post_worker_init)
 
     def load(self) -> Flask:
         return self.factory()

@@ -67,7 +67,7 @@ def running(root: Path, db: str, log: Path) -> Iterator[tuple[subprocess.Popen[s
 
 def _request(port: int, method: str, path: str, body: Any = None,
              token: str | None = None) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"}

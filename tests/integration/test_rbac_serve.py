@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 def _request(port: int, method: str, path: str, body: Any = None, token: str | None = None
              ) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
