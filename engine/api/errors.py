@@ -7,7 +7,6 @@ messages; for bulk bodies the keys under ``json`` are row indexes.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 

@@ -12,7 +12,6 @@ import json
 import smtplib
 import ssl
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping

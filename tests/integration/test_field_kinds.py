@@ -49,7 +49,8 @@ def test_one_file_adds_the_kind_everywhere(kind: None, project: Any, db_url: str
     model = load_project(root)
     engine = create_engine_for(db_url)
     result = migrate(engine, model, root)
-    assert result.revision is not None and "sa.Numeric(precision=4, scale=1)" in result.revision.read_text()
+    assert result.revision is not None
+    assert "sa.Numeric(precision=4, scale=1)" in result.revision.read_text()
     assert plan(engine, model, root).empty
     c = create_app(model, engine, Settings()).test_client()
     r = c.post("/api/poll/answer", json={"code": "a", "share": "12.5"})
