@@ -300,8 +300,8 @@ class BdSeqFile:
 
     :meth:`next` reads the previous value, adds one (0..255, wrapping), writes it (a
     temporary file in the same folder, fsync, rename, fsync of the folder) and returns it.
-    A missing file starts at 0; an unreadable one is logged and starts at 0 too (a host then sees one ambiguous
-    session at worst, never a crash of the edge node).
+    A missing file starts at 0; an unreadable one is logged and starts at 0 too (a host
+    then sees one ambiguous session at worst, never a crash of the edge node).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
