@@ -538,31 +538,10 @@ class StringKind(Kind):
 
 
 @register
-class TextKind(Kind):
+class TextKind(StringKind):
+    """Long text: the string kind's checks, no length bound unless one is given."""
+
     name = "text"
-    ops = TEXTUAL
-
-    def coerce(self, f: Any, value: Any) -> Any:
-        return value if isinstance(value, str) else str(value)
-
-    def fast(self, f: Any) -> Callable[[Any], Any]:
-        low = getattr(f, "min_length", None)
-        if low is None:
-            low = 1 if f.required else 0
-        high = getattr(f, "max_length", None)
-        pattern = re.compile(f.pattern) if getattr(f, "pattern", None) else None
-
-        def check_text(v: Any) -> Any:
-            if type(v) is not str or len(v) < low or (high is not None and len(v) > high):
-                return NOT_SURE
-            if not _clean(v) or (pattern is not None and pattern.fullmatch(v) is None):
-                return NOT_SURE
-            return v
-
-        return check_text
-
-    def parser(self, f: Any) -> Callable[[str], Any]:
-        return _parse_text
 
     def input(self, f: Any, opts: dict[str, Any], meta: dict[str, Any],
               nested: type[ma.Schema] | None) -> mf.Field[Any]:
@@ -571,8 +550,8 @@ class TextKind(Kind):
             validators.append(mv.Length(min=1))
         return mf.String(validate=validators, **opts)
 
-    def output(self, f: Any, meta: dict[str, Any]) -> mf.Field[Any]:
-        return mf.String(allow_none=True, metadata=meta)
+    def fits(self, f: Any) -> Callable[[Any], str | None] | None:
+        return None  # an unbounded column
 
 
 @register
