@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-import weakref
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from engine.db.listen import Listener
 
 from .cache import ALL, invalidate_local, parse_payload
 
@@ -34,79 +33,23 @@ def send_notify(conn: sa.Connection, payload: str) -> None:
     conn.execute(_NOTIFY, {"payload": payload})
 
 
-class InvalidationListener:
-    """A daemon thread that applies other processes' invalidations to this one's caches."""
+class InvalidationListener(Listener):
+    """A daemon thread that applies other processes' invalidations to this one's caches;
+    every cache is cleared when its connection drops and again when it listens again."""
 
     def __init__(self, engine: Engine, poll: float = 1.0) -> None:
-        #: weak: the listener ends (within ``poll``) once nothing else holds the engine
-        self._engine = weakref.ref(engine)
-        self.poll = poll
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name="campo-auth-listen")
-        self._conn: Any = None
+        super().__init__(engine, CHANNEL_PREFIX, _apply, what="auth notifications",
+                         on_lost=_clear_all, on_back=_clear_all, poll=poll)
 
-    def start(self) -> InvalidationListener:
-        self._thread.start()
-        return self
 
-    def wait_ready(self, timeout: float = 5.0) -> bool:
-        """Block until ``LISTEN`` is in place (tests; start-up does not wait)."""
-        return self._ready.wait(timeout)
+def _apply(payload: str) -> None:
+    parsed = parse_payload(payload)
+    if parsed is not None:
+        invalidate_local(*parsed)
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=self.poll + 2)
 
-    def _gone(self) -> bool:
-        return self._stop.is_set() or self._engine() is None
-
-    def _connect(self) -> Any:
-        engine = self._engine()
-        if engine is None:
-            raise LookupError("engine gone")
-        raw = engine.raw_connection()
-        del engine
-        conn = raw.driver_connection
-        raw.detach()  # ours for good: never returned to the pool
-        conn.autocommit = True
-        schema = conn.execute("SELECT current_schema()").fetchone()[0]
-        conn.execute(f'LISTEN "{CHANNEL_PREFIX}{schema}"')
-        return conn
-
-    def _run(self) -> None:
-        failures = 0
-        while not self._gone():
-            try:
-                self._conn = self._connect()
-                if failures:
-                    log.warning("auth notifications: reconnected; caches cleared")
-                    invalidate_local(ALL, None)
-                failures = 0
-                self._ready.set()
-                while not self._gone():
-                    for note in self._conn.notifies(timeout=self.poll, stop_after=64):
-                        parsed = parse_payload(note.payload)
-                        if parsed is not None:
-                            invalidate_local(*parsed)
-            except Exception as exc:  # the database went away: clear, wait, reconnect
-                if self._gone():
-                    break
-                failures += 1
-                invalidate_local(ALL, None)
-                if failures == 1:
-                    log.warning("auth notifications lost (%s); caches cleared, retrying",
-                                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                time.sleep(min(5.0, 0.5 * failures))
-            finally:
-                if self._conn is not None:
-                    try:
-                        self._conn.close()
-                    except Exception:  # closing a dead connection may fail; nothing to do
-                        pass
-                    self._conn = None
+def _clear_all() -> None:
+    invalidate_local(ALL, None)
 
 
 _listeners: dict[int, InvalidationListener] = {}
@@ -123,7 +66,7 @@ def listen(engine: Engine) -> InvalidationListener | None:
     key = id(engine)
     with _lock:
         found = _listeners.get(key)
-        if found is not None and found._thread.is_alive() and found._engine() is engine:
+        if found is not None and found.alive_for(engine):
             return found
         listener = InvalidationListener(engine).start()
         _listeners[key] = listener

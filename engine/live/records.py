@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -35,6 +33,7 @@ from sqlalchemy.sql.elements import True_
 
 from engine.api.record_events import CHANNEL_PREFIX, RecordEvent, decode, subscribe_local
 from engine.auth.hooks import principal_row_filter
+from engine.db.listen import Listener
 
 log = logging.getLogger(__name__)
 
@@ -48,82 +47,37 @@ class RecordFeed:
 
     def __init__(self, engine: Engine, callback: Callback, poll: float = 1.0) -> None:
         self.callback = callback
-        self.poll = poll
-        self._engine = weakref.ref(engine)
-        self._stop = threading.Event()
         self._ready = threading.Event()
-        self._conn: Any = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._thread: threading.Thread | None = None
+        self._listener: Listener | None = None
         if engine.dialect.name == "postgresql":
-            self._thread = threading.Thread(target=self._run, daemon=True,
-                                            name="campo-records-listen")
+            self._listener = Listener(engine, CHANNEL_PREFIX, self._payload,
+                                      what="record events", poll=poll)
         else:
             self._unsubscribe = subscribe_local(engine, callback)
             self._ready.set()
 
+    def _payload(self, payload: str) -> None:
+        events = decode(payload)
+        if events:
+            self.callback(events)
+
     def start(self) -> RecordFeed:
-        if self._thread is not None and not self._thread.is_alive():
-            self._thread.start()
+        if self._listener is not None:
+            self._listener.start()
         return self
 
     def wait_ready(self, timeout: float = 5.0) -> bool:
         """Block until events are being received (``LISTEN`` in place)."""
+        if self._listener is not None:
+            return self._listener.wait_ready(timeout)
         return self._ready.wait(timeout)
 
     def stop(self) -> None:
-        self._stop.set()
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._thread is not None and self._thread.is_alive() \
-                and self._thread is not threading.current_thread():
-            self._thread.join(timeout=self.poll + 2)
-
-    def _gone(self) -> bool:
-        return self._stop.is_set() or self._engine() is None
-
-    def _connect(self) -> Any:
-        engine = self._engine()
-        if engine is None:
-            raise LookupError("engine gone")
-        raw = engine.raw_connection()
-        del engine
-        conn = raw.driver_connection
-        raw.detach()  # ours for good: never returned to the pool
-        conn.autocommit = True
-        schema = conn.execute("SELECT current_schema()").fetchone()[0]
-        conn.execute(f'LISTEN "{CHANNEL_PREFIX}{schema}"')
-        return conn
-
-    def _run(self) -> None:
-        failures = 0
-        while not self._gone():
-            try:
-                self._conn = self._connect()
-                if failures:
-                    log.warning("record events: listening again")
-                failures = 0
-                self._ready.set()
-                while not self._gone():
-                    for note in self._conn.notifies(timeout=self.poll, stop_after=64):
-                        events = decode(note.payload)
-                        if events:
-                            self.callback(events)
-            except Exception as exc:  # the database went away: wait, reconnect
-                if self._gone():
-                    break
-                failures += 1
-                if failures == 1:
-                    log.warning("record events lost (%s); retrying",
-                                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                time.sleep(min(5.0, 0.5 * failures))
-            finally:
-                if self._conn is not None:
-                    try:
-                        self._conn.close()
-                    except Exception:  # closing a dead connection may fail; nothing to do
-                        pass
-                    self._conn = None
+        if self._listener is not None:
+            self._listener.stop()
 
 
 class RecordAccess:
