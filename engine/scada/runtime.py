@@ -324,6 +324,9 @@ class Runtime:
                 result: WriteResult = await asyncio.shield(fut)
             return result
         except TimeoutError:
+            # the job may still end (or fail) after the caller was answered: collect its
+            # outcome so asyncio does not log "Future exception was never retrieved"
+            fut.add_done_callback(_collect)
             raise WriteError(path, f"no confirmation within {timeout:g} s", 504) from None
 
     # ------------------------------------------------------------------ threads
@@ -439,3 +442,9 @@ class RuntimeThread:
         if self.loop is not None and self._thread is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout)
+
+
+def _collect(fut: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a job nobody waits for any more (see :meth:`Runtime.write`)."""
+    if not fut.cancelled():
+        fut.exception()
