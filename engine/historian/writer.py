@@ -132,19 +132,30 @@ class Historian:
         rows: list[PathRow] = []
         add = rows.append
         last = self._last_ts
+        # the values of one scan mostly share their timestamp object: convert each once
+        seen_dt: object = None
+        seen_us = 0
+        seen_q: object = None
+        seen_qi = 0
         for v in values:
             path = v.tag
-            ts = round(v.ts.timestamp() * 1_000_000)
+            when = v.ts
+            if when is not seen_dt:
+                seen_dt, seen_us = when, round(when.timestamp() * 1_000_000)
+            ts = seen_us
             prev = last.get(path)
             if prev is not None and prev - SAME_INSTANT_US < ts <= prev:
                 ts = prev + 1
             if prev is None or ts > prev:
                 last[path] = ts
+            quality = v.quality
+            if quality is not seen_q:
+                seen_q, seen_qi = quality, int(quality)
             value = v.value
             if type(value) is str:
-                add((path, ts, None, value, int(v.quality)))
+                add((path, ts, None, value, seen_qi))
             else:
-                add((path, ts, value, None, int(v.quality)))
+                add((path, ts, value, None, seen_qi))
         with self._lock:
             pos = self.spool.append(rows)
             self.published += len(rows)
