@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy.engine import Engine
 
@@ -44,7 +44,7 @@ class Listener:
         self.thread = threading.Thread(target=self._run, daemon=True,
                                        name=f"campo-listen-{prefix.rstrip(':')}")
 
-    def start(self) -> Listener:
+    def start(self) -> Self:
         if not self.thread.is_alive():
             self.thread.start()
         return self
@@ -71,7 +71,7 @@ class Listener:
             raise LookupError("engine gone")
         raw = engine.raw_connection()
         del engine
-        conn = raw.driver_connection
+        conn: Any = raw.driver_connection
         raw.detach()  # ours for good: never returned to the pool
         conn.autocommit = True
         schema = conn.execute("SELECT current_schema()").fetchone()[0]

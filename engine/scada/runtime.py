@@ -341,7 +341,7 @@ class Runtime:
 def _caller(roles: Iterable[str] | WriteCaller, sites: Iterable[str] | None) -> WriteCaller:
     if hasattr(roles, "may_see_site"):
         return roles  # type: ignore[return-value]
-    return Caller(frozenset(roles),  # type: ignore[arg-type]
+    return Caller(frozenset(roles),
                   frozenset({ALL_SITES}) if sites is None else frozenset(sites))
 
 
