@@ -533,7 +533,7 @@ class Hub:
             got[e.id] = e
         # one check per entity and distinct user (roles and sites decide the scope)
         jobs: dict[tuple[Any, ...], tuple[Any, str, list[Client]]] = {}
-        for entity, changes in per_entity.items():
+        for entity in per_entity:
             for c in self.by_entity.get(entity, ()):
                 p = c.principal
                 if c.closed or p is None or not access.readable(p, entity):
