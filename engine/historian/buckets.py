@@ -65,12 +65,7 @@ def merge_buckets(rows: Sequence[DeltaRow], w: int, width: int, start: int, end:
             gap = (oe - upto) / US
             cur[10] += held * gap
             cur[11] += gap
-        if ob <= now < oe and held is not None and cur[11] > 0:
-            cut = min((oe - now) / US, cur[11])
-            cur[10] -= held * cut
-            cur[11] -= cut
-        elif now < ob:
-            cur[10] = cur[11] = 0.0
+        _stop_at_now(cur, ob, oe, now, held)
         out.append(cur)
         ob = oe
     return out
@@ -100,15 +95,21 @@ def fill_grouped(rows: Sequence[DeltaRow], width: int, start: int, end: int,
             cur = [0, ob, 0, 0.0, nan, nan, nan, 0, nan, 0, 0.0, 0.0]
             if held is not None:
                 cur[10], cur[11] = held * width / US, width / US
-        if ob <= now < oe and held is not None and cur[11] > 0:
-            cut = min((oe - now) / US, cur[11])
-            cur[10] -= held * cut
-            cur[11] -= cut
-        elif now < ob:
-            cur[10] = cur[11] = 0.0
+        _stop_at_now(cur, ob, oe, now, held)
         out.append(cur)
         ob = oe
     return out
+
+
+def _stop_at_now(cur: DeltaRow, ob: int, oe: int, now: int, held: float | None) -> None:
+    """The held value counts up to ``now`` only: cut the bucket holding ``now``, empty the
+    buckets after it (time-weighted area and covered seconds)."""
+    if ob <= now < oe and held is not None and cur[11] > 0:
+        cut = min((oe - now) / US, cur[11])
+        cur[10] -= held * cut
+        cur[11] -= cut
+    elif now < ob:
+        cur[10] = cur[11] = 0.0
 
 
 def finish(row: DeltaRow, aggs: Sequence[str]) -> list[float | int | None]:
