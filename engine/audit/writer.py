@@ -109,7 +109,9 @@ def request_actor() -> tuple[int | None, str | None, str | None, str | None]:
     if not has_request_context():
         return None, None, None, None
     principal = getattr(g, PRINCIPAL_KEY, None)
-    user_id = getattr(principal, "user_id", None)
+    # the engine acting in process (engine.auth's engine principal) is a name, not a user
+    user_id = None if getattr(principal, "engine", False) else getattr(principal, "user_id",
+                                                                        None)
     username = getattr(principal, "username", None)
     return user_id, username, request.remote_addr, getattr(g, REQUEST_ID_KEY, None)
 

@@ -24,7 +24,7 @@ from engine.audit.writer import PRINCIPAL_KEY
 from .apikeys import check_api_key
 from .cache import Entry
 from .errors import fail
-from .principal import Principal, load_principal, optional_principal
+from .principal import ENGINE_ENVIRON, Principal, load_principal, optional_principal
 from .state import AuthState, get_state
 from .tokens import AUTH_CONN_G, CLAIMS_G, verify_request_token
 
@@ -50,6 +50,9 @@ def _api_key_from_request() -> str | None:
 
 def authenticate(state: AuthState) -> Principal:
     """The principal of the request's credentials (API key or bearer token); else 401."""
+    inside = request.environ.get(ENGINE_ENVIRON)
+    if isinstance(inside, Principal) and inside.engine:  # in process only (see the key)
+        return inside
     cache = state.cache
     now = state.now()
     stamp = now.timestamp()
@@ -114,6 +117,8 @@ def rate_limit() -> None:
     if rate is None or request.method == "OPTIONS":
         return
     p = optional_principal()
+    if p is not None and p.engine:  # the engine's own in-process writes are not throttled
+        return
     key = f"api:user:{p.user_id}" if p is not None else f"api:ip:{request.remote_addr}"
     verdict = state.counters.hit(key, rate.amount, rate.period)
     setattr(g, RATE_G, verdict)

@@ -14,6 +14,11 @@ from .errors import fail
 from .tables import user_role_table, user_site_table
 
 ALL_SITES = "*"
+#: WSGI environ key of an in-process caller (the engine writing through its own API, e.g.
+#: the historian's ERP rollups). A client cannot set it: HTTP headers reach the environ as
+#: ``HTTP_*`` keys only, so only code in this process (a Flask test client's
+#: ``environ_base``) can put a principal here.
+ENGINE_ENVIRON = "campo.engine_principal"
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,9 @@ class Principal:
     session_id: str | None = None
     #: the API key used (``None`` for token logins)
     api_key_id: int | None = None
+    #: the engine itself acting in process (:func:`engine_principal`): every permission,
+    #: every site, no rate limit, ``user_id`` not recorded in the audit trail
+    engine: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -60,6 +68,14 @@ class Principal:
             if actions:
                 out[qualname] = actions
         return out
+
+
+def engine_principal(username: str) -> Principal:
+    """The engine writing through its own API as ``username`` (``created_by``, the audit),
+    passed in :data:`ENGINE_ENVIRON` by an in-process client only."""
+    admin = frozenset({"admin"})
+    return Principal(0, username, admin, admin, frozenset({ALL_SITES}), is_service=True,
+                     engine=True)
 
 
 def load_principal(conn: sa.Connection, model: Model, *, user_id: int, username: str,

@@ -223,6 +223,7 @@ class EdgePlugin:
         self.bus = bus
         self.live = LiveTags(tags, bus, engine)
         self.hub: Any = None
+        self.app: Flask | None = None
         runs = tags is not None and run_runtime
         historian = make_historian(settings, tags, engine) if (
             runs and settings is not None and tags is not None) else None
@@ -245,6 +246,8 @@ class EdgePlugin:
     def init_app(self, app: Flask, api: Api) -> None:
         from engine.live import init_live
 
+        self.app = app  # the ERP rollups write through it (engine.wiring.history_erp)
+
         self.hub = init_live(app, api, self.live)
         init_history(app, api, self.history)
         from engine.live.scada_views import init_scada_status
@@ -265,7 +268,8 @@ class EdgePlugin:
                 and self.settings.history:
             from .history_erp import RollupScheduler, make_rollups
 
-            rollups = make_rollups(self.settings, self.model, self.tags, self.engine)
+            rollups = make_rollups(self.settings, self.model, self.tags, self.engine,
+                                   self.app)
             if rollups is not None:
                 self.rollups = RollupScheduler(rollups)
                 self.rollups.start()

@@ -1,12 +1,16 @@
 """ERP rollups wired to the generated API: records written through its one write path.
 
 :class:`ApiRecordWriter` is the :class:`~engine.historian.erp.RecordWriter` the rollups use:
-an in-process app of the model (no socket, no login: it is the engine writing, as
-``campo.history`` in ``created_by``/``updated_by`` and the audit) called through Flask's
-test client, so defaults, ``fetch_from``, computed fields, validations, naming series and
-the audit trail apply exactly as for a user's write. :class:`RollupScheduler` runs the daily
-rules in ``campo serve`` once each production day has closed; ``campo history rollup``
-recomputes a range on demand (:mod:`engine.wiring.history_commands`).
+the model's API called in process through Flask's test client (no socket, no login: it is
+the engine writing, as ``campo.history`` in ``created_by``/``updated_by`` and the audit), so
+defaults, ``fetch_from``, computed fields, validations, naming series, the audit trail and
+live record events apply exactly as for a user's write. In ``campo serve`` that is the
+served app itself, the writer passing the engine's principal
+(:func:`engine.auth.principal.engine_principal`) in the request environ; ``campo history
+rollup`` builds an app of its own without authentication (:func:`internal_app`).
+:class:`RollupScheduler` runs the daily rules in ``campo serve`` once each production day
+has closed; ``campo history rollup`` recomputes a range on demand
+(:mod:`engine.wiring.history_commands`).
 """
 
 from __future__ import annotations
@@ -52,11 +56,22 @@ def internal_app(model: Model, engine: Engine, settings: Settings) -> Flask:
 
 
 class ApiRecordWriter:
-    """Finds, creates and patches records through the generated API (in process)."""
+    """Finds, creates and patches records through the generated API (in process).
 
-    def __init__(self, app: Flask) -> None:
+    ``app`` is either an :func:`internal_app` or the served app with ``served=True``: then
+    each request carries the engine's principal (every permission and site, not throttled,
+    audited as :data:`ACTOR`), which no HTTP client can send.
+    """
+
+    def __init__(self, app: Flask, *, served: bool = False) -> None:
         self.app = app
+        environ: dict[str, Any] = {}
+        if served:
+            from engine.auth.principal import ENGINE_ENVIRON, engine_principal
+
+            environ[ENGINE_ENVIRON] = engine_principal(ACTOR)
         self.client = app.test_client()
+        self.client.environ_base.update(environ)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -96,9 +111,12 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
             for k, v in values.items()}
 
 
-def make_rollups(settings: Settings, model: Model, tags: TagModel, engine: Engine
-                 ) -> ErpRollups | None:
-    """The project's ERP rollups over ``engine`` (None when no module declares any).
+def make_rollups(settings: Settings, model: Model, tags: TagModel, engine: Engine,
+                 app: Flask | None = None) -> ErpRollups | None:
+    """The project's ERP rollups over ``engine`` (None when no module declares any),
+    writing through ``app`` (the served app, see :class:`ApiRecordWriter`) or, without
+    one, through an :func:`internal_app` of their own (a second copy of the generated API:
+    ~16 MB for the demo project, so ``campo serve`` passes its app).
 
     Raises :class:`metamodel.DefinitionError` when a rule does not check.
     """
@@ -112,8 +130,9 @@ def make_rollups(settings: Settings, model: Model, tags: TagModel, engine: Engin
     catalog.load()
     history = History(store, catalog, settings.history_max_points,
                       settings.history_rollup_1m_days)
-    return ErpRollups(rules, tags, history, ApiRecordWriter(internal_app(model, engine,
-                                                                          settings)))
+    writer = (ApiRecordWriter(app, served=True) if app is not None
+              else ApiRecordWriter(internal_app(model, engine, settings)))
+    return ErpRollups(rules, tags, history, writer)
 
 
 def _engine(url: str) -> Engine:

@@ -261,3 +261,48 @@ def test_scheduler_writes_due_days_once(project: Any, tmp_path: Path, pg_url: st
     assert [o for o in scheduler.tick(now) if o.record_id] == []  # nothing due any more
     other.dispose()
     engine.dispose()
+
+
+def test_the_served_app_writes_as_the_engine(project: Any, tmp_path: Path) -> None:
+    """In ``campo serve`` the rollups write through the served, authenticated app (no
+    second copy of the API) as the engine: every permission (admin may only read the daily
+    records here), never throttled, audited as ``campo.history`` without a user id. No HTTP
+    client can claim the engine's principal."""
+    from support.auth import FAST_HASHER, build_settings
+
+    from engine.api import create_app
+    from engine.auth.hooks import api_hooks, auth_init_hook
+    from engine.wiring.history_erp import make_rollups
+
+    module = MODULE.replace("    unique_together: [[well, day]]\n",
+                            "    unique_together: [[well, day]]\n"
+                            "    permissions: {admin: [read]}\n")
+    root = _project(project, module=module)
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    _feed(root, url, tmp_path, seed=11)
+    model, tags, engine = load(root), load_tags(root), create_engine_for(url)
+    prepare_database(engine, model, root)
+    settings = build_settings(tmp_path, project=root, api_rate_limit="2 per minute")
+    app = create_app(model, engine, settings, **api_hooks(),
+                     on_init=[auth_init_hook(engine, settings, model, hasher=FAST_HASHER)])
+    c = app.test_client()
+    for headers in ({}, {"campo.engine_principal": "1"}, {"Campo-Engine-Principal": "1"}):
+        assert c.get("/api/prod/well_day", headers=headers).status_code == 401
+    rollups = make_rollups(settings, model, tags, engine, app)
+    assert rollups is not None
+    writer = rollups.writer
+    assert isinstance(writer, ApiRecordWriter) and writer.app is app  # no second app
+    for code in ("W1", "W2"):
+        writer.create("prod.asset", {"code": code})
+    outcomes = rollups.run_days(DAY - dt.timedelta(days=1), DAY)  # far over 2 per minute
+    assert sorted((o.instance, o.action) for o in outcomes if o.record_id) == [
+        ("pad.w1", "created"), ("pad.w1", "created"), ("pad.w2", "created"),
+        ("pad.w2", "created")]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT entity, user_id, username FROM campo_audit "
+            "WHERE entity IN ('prod.asset', 'prod.well_day')")).all()
+        by = {r[0] for r in conn.execute(sa.text("SELECT created_by FROM prod_well_day"))}
+    assert len(rows) == 6 and {(u, n) for _e, u, n in rows} == {(None, "campo.history")}
+    assert by == {"campo.history"}
+    engine.dispose()
