@@ -4,9 +4,10 @@
 transaction, once per write. An event leaves only if that transaction commits, and never
 carries field values (who may see the record is decided by the receiver, per user):
 
-- **PostgreSQL**: a ``NOTIFY`` on ``campo_records:<schema>`` in the same transaction, so
-  every web process that ``LISTEN``\\ s (:mod:`engine.live.records`) gets it at commit —
-  this one included; a rolled-back transaction or savepoint sends nothing.
+- **PostgreSQL**: a ``NOTIFY`` on ``campo_records:<schema>`` sent with the transaction's
+  ``COMMIT`` (:func:`engine.db.atcommit.notify`), so every web process that
+  ``LISTEN``\\ s (:mod:`engine.live.records`) gets it at commit — this one included; a
+  rolled-back transaction or savepoint sends nothing.
 - **Other databases** (SQLite: one web process): the events wait on the connection and are
   handed to this process's subscribers (:func:`subscribe_local`) when the connection goes
   back to the pool after a commit; a rollback (or a rolled-back savepoint) drops them.
@@ -32,10 +33,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from engine.db.atcommit import notify
+
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "campo_records:"
-_NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL_PREFIX}' || current_schema(), :payload)")
 #: PostgreSQL refuses payloads of 8000 bytes or more
 MAX_PAYLOAD = 7000
 _PENDING, _COMMITTED, _MARKS = "campo_records", "campo_records_done", "campo_records_marks"
@@ -94,7 +96,7 @@ def emit(conn: Connection, entity: str, op: str,
         return
     if conn.dialect.name == "postgresql":
         for payload in encode(entity, op, pairs):
-            conn.execute(_NOTIFY, {"payload": payload})
+            notify(conn, CHANNEL_PREFIX, payload)  # sent with the COMMIT
         return
     _watch(conn.engine)
     conn.info.setdefault(_PENDING, []).extend(

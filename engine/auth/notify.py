@@ -18,6 +18,7 @@ import threading
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from engine.db.atcommit import notify
 from engine.db.listen import Listener
 
 from .cache import ALL, invalidate_local, parse_payload
@@ -25,12 +26,11 @@ from .cache import ALL, invalidate_local, parse_payload
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "campo_auth:"
-_NOTIFY = sa.text(f"SELECT pg_notify('{CHANNEL_PREFIX}' || current_schema(), :payload)")
 
 
 def send_notify(conn: sa.Connection, payload: str) -> None:
     """Queue a notice on ``conn``'s transaction (delivered at commit)."""
-    conn.execute(_NOTIFY, {"payload": payload})
+    notify(conn, CHANNEL_PREFIX, payload)
 
 
 class InvalidationListener(Listener):

@@ -190,6 +190,9 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 20)
     engine = sa.create_engine(url, **kwargs)
     _ping_when_idle(engine)
+    from .atcommit import watch
+
+    watch(engine)  # audit rows and notices ride on the COMMIT (engine.db.atcommit)
     return engine
 
 
