@@ -63,8 +63,8 @@ entities:
 """
 ROWS = 2000
 THREADS = 4
-ROUND_SECONDS = 1.0
-ROUNDS = 5
+ROUND_SECONDS = 0.7
+ROUNDS = 9
 SECRET = "bench-secret-" + "s" * 40
 PASSWORD = "bench password 1"
 PG_URL = os.environ.get("CAMPO_TEST_DATABASE_URL",

@@ -129,28 +129,39 @@ def rate_limit() -> None:
 
 def _rate_headers(response: Response) -> Response:
     verdict = getattr(g, RATE_G, None)
-    if verdict is not None:
+    if verdict is not None:  # added, not set: no view sets these (set scans every header)
         h = response.headers
-        h["X-RateLimit-Limit"] = str(verdict.limit)
-        h["X-RateLimit-Remaining"] = str(verdict.remaining)
-        h["X-RateLimit-Reset"] = str(int(verdict.reset))
+        h.add("X-RateLimit-Limit", str(verdict.limit))
+        h.add("X-RateLimit-Remaining", str(verdict.remaining))
+        h.add("X-RateLimit-Reset", str(int(verdict.reset)))
     return response
+
+
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
+_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
 def security_headers(response: Response) -> Response:
     """Add the security headers (without overriding a view's own choice)."""
     state = get_state()
     h = response.headers
-    h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("X-Frame-Options", "DENY")
-    h.setdefault("Referrer-Policy", "no-referrer")
-    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    docs = request.path == state.docs_prefix or request.path.startswith(state.docs_prefix + "/")
-    h.setdefault("Content-Security-Policy", DOCS_CSP if docs else CSP)
+    # one pass over the headers a view set (setdefault would scan them once per header)
+    present = {k.lower() for k in h.keys()}
+    path = request.path
+    docs = path == state.docs_prefix or path.startswith(state.docs_prefix + "/")
+    wanted = [*_SECURITY_HEADERS, ("Content-Security-Policy", DOCS_CSP if docs else CSP)]
     if request.is_secure:
-        h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-    if request.path.startswith("/api/auth/"):
+        wanted.append(_HSTS)
+    for key, value in wanted:
+        if key.lower() not in present:
+            h.add(key, value)
+    if path.startswith("/api/auth/"):
         h["Cache-Control"] = "no-store"
     return response
 

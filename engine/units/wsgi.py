@@ -113,7 +113,10 @@ class UnitsMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        raw_query = environ.get("QUERY_STRING", "")
+        if "HTTP_X_UNITS" not in environ and "units" not in raw_query:
+            return self.app(environ, start_response)  # the common case: nothing to convert
+        query = parse_qsl(raw_query, keep_blank_values=True)
         system = environ.get("HTTP_X_UNITS") or next((v for k, v in query if k == "units"), None)
         if any(k == "units" for k, _ in query):
             query = [(k, v) for k, v in query if k != "units"]
