@@ -32,6 +32,7 @@ from metamodel.errors import expected_one_of
 
 from . import bounds, security
 from .codecs import KINDS, Codec
+from .docs import doc_later
 from .errors import ApiError, json_response
 from .openapi import filter_parameters
 from .query import QueryError, parse_list_query, visible_codecs
@@ -259,4 +260,4 @@ def add_aggregate_route(ctx: ApiContext, res: Resource, blp: Blueprint) -> None:
         return run_aggregate(ctx, res)
 
     blp.route(f"/{name}/aggregate", endpoint=f"{name}_aggregate", methods=["GET"])(
-        Blueprint.doc(**_docs(res))(aggregate))
+        doc_later(lambda: _docs(res))(aggregate))

@@ -27,7 +27,6 @@ from typing import Any
 
 import flask
 from flask import Flask
-from flask_smorest import Api
 from flask_smorest import Blueprint as ApiBlueprint
 from sqlalchemy.engine import Engine
 
@@ -56,6 +55,7 @@ from .access import (
 from .body import JSONProvider
 from .bounds import IdConverter
 from .context import ApiContext
+from .docs import Api
 from .errors import register_error_handlers
 from .health import Health, campo_version, health_blueprint
 from .meta import meta_blueprint

@@ -18,6 +18,7 @@ them (:func:`engine.api.security.get_visible`, which strips hidden fields), else
 
 from __future__ import annotations
 
+import functools
 import http
 import logging
 import os
@@ -29,6 +30,7 @@ from flask import Response, request, send_file
 from flask_smorest import Blueprint
 
 from . import bounds, filestore, gate, security
+from .docs import doc_later
 from .errors import ApiError, json_response
 from .openapi import ID_PARAMETER, operation_id
 from .writes import explain_integrity
@@ -223,7 +225,8 @@ def add_attachment_routes(ctx: ApiContext, res: Resource, blp: Blueprint) -> Non
                         files_root(ctx))
     for field, f in fields.items():
         limit = limit_of(ctx, f)
-        docs = _docs(res, field, f, f"{limit} bytes")
+        docs = functools.cache(  # made with the OpenAPI document
+            lambda field=field, f=f, limit=limit: _docs(res, field, f, f"{limit} bytes"))
 
         def post(record_id: int, field: str = field) -> Response:
             return upload(ctx, res, record_id, field)
@@ -233,7 +236,7 @@ def add_attachment_routes(ctx: ApiContext, res: Resource, blp: Blueprint) -> Non
 
         blp.route(f"/{name}/<id:record_id>/files/{field}", endpoint=f"{name}_{field}_upload",
                   methods=["POST"], parameters=[ID_PARAMETER])(
-            Blueprint.doc(**docs["upload"])(post))
+            doc_later(lambda docs=docs: docs()["upload"])(post))
         blp.route(f"/{name}/<id:record_id>/files/{field}",
                   endpoint=f"{name}_{field}_download", methods=["GET"],
-                  parameters=[ID_PARAMETER])(Blueprint.doc(**docs["download"])(get))
+                  parameters=[ID_PARAMETER])(doc_later(lambda docs=docs: docs()["download"])(get))

@@ -8,8 +8,9 @@ with ``type()`` when the app is built; their methods close over a compiled
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +27,7 @@ from .allocation import add_allocation_routes
 from .attachments import add_attachment_routes
 from .body import read_json, validate
 from .context import ApiContext
+from .docs import doc_later
 from .errors import ApiError, json_response
 from .export import add_export_route
 from .prepare import attach_behaviour
@@ -151,20 +153,24 @@ def make_views(ctx: ApiContext, res: Resource) -> tuple[type[MethodView], type[M
                            {"references": refs}) from None
         return Response(status=204)
 
-    docs = openapi.resource_docs(res)
+    docs = functools.cache(lambda: openapi.resource_docs(res))  # made with the document
+
+    def doc(op: str) -> Callable[[Any], Any]:
+        return doc_later(lambda: docs()[op])
+
     base = _class_name(res)
     collection = type(f"{base}Collection", (MethodView,), {
-        "get": Blueprint.doc(**docs["list"])(list_records),
-        "post": Blueprint.doc(**docs["create"])(create_record),
+        "get": doc("list")(list_records),
+        "post": doc("create")(create_record),
     })
     item = type(f"{base}Item", (MethodView,), {
-        "get": Blueprint.doc(**docs["get"])(get_one),
-        "put": Blueprint.doc(**docs["put"])(replace),
-        "patch": Blueprint.doc(**docs["patch"])(patch),
-        "delete": Blueprint.doc(**docs["delete"])(delete),
+        "get": doc("get")(get_one),
+        "put": doc("put")(replace),
+        "patch": doc("patch")(patch),
+        "delete": doc("delete")(delete),
     })
     bulk = type(f"{base}Bulk", (MethodView,), {
-        "post": Blueprint.doc(**docs["bulk"])(bulk_create),
+        "post": doc("bulk")(bulk_create),
     })
     return collection, item, bulk
 

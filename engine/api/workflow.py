@@ -17,6 +17,7 @@ by role, ready by guard and rules); ``GET .../<id>/transitions`` the recorded hi
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from metamodel.spec import TransitionSpec, labels_of
 
 from . import bounds, gate, security
 from .body import read_json, validate
+from .docs import doc_later
 from .errors import ApiError, json_response
 from .naming import begin_write, transition_table
 from .openapi import ID_PARAMETER, operation_id
@@ -290,7 +292,7 @@ def add_workflow_routes(ctx: ApiContext, res: Resource, blp: Blueprint) -> None:
     if res.entity.workflow is None or res.behaviour is None:
         return
     name = res.entity.name
-    docs = _docs(res)
+    docs = functools.cache(lambda: _docs(res))  # made with the OpenAPI document
 
     def run(record_id: int, action: str) -> Response:
         return run_action(ctx, res, record_id, action)
@@ -303,11 +305,11 @@ def add_workflow_routes(ctx: ApiContext, res: Resource, blp: Blueprint) -> None:
 
     blp.route(f"/{name}/<id:record_id>/actions/<action>", endpoint=f"{name}_action",
               methods=["POST"], parameters=[ID_PARAMETER, _ACTION_PARAMETER])(
-        Blueprint.doc(**docs["run"])(run))
+        doc_later(lambda: docs()["run"])(run))
     blp.route(f"/{name}/<id:record_id>/actions", endpoint=f"{name}_actions",
               methods=["GET"], parameters=[ID_PARAMETER])(
-        Blueprint.doc(**docs["actions"])(actions))
+        doc_later(lambda: docs()["actions"])(actions))
     blp.route(f"/{name}/<id:record_id>/transitions", endpoint=f"{name}_transitions",
               methods=["GET"], parameters=[ID_PARAMETER])(
-        Blueprint.doc(**docs["transitions"])(transitions))
+        doc_later(lambda: docs()["transitions"])(transitions))
 

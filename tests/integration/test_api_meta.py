@@ -202,6 +202,30 @@ def test_openapi_document(env: ApiEnv) -> None:
     assert set(page) == {"items", "next_cursor", "count"}
 
 
+def test_openapi_document_is_built_on_first_demand(env: ApiEnv) -> None:
+    """The routes answer at once; the document (and the schemas only it needs) is made by
+    the first GET /api/openapi.json, once, and a blueprint added later joins it."""
+    from flask_smorest import Blueprint
+
+    from engine.api.docs import LazyDoc
+
+    api = env.app.extensions["campo"]["api"]
+    assert "/api/plant/equipment" not in api.spec.to_dict().get("paths", {})
+    docs = api._pending[0][0]._docs
+    assert any(isinstance(info, LazyDoc) for m in docs.values() for info in m.values())
+    api.document()
+    first = api.spec.to_dict()
+    assert first["paths"]["/api/plant/equipment"]["post"]["summary"].startswith("Create a ")
+    assert api._pending == []
+    late = Blueprint("late", __name__, url_prefix="/api/late")
+    late.route("")(lambda: {"ok": True})
+    api.register_blueprint(late)  # after the document was made: joins it on demand
+    assert env.client.get("/api/plant/equipment").status_code == 200
+    second = env.client.get("/api/openapi.json").json
+    assert "/api/late" in second["paths"] and second["paths"]["/api/plant/equipment"] == \
+        first["paths"]["/api/plant/equipment"]
+
+
 def test_docs_page_is_served_without_external_urls(env: ApiEnv) -> None:
     r = env.client.get("/api/docs")
     assert r.status_code == 200 and b"swagger-ui" in r.data
