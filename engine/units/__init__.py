@@ -66,9 +66,29 @@ def _pint_name(unit: str) -> str:
     return ALIASES.get(unit, unit)
 
 
-@cache
+#: ``(src, dst)`` -> ``(a, b)`` (``dst = src * a + b``), None (the same unit) or the message
+#: of the :class:`UnitError` the pair raises: every pair asked for so far, in this process
+_FACTORS: dict[tuple[str, str], tuple[float, float] | None | str] = {}
+
+
 def _factor(src: str, dst: str) -> tuple[float, float] | None:
     """``dst = src * a + b`` for two units (``None``: the same unit, nothing to do)."""
+    key = (src, dst)
+    if key in _FACTORS:
+        known = _FACTORS[key]
+        if isinstance(known, str):
+            raise UnitError(known)
+        return known
+    try:
+        found = _compute(src, dst)
+    except UnitError as err:
+        _FACTORS[key] = str(err)
+        raise
+    _FACTORS[key] = found
+    return found
+
+
+def _compute(src: str, dst: str) -> tuple[float, float] | None:
     if src == dst:
         return None
     if src in NOT_CONVERTED or dst in NOT_CONVERTED:
@@ -80,6 +100,25 @@ def _factor(src: str, dst: str) -> tuple[float, float] | None:
     except Exception as err:  # pint raises several kinds (undefined, dimensionality, syntax)
         raise UnitError(f"cannot convert '{src}' to '{dst}': {err}") from None
     return float(one - zero), float(zero)
+
+
+def known_factors() -> list[list[Any]]:
+    """Every pair computed in this process, as JSON: ``[src, dst, [a, b] | null | message]``.
+
+    ``campo serve`` computes the project's pairs before it starts the web processes and
+    hands them over (:func:`seed_factors`): a worker then converts without loading pint
+    (~5 MB per process), which it loads only for a pair nobody asked for before.
+    """
+    return [[src, dst, list(v) if isinstance(v, tuple) else v]
+            for (src, dst), v in list(_FACTORS.items())]
+
+
+def seed_factors(rows: list[list[Any]]) -> None:
+    """Take pairs computed by another process (:func:`known_factors`)."""
+    for src, dst, value in rows:
+        _FACTORS[(str(src), str(dst))] = (
+            (float(value[0]), float(value[1])) if isinstance(value, list)
+            else None if value is None else str(value))
 
 
 def check_conversion(src: str, dst: str) -> None:

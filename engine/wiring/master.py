@@ -32,12 +32,14 @@ log = logging.getLogger(__name__)
 
 def spec_for(overrides: dict[str, Any], *, host: str, port: int, threads: int, workers: int,
              children: list[list[str]], worker_overrides: dict[str, Any],
-             verbose: bool = False) -> str:
-    """The master's argument: where to listen, gunicorn sizing, child commands, and the
-    settings overrides the workers apply over ``CAMPO_*``."""
+             verbose: bool = False, unit_factors: list[list[Any]] | None = None) -> str:
+    """The master's argument: where to listen, gunicorn sizing, child commands, the
+    settings overrides the workers apply over ``CAMPO_*`` and the unit conversions the
+    project needs (:func:`engine.units.known_factors`: the workers need not load pint)."""
     return json.dumps({"settings": {**overrides, **worker_overrides}, "host": host,
                        "port": port, "threads": threads, "workers": workers,
-                       "children": children, "verbose": verbose}, default=str)
+                       "children": children, "verbose": verbose,
+                       "unit_factors": unit_factors or []}, default=str)
 
 
 #: the master reads its spec from this variable: a command line is world-readable (``ps``)
@@ -113,6 +115,7 @@ def main(argv: list[str]) -> int:
 
     def factory() -> Any:
         _fewer_malloc_arenas()
+        from engine import units
         from engine.db import platform
         from engine.rules import load_model
         from engine.settings import Settings
@@ -120,6 +123,7 @@ def main(argv: list[str]) -> int:
         from .serve import build_app
 
         platform.assume_current()  # `campo serve` migrated them a moment ago
+        units.seed_factors(spec.get("unit_factors", []))  # computed by `campo serve`
         worker_settings = Settings(**spec["settings"])
         model = load_model(worker_settings)
         app = build_app(worker_settings, model, worker_settings.resolved_database_url(),

@@ -145,6 +145,18 @@ def build_app(settings: Settings, model: Any, url: str, counters: Any = None) ->
     return app
 
 
+def unit_factors(model: Any) -> list[list[Any]]:
+    """The unit conversions the web processes will ask for: those the model's checks made
+    (export units) and those of the unit systems' plans (:mod:`engine.units.wsgi`), made
+    here once so the workers convert without loading pint."""
+    from engine.units import SYSTEMS, known_factors
+    from engine.units.wsgi import unit_plan
+
+    for system in SYSTEMS:
+        unit_plan(model, system)
+    return known_factors()
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """Handler of ``campo serve``."""
     from engine.auth import ensure_platform_tables
@@ -192,5 +204,6 @@ def serve_command(args: argparse.Namespace) -> int:
                        "bus": "mqtt" if runtime else settings.bus}
     exec_master(spec_for(overrides, host=settings.host, port=settings.port,
                          threads=args.threads, workers=workers, children=children,
-                         worker_overrides=worker_over, verbose=getattr(args, "verbose", False)))
+                         worker_overrides=worker_over, verbose=getattr(args, "verbose", False),
+                         unit_factors=unit_factors(model)))
     return 0  # pragma: no cover - exec_master does not return
