@@ -33,14 +33,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from engine.db.atcommit import notify
+from engine.db.atcommit import TransactionList, notify
 
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "campo_records:"
 #: PostgreSQL refuses payloads of 8000 bytes or more
 MAX_PAYLOAD = 7000
-_PENDING, _COMMITTED, _MARKS = "campo_records", "campo_records_done", "campo_records_marks"
+_COMMITTED = "campo_records_done"
+#: events of the transaction in progress on a connection (SQLite)
+_pending = TransactionList("campo_records")
 
 Callback = Callable[[list["RecordEvent"]], None]
 
@@ -99,8 +101,7 @@ def emit(conn: Connection, entity: str, op: str,
             notify(conn, CHANNEL_PREFIX, payload)  # sent with the COMMIT
         return
     _watch(conn.engine)
-    conn.info.setdefault(_PENDING, []).extend(
-        RecordEvent(entity, rid, version, op) for rid, version in pairs)
+    _pending.extend(conn, (RecordEvent(entity, rid, version, op) for rid, version in pairs))
 
 
 # --------------------------------------------------------------------------- in-process
@@ -129,57 +130,21 @@ def _watch(engine: Engine) -> None:
         if engine in _watched:
             return
         _watched.add(engine)
+    _pending.follow_savepoints(engine)
     sa.event.listen(engine, "commit", _on_commit)
-    sa.event.listen(engine, "rollback", _on_rollback)
-    sa.event.listen(engine, "savepoint", _on_savepoint)
-    sa.event.listen(engine, "rollback_savepoint", _on_rollback_savepoint)
-    sa.event.listen(engine, "release_savepoint", _on_release_savepoint)
+    sa.event.listen(engine, "rollback", _pending.clear)
     sa.event.listen(engine, "checkin", lambda _dbapi, record: _deliver(engine, record.info))
 
 
 def _on_commit(conn: Connection) -> None:
-    pending = conn.info.pop(_PENDING, None)
-    conn.info.pop(_MARKS, None)
+    pending = _pending.take(conn)
     if pending:
         conn.info.setdefault(_COMMITTED, []).extend(pending)
 
 
-def _on_rollback(conn: Connection) -> None:
-    conn.info.pop(_PENDING, None)
-    conn.info.pop(_MARKS, None)
-
-
-def _on_savepoint(conn: Connection, name: str | None) -> None:
-    conn.info.setdefault(_MARKS, []).append((name, len(conn.info.get(_PENDING, ()))))
-
-
-def _pop_mark(conn: Connection, name: str) -> int | None:
-    """The pending size when savepoint ``name`` began (the innermost one when the name is
-    not known: SQLAlchemy may announce a savepoint before naming it); None without one."""
-    marks: list[tuple[str | None, int]] = conn.info.get(_MARKS, [])
-    if not marks:
-        return None
-    names = [m for m, _ in marks]
-    at = len(names) - 1 - names[::-1].index(name) if name in names else len(marks) - 1
-    size = marks[at][1]
-    del marks[at:]
-    return size
-
-
-def _on_rollback_savepoint(conn: Connection, name: str, _context: Any) -> None:
-    size = _pop_mark(conn, name)
-    if size is not None:
-        del conn.info.get(_PENDING, [])[size:]
-
-
-def _on_release_savepoint(conn: Connection, name: str, _context: Any) -> None:
-    _pop_mark(conn, name)
-
-
 def _deliver(engine: Engine, info: dict[str, Any]) -> None:
     """Pool check-in: the connection's transactions are over; hand out what committed."""
-    info.pop(_PENDING, None)
-    info.pop(_MARKS, None)
+    _pending.clear_info(info)
     events: list[RecordEvent] | None = info.pop(_COMMITTED, None)
     if not events:
         return

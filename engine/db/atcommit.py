@@ -32,7 +32,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-_QUEUE, _MARKS = "campo_at_commit", "campo_at_commit_marks"
 #: ``pg_notify`` on ``<prefix><current schema>``: two deployments (or two tests) sharing a
 #: database never hear each other
 NOTIFY_SQL = "SELECT pg_notify(%(prefix)s || current_schema(), %(payload)s)"
@@ -64,7 +63,7 @@ def at_commit(conn: Connection, sql: str, params: Mapping[str, Any]) -> None:
     # in the caller's code, not at the commit
     text = psycopg.ClientCursor(conn.connection.driver_connection).mogrify(sql, params)
     watch(conn.engine)
-    conn.info.setdefault(_QUEUE, []).append(text)
+    _queue.add(conn, text)
 
 
 def notify(conn: Connection, prefix: str, payload: str) -> None:
@@ -79,17 +78,14 @@ def watch(engine: Engine) -> None:
         if engine in _watched:
             return
         _watched.add(engine)
+    _queue.follow_savepoints(engine)
     sa.event.listen(engine, "commit", _on_commit)
-    sa.event.listen(engine, "rollback", _drop)
-    sa.event.listen(engine, "savepoint", _on_savepoint)
-    sa.event.listen(engine, "rollback_savepoint", _on_rollback_savepoint)
-    sa.event.listen(engine, "release_savepoint", _on_release_savepoint)
-    sa.event.listen(engine, "checkin", lambda _dbapi, record: _clear(record.info))
+    sa.event.listen(engine, "rollback", _queue.clear)
+    sa.event.listen(engine, "checkin", lambda _dbapi, record: _queue.clear_info(record.info))
 
 
 def _on_commit(conn: Connection) -> None:
-    queued: list[str] | None = conn.info.pop(_QUEUE, None)
-    conn.info.pop(_MARKS, None)
+    queued: list[str] | None = _queue.take(conn)
     if not queued:
         return
     message = ";\n".join([*queued, "COMMIT"])
@@ -104,37 +100,63 @@ def _on_commit(conn: Connection) -> None:
         raise
 
 
-def _drop(conn: Connection) -> None:
-    _clear(conn.info)
+class TransactionList:
+    """A list kept in a connection's ``info`` for the transaction in progress: what was
+    added inside a savepoint that rolls back is dropped with it. The owner takes the list
+    at commit and clears it at rollback (``record_events`` also keeps SQLite's events in
+    one until the connection returns to the pool)."""
+
+    def __init__(self, key: str) -> None:
+        self.key, self.marks = key, key + "_marks"
+
+    def add(self, conn: Connection, item: Any) -> None:
+        conn.info.setdefault(self.key, []).append(item)
+
+    def extend(self, conn: Connection, items: Any) -> None:
+        conn.info.setdefault(self.key, []).extend(items)
+
+    def take(self, conn: Connection) -> list[Any] | None:
+        """The list (None when empty), no longer kept."""
+        conn.info.pop(self.marks, None)
+        return conn.info.pop(self.key, None)
+
+    def clear(self, conn: Connection) -> None:
+        self.clear_info(conn.info)
+
+    def clear_info(self, info: dict[str, Any]) -> None:
+        info.pop(self.key, None)
+        info.pop(self.marks, None)
+
+    def follow_savepoints(self, engine: Engine) -> None:
+        """Mark where each savepoint of ``engine`` began; cut back to it on its rollback."""
+        sa.event.listen(engine, "savepoint", self._on_savepoint)
+        sa.event.listen(engine, "rollback_savepoint", self._on_rollback_savepoint)
+        sa.event.listen(engine, "release_savepoint", self._on_release_savepoint)
+
+    def _on_savepoint(self, conn: Connection, name: str | None) -> None:
+        conn.info.setdefault(self.marks, []).append((name, len(conn.info.get(self.key, ()))))
+
+    def _pop_mark(self, conn: Connection, name: str) -> int | None:
+        """The list's length when savepoint ``name`` began (the innermost one when the name
+        is not known: SQLAlchemy may announce a savepoint before naming it); None without
+        one."""
+        marks: list[tuple[str | None, int]] = conn.info.get(self.marks, [])
+        if not marks:
+            return None
+        names = [m for m, _ in marks]
+        at = len(names) - 1 - names[::-1].index(name) if name in names else len(marks) - 1
+        size = marks[at][1]
+        del marks[at:]
+        return size
+
+    def _on_rollback_savepoint(self, conn: Connection, name: str, _context: Any) -> None:
+        size = self._pop_mark(conn, name)
+        if size is not None:
+            del conn.info.get(self.key, [])[size:]
+
+    def _on_release_savepoint(self, conn: Connection, name: str, _context: Any) -> None:
+        self._pop_mark(conn, name)
 
 
-def _clear(info: dict[str, Any]) -> None:
-    info.pop(_QUEUE, None)
-    info.pop(_MARKS, None)
-
-
-def _on_savepoint(conn: Connection, name: str | None) -> None:
-    conn.info.setdefault(_MARKS, []).append((name, len(conn.info.get(_QUEUE, ()))))
-
-
-def _pop_mark(conn: Connection, name: str) -> int | None:
-    """The queue's length when savepoint ``name`` began (the innermost one when the name is
-    not known: SQLAlchemy may announce a savepoint before naming it); None without one."""
-    marks: list[tuple[str | None, int]] = conn.info.get(_MARKS, [])
-    if not marks:
-        return None
-    names = [m for m, _ in marks]
-    at = len(names) - 1 - names[::-1].index(name) if name in names else len(marks) - 1
-    size = marks[at][1]
-    del marks[at:]
-    return size
-
-
-def _on_rollback_savepoint(conn: Connection, name: str, _context: Any) -> None:
-    size = _pop_mark(conn, name)
-    if size is not None:
-        del conn.info.get(_QUEUE, [])[size:]
-
-
-def _on_release_savepoint(conn: Connection, name: str, _context: Any) -> None:
-    _pop_mark(conn, name)
+#: the statements queued on each connection
+_queue = TransactionList("campo_at_commit")
