@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--time-scale", type=float, default=1.0, metavar="X",
                    help="simulated seconds per real second (default 1)")
     p.set_defaults(handler=_simulate)
+
+
+#: how long Ctrl-C waits for the Modbus and OPC-UA servers to close their connections
+STOP_SECONDS = 8.0
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -50,7 +55,14 @@ def _simulate(args: argparse.Namespace) -> int:
         try:
             await asyncio.Event().wait()
         finally:
-            await sim.stop()
+            try:  # Ctrl-C must end the program even if a server's shutdown hangs
+                await asyncio.wait_for(sim.stop(), STOP_SECONDS)
+            except TimeoutError:
+                waiting = sorted(t.get_name() for t in asyncio.all_tasks()
+                                 if t is not asyncio.current_task())
+                print(f"simulator: the servers did not stop within {STOP_SECONDS:.0f} s "
+                      f"(still running: {', '.join(waiting) or 'nothing'}); leaving",
+                      file=sys.stderr, flush=True)
 
     try:
         asyncio.run(main())
