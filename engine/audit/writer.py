@@ -20,6 +20,7 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import functools
 import json
 import logging
 import math
@@ -55,6 +56,18 @@ _PG_INSERT = "INSERT INTO campo_audit ({}) VALUES ({})".format(
     ", ".join(f'"{c.name}"' for c in audit_table.c if c.name != "id"),
     ", ".join(f"%({c.name})s::json" if c.name in _JSON_COLUMNS else f"%({c.name})s"
               for c in audit_table.c if c.name != "id"))
+
+
+@functools.cache
+def _driver_insert(dialect: sa.Dialect) -> tuple[str, list[tuple[str, Any]]]:
+    """The audit INSERT as the driver takes it (``?`` placeholders) and each column's bind
+    processor: the row written exactly as ``sa.insert(audit_table)`` writes it, without
+    compiling and caching a statement per write (SQLite)."""
+    columns = [c for c in audit_table.c if c.name != "id"]
+    sql = "INSERT INTO campo_audit ({}) VALUES ({})".format(
+        ", ".join(f'"{c.name}"' for c in columns), ", ".join("?" for _ in columns))
+    return sql, [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect))
+                 for c in columns]
 
 
 class _Unset:
@@ -172,7 +185,13 @@ def record(conn: sa.Connection, *, action: str, entity: str | None = None,
         log.debug("audit (at commit) %s %s:%s by %s", action, entity, record_id,
                   row["username"])
         return None
-    result = conn.execute(_INSERT, row)
-    new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    if conn.dialect.name == "sqlite":
+        sql, binds = _driver_insert(conn.dialect)
+        result = conn.exec_driver_sql(sql, tuple(
+            bind(row[name]) if bind is not None else row[name] for name, bind in binds))
+        new_id = int(result.lastrowid)
+    else:
+        result = conn.execute(_INSERT, row)
+        new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     log.debug("audit %s %s %s:%s by %s", new_id, action, entity, record_id, row["username"])
     return new_id

@@ -157,3 +157,27 @@ def test_audit_rows_are_immutable_in_the_database(harness: Harness) -> None:
             with harness.engine.begin() as conn:
                 conn.execute(stmt)
     assert harness.audit_rows()[0]["username"] == "bob"
+
+
+def test_sqlite_rows_are_stored_as_the_table_statement_stores_them(tmp_path: Path) -> None:
+    """The SQLite writer's driver-level INSERT (no statement compiled per write) stores the
+    same text as ``sa.insert(audit_table)``: instants, JSON, nulls."""
+    from engine.audit.writer import _INSERT
+
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'a.db'}")
+    ensure_platform_tables(engine)
+    ts = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
+    after = {"depth": decimal.Decimal("1.5"), "spud": dt.date(2024, 1, 1), "name": "Ñandú"}
+    with engine.begin() as conn:
+        rid = record(conn, action="create", entity="x.y", record_id=5, after=after, ts=ts,
+                     username="u", detail={"why": None})
+        conn.execute(_INSERT, {"ts": ts, "action": "create", "user_id": None, "username": "u",
+                               "source_ip": None, "request_id": None, "entity": "x.y",
+                               "record_id": "5", "before": None,
+                               "after": {"depth": "1.5", "spud": "2024-01-01",
+                                         "name": "Ñandú"}, "detail": {"why": None}})
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT * FROM campo_audit ORDER BY id").all()
+    assert rid == rows[0][0] and rows[0][1:] == rows[1][1:]
+    assert rows[0][1] == "2026-01-02 06:04:05.678901"
+    engine.dispose()
