@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 #: how long Ctrl-C waits for the Modbus and OPC-UA servers to close their connections
-STOP_SECONDS = 8.0
+STOP_SECONDS = 5.0
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -55,14 +56,20 @@ def _simulate(args: argparse.Namespace) -> int:
         try:
             await asyncio.Event().wait()
         finally:
-            try:  # Ctrl-C must end the program even if a server's shutdown hangs
-                await asyncio.wait_for(sim.stop(), STOP_SECONDS)
-            except TimeoutError:
+            # Ctrl-C must end the program even if a server's shutdown hangs (a client that
+            # keeps its session open): wait a while, then leave without asyncio's clean-up,
+            # which would wait for the same tasks
+            stopping = asyncio.create_task(sim.stop(), name="campo-simulator-stop")
+            done, _ = await asyncio.wait({stopping}, timeout=STOP_SECONDS)
+            if not done:
                 waiting = sorted(t.get_name() for t in asyncio.all_tasks()
                                  if t is not asyncio.current_task())
                 print(f"simulator: the servers did not stop within {STOP_SECONDS:.0f} s "
-                      f"(still running: {', '.join(waiting) or 'nothing'}); leaving",
+                      f"(still running: {', '.join(waiting)}); leaving",
                       file=sys.stderr, flush=True)
+                sys.stdout.flush()
+                os._exit(0)
+            stopping.result()
 
     try:
         asyncio.run(main())

@@ -254,13 +254,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _default_ctrl_c() -> None:
+    """In the child before it starts: Ctrl-C as a terminal gives it, whatever another test
+    left in this process (a blocked or ignored SIGINT is inherited by a new program)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGABRT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_campo_simulate_runs_in_the_foreground() -> None:
     mport, oport = _free_port(), _free_port()
-    with subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "simulate", "--wells", "2",
-             "--modbus-port", str(mport), "--opcua-port", str(oport)],
+    with subprocess.Popen(  # -X faulthandler: SIGABRT prints every thread's stack
+            [sys.executable, "-X", "faulthandler", "-m", "engine.cli", "simulate", "--wells",
+             "2", "--modbus-port", str(mport), "--opcua-port", str(oport)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}) as proc:
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=_default_ctrl_c) as proc:  # noqa: PLW1509 (a test; no threads fork)
         try:
             assert proc.stdout is not None
             lines = []
@@ -275,7 +283,18 @@ def test_campo_simulate_runs_in_the_foreground() -> None:
             with socket.create_connection(("127.0.0.1", mport), timeout=2):
                 pass
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=15) == 0
+            try:  # read what it says while it stops: a full pipe would block it
+                rest, _ = proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)
+                try:
+                    rest, _ = proc.communicate(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    rest, _ = proc.communicate()
+                raise AssertionError("campo simulate did not stop on Ctrl-C:\n"
+                                     + "".join(lines) + rest) from None
+            assert proc.returncode == 0, "".join(lines) + rest
         finally:
             if proc.poll() is None:
                 proc.kill()
