@@ -50,24 +50,24 @@ SYSTEM_FIELDS: frozenset[str] = frozenset(
 #: built once: a statement rebuilt per row cost a measurable share of every write
 _INSERT = sa.insert(audit_table)
 _JSON_COLUMNS = ("before", "after", "detail")
+_COLUMNS = [c for c in audit_table.c if c.name != "id"]
+_COLUMN_LIST = ", ".join(f'"{c.name}"' for c in _COLUMNS)
 #: the same row as text for PostgreSQL, sent with the transaction's COMMIT
 #: (:mod:`engine.db.atcommit`); JSON as the ``sa.JSON`` columns store it (None as ``null``)
 _PG_INSERT = "INSERT INTO campo_audit ({}) VALUES ({})".format(
-    ", ".join(f'"{c.name}"' for c in audit_table.c if c.name != "id"),
-    ", ".join(f"%({c.name})s::json" if c.name in _JSON_COLUMNS else f"%({c.name})s"
-              for c in audit_table.c if c.name != "id"))
+    _COLUMN_LIST, ", ".join(f"%({c.name})s::json" if c.name in _JSON_COLUMNS
+                            else f"%({c.name})s" for c in _COLUMNS))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)
 def _driver_insert(dialect: sa.Dialect) -> tuple[str, list[tuple[str, Any]]]:
     """The audit INSERT as the driver takes it (``?`` placeholders) and each column's bind
     processor: the row written exactly as ``sa.insert(audit_table)`` writes it, without
     compiling and caching a statement per write (SQLite)."""
-    columns = [c for c in audit_table.c if c.name != "id"]
     sql = "INSERT INTO campo_audit ({}) VALUES ({})".format(
-        ", ".join(f'"{c.name}"' for c in columns), ", ".join("?" for _ in columns))
+        _COLUMN_LIST, ", ".join("?" for _ in _COLUMNS))
     return sql, [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect))
-                 for c in columns]
+                 for c in _COLUMNS]
 
 
 class _Unset:
@@ -177,8 +177,7 @@ def record(conn: sa.Connection, *, action: str, entity: str | None = None,
         "detail": None if detail is None else jsonable(detail),
     }
     if atcommit.queues(conn):
-        row["ts"] = row["ts"].astimezone(dt.UTC) if row["ts"].tzinfo else row["ts"].replace(
-            tzinfo=dt.UTC)
+        row["ts"] = audit_table.c.ts.type.process_bind_param(row["ts"], conn.dialect)
         for name in _JSON_COLUMNS:
             row[name] = json.dumps(row[name])
         atcommit.at_commit(conn, _PG_INSERT, row)
