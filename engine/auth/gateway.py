@@ -120,11 +120,12 @@ def rate_limit() -> None:
     if p is not None and p.engine:  # the engine's own in-process writes are not throttled
         return
     key = f"api:user:{p.user_id}" if p is not None else f"api:ip:{request.remote_addr}"
-    verdict = state.counters.hit(key, rate.amount, rate.period)
+    now = state.now().timestamp()  # the app's clock: a test's is fixed, so no window edge
+    verdict = state.counters.hit(key, rate.amount, rate.period, now=now)
     setattr(g, RATE_G, verdict)
     if not verdict.allowed:
         fail(429, f"rate limit exceeded ({state.settings.api_rate_limit}); try again later",
-             headers={"Retry-After": str(max(1, int(verdict.reset - time.time()) + 1))})
+             headers={"Retry-After": str(max(1, int(verdict.reset - now) + 1))})
 
 
 def _rate_headers(response: Response) -> Response:
