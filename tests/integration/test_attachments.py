@@ -116,6 +116,9 @@ def test_upload_download_round_trip_with_checksum_and_headers(env: dict[str, Any
     assert d.headers["Content-Type"] == "application/pdf"
     assert d.headers["Content-Length"] == str(len(PDF))
     assert d.headers["X-Content-Type-Options"] == "nosniff"
+    # the download's own sandboxing policy, not replaced by the API's default one
+    assert d.headers.getlist("Content-Security-Policy") == ["default-src 'none'; sandbox"]
+    assert d.headers.getlist("X-Content-Type-Options") == ["nosniff"]
     assert d.headers["Content-Disposition"].startswith("attachment;")
     assert "Informe" in d.headers["Content-Disposition"]
     assert d.headers["ETag"] == f'"{sha}"'

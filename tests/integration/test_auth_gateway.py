@@ -99,6 +99,24 @@ def test_security_headers_and_docs_csp(harness: Harness) -> None:
     assert "Retry-After" not in login.headers  # only on refusals
 
 
+def test_refusals_and_errors_carry_the_headers_and_https_adds_hsts(harness: Harness) -> None:
+    token = harness.tokens("bob")["access_token"]
+    refused = harness.client.get("/api/test/ping")  # no credentials: 401
+    missing = harness.get("/api/no/such/thing", token)  # 404 from the router
+    for r in (refused, missing):
+        assert r.status_code in (401, 404)
+        assert r.headers.getlist("X-Frame-Options") == ["DENY"]
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert "Strict-Transport-Security" not in r.headers
+    tls = harness.client.get("/api/test/ping", base_url="https://localhost",
+                             headers=bearer(token))
+    assert tls.status_code == 200
+    assert tls.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert int(tls.headers["X-RateLimit-Remaining"]) < int(tls.headers["X-RateLimit-Limit"])
+    # a view's own Cache-Control on /api/auth/ is replaced, never doubled
+    assert harness.login("bob").headers.getlist("Cache-Control") == ["no-store"]
+
+
 def test_request_id_in_and_out(harness: Harness) -> None:
     r = harness.client.get("/api/health", headers={"X-Request-ID": "abc-123"})
     assert r.headers["X-Request-ID"] == "abc-123"
