@@ -61,13 +61,34 @@ _PG_INSERT = "INSERT INTO campo_audit ({}) VALUES ({})".format(
 
 @functools.lru_cache(maxsize=8)
 def _driver_insert(dialect: sa.Dialect) -> tuple[str, list[tuple[str, Any]]]:
-    """The audit INSERT as the driver takes it (``?`` placeholders) and each column's bind
-    processor: the row written exactly as ``sa.insert(audit_table)`` writes it, without
-    compiling and caching a statement per write (SQLite)."""
+    """The audit INSERT as the driver takes it (``?`` placeholders) and how each column's
+    value is bound: the row written exactly as ``sa.insert(audit_table)`` writes it,
+    without compiling and caching a statement per write (SQLite). JSON columns are
+    ``json.dumps`` (what ``sa.JSON``'s processor calls: ``None`` is stored as ``null``)."""
     sql = "INSERT INTO campo_audit ({}) VALUES ({})".format(
         _COLUMN_LIST, ", ".join("?" for _ in _COLUMNS))
-    return sql, [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect))
+    return sql, [(c.name, json.dumps if c.name in _JSON_COLUMNS
+                  else c.type.dialect_impl(dialect).bind_processor(dialect))
                  for c in _COLUMNS]
+
+
+def _sqlite_insert(conn: sa.Connection, row: Mapping[str, Any]) -> int:
+    """Insert ``row`` through the connection's sqlite3 cursor (its transaction; SQLAlchemy's
+    statement machinery cost more than SQLite's insert, inside the write lock); a driver
+    error reaches the caller as SQLAlchemy's ``DBAPIError``, as through ``execute``."""
+    import sqlite3
+
+    sql, binds = _driver_insert(conn.dialect)
+    params = tuple(bind(row[name]) if bind is not None else row[name] for name, bind in binds)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return int(cursor.lastrowid)  # type: ignore[arg-type]
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, params, exc, sqlite3.Error,
+                                         dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
 
 
 class _Unset:
@@ -78,9 +99,13 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+#: types :func:`jsonable` returns as they are (checked first: most values are one of them)
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """``value`` as JSON data: decimals as strings (exact), instants as ISO 8601."""
-    if value is None or isinstance(value, bool | int | str):
+    if type(value) in _AS_IS or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)  # JSON has no NaN/Infinity
@@ -185,10 +210,7 @@ def record(conn: sa.Connection, *, action: str, entity: str | None = None,
                   row["username"])
         return None
     if conn.dialect.name == "sqlite":
-        sql, binds = _driver_insert(conn.dialect)
-        result = conn.exec_driver_sql(sql, tuple(
-            bind(row[name]) if bind is not None else row[name] for name, bind in binds))
-        new_id = int(result.lastrowid)
+        new_id = _sqlite_insert(conn, row)
     else:
         result = conn.execute(_INSERT, row)
         new_id = int(result.inserted_primary_key[0])  # type: ignore[index]

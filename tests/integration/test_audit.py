@@ -181,3 +181,21 @@ def test_sqlite_rows_are_stored_as_the_table_statement_stores_them(tmp_path: Pat
     assert rid == rows[0][0] and rows[0][1:] == rows[1][1:]
     assert rows[0][1] == "2026-01-02 06:04:05.678901"
     engine.dispose()
+
+
+def test_a_sqlite_driver_error_reaches_the_caller_as_sqlalchemys(tmp_path: Path) -> None:
+    """The SQLite writer goes through the sqlite3 cursor; its errors still arrive as
+    ``sa.exc.DBAPIError`` (what the API's database-error handling catches), and the
+    write's transaction rolls back whole."""
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'a.db'}")
+    ensure_platform_tables(engine)
+    with engine.begin() as conn:  # the audit trail refuses to store anything for a moment
+        conn.exec_driver_sql("CREATE TABLE written (x INTEGER)")
+        conn.exec_driver_sql("ALTER TABLE campo_audit RENAME TO campo_audit_away")
+    with pytest.raises(sa.exc.OperationalError, match="no such table: campo_audit"):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO written (x) VALUES (1)")
+            record(conn, action="create", entity="x.y", record_id=1, after={"a": 1})
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM written").scalar() == 0
+    engine.dispose()
