@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -124,6 +125,8 @@ def test_request_id_in_and_out(harness: Harness) -> None:
     assert r.headers["X-Request-ID"] != "bad id <script>"
     assert len(r.headers["X-Request-ID"]) == 32
     assert harness.client.get("/api/test/ping").headers["X-Request-ID"]  # on refusals too
+    made = {harness.client.get("/api/health").headers["X-Request-ID"] for _ in range(200)}
+    assert len(made) == 200 and all(re.fullmatch(r"[0-9a-f]{32}", m) for m in made)
 
 
 def test_request_body_limit(harness: Harness) -> None:
