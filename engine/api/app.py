@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,6 +37,7 @@ from engine.units.wsgi import UnitsMiddleware
 from engine.urls import BUILTIN_SEGMENTS
 from metamodel import Model
 
+from . import record_events
 from .access import (
     Authorize,
     CurrentIdentity,
@@ -147,7 +149,8 @@ def create_app(model: Model, engine: Engine, settings: Settings | None = None, *
             api.register_blueprint(extra)
         else:
             app.register_blueprint(extra)
-    stoppers: list[Callable[[], None]] = []
+    # stopped last: the record events of the last writes go out before the process ends
+    stoppers: list[Callable[[], None]] = [functools.partial(_flush_record_events, engine)]
     app.extensions["campo"] = {"context": ctx, "api": api, "stoppers": stoppers}
     app.extensions["campo_audit_view"] = AuditView(ctx)  # GET /api/audit per caller
     for hook in on_start:
@@ -164,6 +167,11 @@ def _no_type_without_body(resp: flask.Response) -> flask.Response:
     if resp.status_code in (204, 304):
         resp.headers.pop("Content-Type", None)
     return resp
+
+
+def _flush_record_events(engine: Engine) -> None:
+    if not record_events.flush(engine):
+        log.warning("record events: the last ones could not be sent before stopping")
 
 
 def shutdown(app: Flask) -> None:

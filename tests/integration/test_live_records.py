@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from werkzeug.serving import make_server
 from wsclient import Client
 
-from engine.api import create_app
+from engine.api import create_app, record_events
 from engine.auth.hooks import api_hooks, auth_init_hook
 from engine.auth.users import create_user
 from engine.bus import InProcessBus
@@ -73,6 +73,9 @@ class Web:
         return r
 
     def socket(self, token: str) -> Client:
+        # the events of this process's earlier writes have left (its publisher sends them
+        # after their commit): a new socket hears of what happens from now on
+        assert record_events.flush(self.engine)
         ws = Client.connect(f"ws://127.0.0.1:{self.server.server_port}/api/ws?token={token}")
         recv(ws, "ready")
         return ws
@@ -358,3 +361,80 @@ def test_a_stream_of_writes_keeps_flowing_while_checks_run(web: Callable[..., We
             last = e["version"]
     assert last == 61
     opa.close()
+
+
+def test_payloads_keep_runs_in_order() -> None:
+    """A publisher batch becomes one payload per run of entity and operation, in order: a
+    record's create, update and delete never change places, even across entities."""
+    from engine.api.record_events import RecordEvent, batch_payloads, decode
+
+    batch = [RecordEvent("a.b", 1, 1, "create"), RecordEvent("a.b", 1, 2, "update"),
+             RecordEvent("a.b", 2, 2, "update"), RecordEvent("c.d", 9, 1, "create"),
+             RecordEvent("a.b", 1, None, "delete"), RecordEvent("a.b", 3, 4, "update")]
+    payloads = list(batch_payloads(batch))
+    assert len(payloads) == 5
+    assert [e for p in payloads for e in decode(p)] == batch
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_events_leave_after_the_commit_and_survive_a_dropped_connection(db_url: str) -> None:
+    """PostgreSQL: the write's own transaction sends no NOTIFY (the publisher does, after
+    the commit); concurrent writers' events all arrive, each writer's in order; when the
+    publisher's connection is cut, the next batch goes out on a new one."""
+    import queue
+
+    import sqlalchemy as sa
+
+    from engine.api.record_events import emit, flush
+    from engine.live.records import RecordFeed
+
+    engine = create_engine_for(db_url)
+    got: queue.Queue[list[Any]] = queue.Queue()
+    feed = RecordFeed(engine, got.put).start()
+
+    def heard(count: int) -> list[Any]:
+        events: list[Any] = []
+        end = time.monotonic() + 10
+        while len(events) < count and time.monotonic() < end:
+            try:
+                events += got.get(timeout=0.2)
+            except queue.Empty:
+                pass
+        return events
+
+    try:
+        assert feed.wait_ready(10)
+        with engine.begin() as conn:
+            emit(conn, "a.b", "update", [(1, 2)])
+            # not queued on the write's COMMIT (engine.db.atcommit) any more
+            assert not conn.info.get("campo_at_commit")
+        assert [(e.id, e.version) for e in heard(1)] == [(1, 2)]
+
+        def writer(base: int) -> None:
+            for version in range(1, 26):
+                with engine.begin() as conn:
+                    emit(conn, "a.b", "update", [(base, version)])
+
+        threads = [threading.Thread(target=writer, args=(100 + n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        events = heard(100)
+        assert len(events) == 100
+        for n in range(4):
+            assert [e.version for e in events if e.id == 100 + n] == list(range(1, 26))
+
+        assert flush(engine)
+        with engine.connect() as conn:  # cut the publisher's connection
+            cut = conn.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                "AND query LIKE 'SELECT pg_notify%'")).scalar()
+        assert cut >= 1  # this engine's publisher (and any an earlier test left)
+        with engine.begin() as conn:
+            emit(conn, "a.b", "delete", [(7, None)])
+        assert [(e.id, e.op) for e in heard(1)] == [(7, "delete")]
+    finally:
+        feed.stop()
+        engine.dispose()
