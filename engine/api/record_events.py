@@ -209,8 +209,9 @@ class Publisher:
         self._events: list[RecordEvent] = []
         self._dropped = 0
         self._busy = False
-        #: the publisher's own pooled connection (autocommit), kept between batches; given
-        #: back after IDLE_CLOSE seconds without events or when the engine is disposed
+        #: the publisher's own connection (autocommit, detached from the pool, which could be
+        #: gone before it: a test's engine), kept between batches; closed after IDLE_CLOSE
+        #: seconds without events, when the engine is disposed and when nothing holds it
         self._conn: Any = None
         self._release = False
         self._cond = threading.Condition()
@@ -272,11 +273,9 @@ class Publisher:
                 disposed, self._release = self._release, False
             engine = self._engine()
             if engine is None:
-                self._close(discard=True)
+                self._close()
                 return
-            if disposed:  # its pool was replaced: this connection is not one of the new one
-                self._close(discard=True)
-            elif not batch:  # idle for IDLE_CLOSE seconds
+            if disposed or not batch:  # the engine disposed, or idle for IDLE_CLOSE seconds
                 self._close()
             if dropped:
                 log.warning("record events: %d not sent (the database was unreachable)",
@@ -297,29 +296,27 @@ class Publisher:
         for attempt in (1, 2):
             try:
                 if self._conn is None:
-                    self._conn = engine.raw_connection()
-                    self._conn.driver_connection.autocommit = True
-                self._conn.driver_connection.execute(sql, params)
+                    fairy = engine.raw_connection()
+                    driver = fairy.driver_connection  # (the fairy forgets it once detached)
+                    fairy.detach()
+                    self._conn = (fairy, driver)
+                    driver.autocommit = True
+                self._conn[1].execute(sql, params)
                 return
             except Exception as exc:  # the writes committed; only the live refresh is late
-                self._close(discard=True)
+                self._close()
                 if attempt == 2:
                     log.warning("record events: %d not sent: %s", len(batch), exc)
                     return
                 time.sleep(1.0)
 
-    def _close(self, discard: bool = False) -> None:
-        """Give the connection back to the pool, or close it (``discard``)."""
+    def _close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
         try:
-            if discard:
-                conn.invalidate()
-            else:
-                conn.driver_connection.autocommit = False
-                conn.close()  # back to the pool
-        except Exception as exc:  # a dead connection: nothing to give back
+            conn[0].close()  # detached: closes the database connection
+        except Exception as exc:  # a dead connection: nothing left to close
             log.debug("record events: closing the publisher's connection: %s", exc)
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
+import os
+import tempfile
 from pathlib import Path
 
 from alembic import command
@@ -75,25 +76,39 @@ def migrations_dir(project_dir: Path) -> Path:
     return Path(project_dir) / "migrations"
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` so that a reader sees the old file or the new one, never a part
+    (two processes starting at once may both write it)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def ensure_folder(folder: Path) -> None:
     """Create ``env.py``, ``script.py.mako`` and ``versions/`` where they are missing."""
     (folder / "versions").mkdir(parents=True, exist_ok=True)
     env = folder / "env.py"
     if not env.exists():
-        env.write_text(ENV_PY, encoding="utf-8")
+        _write_whole(env, ENV_PY)
         log.info("wrote %s", env)
     mako = folder / "script.py.mako"
     if not mako.exists():
-        shutil.copyfile(TEMPLATE, mako)
+        _write_whole(mako, TEMPLATE.read_text(encoding="utf-8"))
 
 
 def writable(folder: Path) -> bool:
     """Whether revisions can be written into ``folder`` (creating it if needed)."""
     try:
         ensure_folder(folder)
-        probe = folder / "versions" / ".campo-write-test"
-        probe.write_text("", encoding="utf-8")
-        probe.unlink()
+        # a probe of its own: two starts at once must not remove each other's
+        fd, probe = tempfile.mkstemp(dir=folder / "versions", prefix=".campo-write-test-")
+        os.close(fd)
+        os.unlink(probe)
         return True
     except OSError as exc:
         log.warning("migrations folder %s is not writable: %s", folder, exc)
