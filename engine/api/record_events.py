@@ -43,7 +43,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from engine.db.atcommit import TransactionList
+from engine.db.atcommit import CHANNEL_SQL, TransactionList
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ class Publisher:
         then dropped with a warning."""
         payloads = list(batch_payloads(batch))
         sql = "SELECT " + ", ".join(
-            f"pg_notify(%(prefix)s || current_schema(), %(p{i})s)" for i in range(len(payloads)))
+            f"pg_notify({CHANNEL_SQL}, %(p{i})s)" for i in range(len(payloads)))
         params = {"prefix": CHANNEL_PREFIX, **{f"p{i}": p for i, p in enumerate(payloads)}}
         for attempt in (1, 2):
             try:

@@ -12,8 +12,9 @@ message (``COMMIT`` included): the transaction is aborted and the error reaches 
 as SQLAlchemy's ``DBAPIError``, as a failing ``COMMIT`` would.
 
 Only PostgreSQL connections inside a transaction queue (:func:`queues`); elsewhere callers
-run their statement at once (SQLite has no network to save). :func:`notify` is the one
-``pg_notify`` of the engine (credential invalidations, record events).
+run their statement at once (SQLite has no network to save). :func:`notify` sends the
+credential invalidations; record events leave after the commit instead
+(:mod:`engine.api.record_events`), on the same channels (:data:`CHANNEL_SQL`).
 
 Example::
 
@@ -34,7 +35,8 @@ from sqlalchemy.engine import Connection, Engine
 
 #: ``pg_notify`` on ``<prefix><current schema>``: two deployments (or two tests) sharing a
 #: database never hear each other
-NOTIFY_SQL = "SELECT pg_notify(%(prefix)s || current_schema(), %(payload)s)"
+CHANNEL_SQL = "%(prefix)s || current_schema()"
+NOTIFY_SQL = f"SELECT pg_notify({CHANNEL_SQL}, %(payload)s)"
 
 _watched: weakref.WeakSet[Engine] = weakref.WeakSet()
 _lock = threading.Lock()

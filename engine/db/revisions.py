@@ -81,6 +81,7 @@ def _write_whole(path: Path, text: str) -> None:
     (two processes starting at once may both write it)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o644)  # a project file, readable as write_text made it (mkstemp: 0600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
